@@ -1,0 +1,77 @@
+"""The ``shipthread`` command line: serve, sandbox, playbook, db.
+
+Thin on purpose: each subcommand parses its arguments and calls one function of the module that owns
+the work. User mistakes end with a one-line message on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.errors import ShipthreadError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipthread",
+        description="Slack-first ChatOps deployments: approvals, Jenkins, Kubernetes, QoS guard.",
+    )
+    parser.add_argument("--version", action="version", version=f"shipthread {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    playbook = sub.add_parser("playbook", help="validate playbooks or print their JSON Schema")
+    pb_sub = playbook.add_subparsers(dest="playbook_command", metavar="ACTION")
+    validate = pb_sub.add_parser("validate", help="validate playbook files or folders (exit 0 or 1)")
+    validate.add_argument("paths", nargs="*", help="files or folders (default: $SHIPTHREAD_PLAYBOOKS or playbooks/)")
+    validate.add_argument("--config", help="config file whose approver groups the playbooks must use")
+    pb_sub.add_parser("schema", help="print the playbook JSON Schema (for yaml-language-server)")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", help="create or migrate the schema (safe to run twice)")
+    upgrade.add_argument("--url", help="database URL (default: $SHIPTHREAD_DATABASE_URL or config)")
+
+    sandbox = sub.add_parser("sandbox", help="run Shipthread against local emulators")
+    sb_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION")
+    emulators = sb_sub.add_parser("emulators", help="start the Slack, Jenkins and Kubernetes emulators")
+    emulators.add_argument("--host", default="127.0.0.1")
+    emulators.add_argument("--port-base", type=int, default=0, help="first port (0: random free ports)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except ShipthreadError as exc:
+        print(f"shipthread: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "playbook":
+        from bot import playbooks
+
+        if args.playbook_command == "validate":
+            return playbooks.validate_command(args.paths, config_path=args.config)
+        if args.playbook_command == "schema":
+            return playbooks.schema_command()
+    elif args.command == "db":
+        from bot.store import migrate
+
+        if args.db_command == "upgrade":
+            return migrate.upgrade_command(args.url)
+    elif args.command == "sandbox":
+        from bot.sandbox import runner
+
+        if args.sandbox_command == "emulators":
+            return runner.emulators_command(args.host, args.port_base)
+    parser.print_help()
+    return 0 if args.command is None else 2
