@@ -1,0 +1,142 @@
+"""Prometheus adapter: instant queries for the QoS guard, batched by shape, never a false pass.
+
+"No data" (an empty result, or NaN from 0/0 when there is no traffic) is kept distinct from zero and
+from an error; every failure to get an answer becomes ``QueryFailed``, which the guard treats as
+inconclusive. The client library is synchronous and runs in a bounded thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from bot.adapters.blocking import BlockingRunner
+from bot.adapters.promql import batch_template, services_regex
+from bot.adapters.retrying import RetryPolicy, retry
+from bot.domain.measurements import Measurement, NoData, QueryFailed, Value
+from bot.errors import PermanentError, ShipthreadError, TransientError
+from bot.ports import PLACEHOLDER, GuardQuery, promql_string
+
+log = logging.getLogger("shipthread.prometheus")
+
+Row = Mapping[str, Any]
+
+
+class PrometheusMetrics:
+    """The ``Metrics`` port over a Prometheus HTTP API."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        policy: RetryPolicy | None = None,
+        workers: int = 4,
+        batch: bool = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout_s
+        # Retries are ours (tenacity, logged, bounded); the library's own urllib3 retries are off.
+        self._client = PrometheusConnect(
+            url=self.url, disable_ssl=True, retry=Retry(total=0), timeout=timeout_s
+        )
+        self._policy = policy or RetryPolicy(attempts=3, total_s=max(2 * timeout_s, 5.0), max_wait_s=1.0)
+        self._runner = BlockingRunner("prometheus", workers)
+        self._batch = batch
+
+    def close(self) -> None:
+        self._runner.close()
+
+    async def query(self, promql: str) -> Measurement:
+        try:
+            rows = await self._rows(promql)
+        except ShipthreadError as exc:
+            return QueryFailed(str(exc))
+        return _single(rows)
+
+    async def evaluate(self, queries: Sequence[GuardQuery]) -> Mapping[GuardQuery, Measurement]:
+        groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[GuardQuery]] = defaultdict(list)
+        for q in dict.fromkeys(queries):
+            others = tuple(p for p in q.params if p[0] != "service")
+            groups[(q.template, others)].append(q)
+        jobs: list[Coroutine[Any, Any, dict[GuardQuery, Measurement]]] = []
+        for (template, others), members in groups.items():
+            batched = batch_template(template) if self._batch and len(members) > 1 else None
+            if batched is None:
+                jobs.extend(self._one(q) for q in members)
+            else:
+                jobs.append(self._many(batched, others, members))
+        results: dict[GuardQuery, Measurement] = {}
+        for part in await asyncio.gather(*jobs):
+            results.update(part)
+        return results
+
+    async def _one(self, q: GuardQuery) -> dict[GuardQuery, Measurement]:
+        return {q: await self.query(q.rendered())}
+
+    async def _many(
+        self, batched: str, others: tuple[tuple[str, str], ...], members: list[GuardQuery]
+    ) -> dict[GuardQuery, Measurement]:
+        values = {k: promql_string(v) for k, v in others}
+        promql = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), batched)
+        promql = promql.replace("{services}", services_regex([q.param("service") or "" for q in members]))
+        try:
+            rows = await self._rows(promql)
+        except ShipthreadError as exc:
+            return {q: QueryFailed(str(exc)) for q in members}
+        by_service: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            by_service[str(row.get("metric", {}).get("service", ""))].append(row)
+        return {q: _single(by_service.get(q.param("service") or "", [])) for q in members}
+
+    async def _rows(self, promql: str) -> list[Row]:
+        return await retry(self._policy, f"prometheus query {promql[:80]!r}", lambda: self._attempt(promql))
+
+    async def _attempt(self, promql: str) -> list[Row]:
+        try:
+            data = await self._runner.run(
+                self._client.custom_query,
+                promql,
+                params={"timeout": f"{max(1, int(self._timeout * 1000))}ms"},
+                timeout=self._timeout,
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(f"Prometheus at {self.url} did not answer: {type(exc).__name__}") from exc
+        except PrometheusApiClientException as exc:
+            text = str(exc)
+            if "HTTP Status Code 5" in text or "HTTP Status Code 429" in text:
+                raise TransientError(f"Prometheus error: {text[:300]}") from exc
+            raise PermanentError(f"Prometheus refused the query: {text[:300]}") from exc
+        except (requests.RequestException, ValueError) as exc:
+            raise TransientError(f"Prometheus answer unreadable: {exc}") from exc
+        if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
+            # A scalar result comes back as [timestamp, "value"], not a list of series.
+            return [{"metric": {}, "value": data}]
+        if not isinstance(data, list):
+            raise PermanentError(f"Prometheus answered an unexpected result type: {type(data).__name__}")
+        return data
+
+
+def _single(rows: Sequence[Row]) -> Measurement:
+    """One check must yield one number; zero series is no data, several is a mistake in the check."""
+    if not rows:
+        return NoData()
+    if len(rows) > 1:
+        labels = ", ".join(str(dict(r.get("metric", {}))) for r in rows[:3])
+        return QueryFailed(f"query returned {len(rows)} series (a guard check must return one): {labels}")
+    try:
+        value = float(rows[0]["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return QueryFailed("query returned a sample that is not a number")
+    if math.isnan(value):
+        return NoData()  # 0/0: no traffic to judge, which is not "0 % errors"
+    return Value(value)

@@ -1,0 +1,78 @@
+"""The retry policy of every adapter, declared once with tenacity.
+
+Exponential backoff with jitter, bounded both in attempts and in total time, retrying only
+``TransientError`` (a ``PermanentError`` fails at once), honouring the error's own ``retry_in``
+(e.g. Retry-After) when that is longer, and logging each attempt. No hand-written retry loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from bot.errors import TransientError
+
+T = TypeVar("T")
+log = logging.getLogger("shipthread.retry")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard one adapter tries before it gives up with the last TransientError."""
+
+    attempts: int = 4
+    total_s: float = 20.0
+    initial_s: float = 0.2
+    max_wait_s: float = 5.0
+    jitter_s: float = 0.2
+
+
+def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s)
+
+    def wait(state: RetryCallState) -> float:
+        delay = backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError):
+            delay = max(delay, min(exc.retry_in, policy.max_wait_s))
+        return float(delay)
+
+    return wait
+
+
+def _log_attempt(what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s failed (attempt %d): %s; retrying in %.1fs", what, state.attempt_number, exc, wait)
+
+    return before_sleep
+
+
+async def retry(policy: RetryPolicy, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Await ``call()`` until it succeeds, raises a non-transient error, or the policy is spent.
+
+    When the policy is spent the last ``TransientError`` is re-raised unchanged.
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_s),
+        wait=_wait(policy),
+        retry=retry_if_exception_type(TransientError),
+        before_sleep=_log_attempt(what),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")

@@ -1,0 +1,201 @@
+"""The Protocols the engine talks to: CI, Cluster, Metrics (Chat, Store and Clock come with the engine).
+
+Each port is as small as the engine needs and speaks our own frozen values, never a client
+library's types; adapters in ``bot.adapters`` implement them and translate library errors into
+``bot.errors`` at the edge (``TransientError`` carries a retry delay, ``PermanentError`` does not).
+Every method that changes something takes an idempotency ``key`` so a retry or a restart after a
+crash finds the change it already made instead of making it twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bot.domain.measurements import Measurement
+
+# --- CI (Jenkins) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRef:
+    """Where a triggered build is: its job, its queue item, and its number once it has one."""
+
+    job: str
+    queue_item: int | None = None
+    number: int | None = None
+
+
+class BuildState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """FAILURE or UNSTABLE: the build did not produce a releasable version."""
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+    """The queue item was cancelled before it became a build."""
+
+    @property
+    def finished(self) -> bool:
+        return self not in (BuildState.QUEUED, BuildState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStatus:
+    """A build's state with progress: elapsed against Jenkins' estimated duration."""
+
+    ref: BuildRef
+    state: BuildState
+    url: str | None = None
+    result: str | None = None
+    """Jenkins' own word (SUCCESS, FAILURE, UNSTABLE, ABORTED) when finished."""
+    elapsed_s: float = 0.0
+    estimated_s: float | None = None
+    waiting_why: str | None = None
+    """Jenkins' ``why`` while the item waits in the queue."""
+
+    @property
+    def progress(self) -> float | None:
+        """0..1 while running when Jenkins has an estimate, else None."""
+        if self.estimated_s is None or self.estimated_s <= 0:
+            return None
+        return max(0.0, min(1.0, self.elapsed_s / self.estimated_s))
+
+
+class CI(Protocol):
+    async def trigger(self, job: str, params: Mapping[str, str], key: str) -> BuildRef:
+        """Start a parameterized build carrying ``key``; if a build with ``key`` exists, return it."""
+        ...
+
+    async def status(self, ref: BuildRef) -> BuildStatus: ...
+
+    async def console_tail(self, ref: BuildRef, lines: int = 20) -> str:
+        """The last ``lines`` of the console, secrets redacted (not yet escaped for Slack)."""
+        ...
+
+    async def abort(self, ref: BuildRef) -> None: ...
+
+
+# --- Cluster (Kubernetes) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One workload in one cluster: what a playbook environment deploys to."""
+
+    cluster: str
+    namespace: str
+    deployment: str
+    container: str
+    service: str | None = None
+    """The Kubernetes Service whose selector blue-green switches."""
+    color_label: str = "color"
+    rollout_timeout_s: float = 600.0
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "progressing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    phase: RolloutPhase
+    message: str = ""
+    desired: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What runs now: recorded before every deployment so a rollback never guesses."""
+
+    image: str | None
+    revision: int | None = None
+    replicas: int = 0
+    color: str | None = None
+    """Blue-green: the colour the Service selects now."""
+
+
+class Cluster(Protocol):
+    async def live(self, target: Target) -> LiveState: ...
+
+    async def set_image(self, target: Target, image: str, key: str) -> None:
+        """Rolling/recreate: put ``image`` on the Deployment's container."""
+        ...
+
+    async def rollout(self, target: Target) -> RolloutStatus:
+        """How the last change of ``target``'s Deployment (or canary/colour) is doing."""
+        ...
+
+    async def canary_step(self, target: Target, image: str, weight: int, key: str) -> None:
+        """Run ``image`` in ``<name>-canary`` scaled to ``weight`` % of the replicas."""
+        ...
+
+    async def promote_canary(self, target: Target, image: str, key: str) -> None: ...
+
+    async def abort_canary(self, target: Target, key: str) -> None: ...
+
+    async def deploy_color(self, target: Target, image: str, key: str) -> str:
+        """Blue-green: roll ``image`` out on the idle colour; returns that colour."""
+        ...
+
+    async def switch_traffic(self, target: Target, color: str, key: str) -> None: ...
+
+    async def undo(self, target: Target, image: str | None, key: str) -> None:
+        """Restore the previous revision's pod template, or ``image`` when given."""
+        ...
+
+
+# --- Metrics (Prometheus) ------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{(service|env|namespace|version)\}")
+"""Placeholders of check templates; PromQL's own ``{label="x"}`` braces are left alone."""
+
+_PROMQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def promql_string(value: str) -> str:
+    """``value`` escaped for the inside of a PromQL double-quoted string."""
+    return value.translate(_PROMQL_ESCAPES)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardQuery:
+    """A check's PromQL template and the values of its placeholders for one deployment.
+
+    Templates use ``{service}``, ``{env}``, ``{namespace}``, ``{version}``; values are escaped for
+    PromQL strings when rendered. Keeping template and values apart (rather than a rendered string)
+    is what lets the metrics adapter batch the same check of many services into one query.
+    """
+
+    template: str
+    params: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, template: str, **params: str) -> GuardQuery:
+        return cls(template, tuple(sorted(params.items())))
+
+    def param(self, name: str) -> str | None:
+        return dict(self.params).get(name)
+
+    def rendered(self) -> str:
+        values = {k: promql_string(v) for k, v in self.params}
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
+
+
+class Metrics(Protocol):
+    async def query(self, promql: str) -> Measurement:
+        """One instant query: a value, no data, or QueryFailed — never an exception for a bad answer."""
+        ...
+
+    async def evaluate(self, queries: Sequence[GuardQuery]) -> Mapping[GuardQuery, Measurement]:
+        """Every query of one tick; the same check of several services batched into one query."""
+        ...
