@@ -27,8 +27,20 @@ def _build_write_request_class() -> Any:
             if type_name:
                 f.type_name = type_name
 
-    msg("Label", [("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None), ("value", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None)])
-    msg("Sample", [("value", 1, F.TYPE_DOUBLE, F.LABEL_OPTIONAL, None), ("timestamp", 2, F.TYPE_INT64, F.LABEL_OPTIONAL, None)])
+    msg(
+        "Label",
+        [
+            ("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
+            ("value", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
+        ],
+    )
+    msg(
+        "Sample",
+        [
+            ("value", 1, F.TYPE_DOUBLE, F.LABEL_OPTIONAL, None),
+            ("timestamp", 2, F.TYPE_INT64, F.LABEL_OPTIONAL, None),
+        ],
+    )
     msg(
         "TimeSeries",
         [

@@ -1,0 +1,192 @@
+"""The tables of the store, as SQLAlchemy 2 declarative models.
+
+The models are the store's private shape: the repository maps them to and from the domain's frozen
+values, so nothing outside ``bot.store`` sees a row. ``versions/0001_initial.py`` creates exactly
+these tables, and a test compares the two with Alembic's autogenerate on SQLite and PostgreSQL.
+
+Enum-like values (phase, strategy, lock kind) are stored as plain strings, not native enums, so a new
+phase is a code change rather than an ``ALTER TYPE`` migration. Every timestamp is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Named constraints, so that later migrations (and SQLite's batch mode) can refer to them."""
+
+ID = 64
+NAME = 128
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the offset (``timestamptz``); SQLite keeps none and would hand back naive
+    values. So a naive datetime is refused on the way in (it is a bug: time is always UTC-aware
+    here), values are stored in UTC, and UTC is attached on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store; pass an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class DeploymentRow(Base):
+    """One deployment: a column per field of ``bot.domain.deployment.Deployment``."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_service_env_phase", "service", "env", "phase"),
+        Index("ix_deployments_service_env_created_at", "service", "env", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    service: Mapped[str] = mapped_column(String(NAME))
+    env: Mapped[str] = mapped_column(String(ID))
+    version: Mapped[str] = mapped_column(String(NAME))
+    strategy: Mapped[str] = mapped_column(String(32))
+    requester: Mapped[str] = mapped_column(String(ID))
+    phase: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version_no: Mapped[int] = mapped_column(Integer)
+    emergency_reason: Mapped[str | None] = mapped_column(Text)
+    is_rollback: Mapped[bool] = mapped_column(Boolean)
+    previous_version: Mapped[str | None] = mapped_column(String(NAME))
+    approval_stage: Mapped[int] = mapped_column(Integer)
+    build_attempt: Mapped[int] = mapped_column(Integer)
+    build_queue_item: Mapped[int | None] = mapped_column(Integer)
+    build_number: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    guard_started_at: Mapped[datetime | None]
+    guard_ticks: Mapped[int] = mapped_column(Integer)
+    guard_failed_ticks: Mapped[int] = mapped_column(Integer)
+    guard_inconclusive_ticks: Mapped[int] = mapped_column(Integer)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DeploymentEventRow(Base):
+    """Append-only history of one deployment: what happened, in order (``seq`` from 1)."""
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (UniqueConstraint("deployment_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(NAME))
+    payload: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+
+
+class ApprovalRow(Base):
+    """One approve or reject vote; a person votes at most once per stage of a deployment."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("deployment_id", "stage", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"))
+    stage: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[str] = mapped_column(String(ID))
+    approve: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class LockRow(Base):
+    """A manual or guard lock; released locks stay, for the record."""
+
+    __tablename__ = "locks"
+    __table_args__ = (Index("ix_locks_env_released_at", "env", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    env: Mapped[str] = mapped_column(String(ID))
+    service: Mapped[str | None] = mapped_column(String(NAME))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(ID))
+    created_at: Mapped[datetime]
+    deployment_id: Mapped[str | None] = mapped_column(String(ID), ForeignKey("deployments.id"))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(ID))
+
+
+class AuditRow(Base):
+    """Every human action (and every refusal of one), who did it, where, to what, and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target_at", "target", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(ID))
+    action: Mapped[str] = mapped_column(String(NAME))
+    channel: Mapped[str | None] = mapped_column(String(ID))
+    target: Mapped[str | None] = mapped_column(String(NAME))
+    outcome: Mapped[str] = mapped_column(String(NAME))
+    detail: Mapped[dict[str, Any]]
+
+
+class SlackRefRow(Base):
+    """Where a deployment's thread lives: the parent message every reply hangs under."""
+
+    __tablename__ = "slack_refs"
+
+    deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(ID))
+    parent_ts: Mapped[str] = mapped_column(String(32))
+
+
+class IdempotencyKeyRow(Base):
+    """A claimed piece of work (an effect, a Slack request): the first claimer runs it, others skip."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime]
+    result: Mapped[dict[str, Any] | None]
+    completed_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Tests of the store: repository and migrations, on SQLite and a real throwaway PostgreSQL."""
