@@ -1,0 +1,457 @@
+"""Send requests to a Slack app exactly as Slack does: signed slash commands, clicks, submissions, events.
+
+The other direction from the emulator in ``bot.sandbox.slack``: Slack calls the app. Tests of the
+Bolt app and the sandbox need to type ``/deploy ...``, click a button in a message the bot posted,
+submit a modal or open the Home tab, with the bodies, headers and signature Slack would send, so
+that Bolt's own request verification and parsing run unchanged. What a real request carries that
+only Slack can mint (``trigger_id``, ``response_url``) is minted by the emulator, so ``views.open``
+and ``respond()`` work against it; the button is found in the message as the emulator stored it.
+
+Field names follow Slack's payload reference: slash commands are form-encoded (``token``,
+``team_id``, ``team_domain``, ``channel_id``, ``channel_name``, ``user_id``, ``user_name``,
+``command``, ``text``, ``api_app_id``, ``is_enterprise_install``, ``response_url``,
+``trigger_id``); interactions are a form field ``payload`` holding JSON; events are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from bot.sandbox import slack_blocks
+
+JSONDict = dict[str, Any]
+
+FORM: Final = "application/x-www-form-urlencoded"
+JSON_TYPE: Final = "application/json"
+
+
+@dataclass(frozen=True)
+class DriverResponse:
+    """What the app answered, and what was sent to it."""
+
+    status: int
+    body: str
+    headers: Mapping[str, str]
+    sent: JSONDict = field(default_factory=dict)
+    """The fields (slash command) or payload (interactions, events) that were sent."""
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body.strip() else None
+
+
+class SlackDriver:
+    """Plays Slack towards the app at ``app_url`` (its request URL, e.g. ``.../slack/events``).
+
+    ``signing_secret`` signs every request; give a wrong one to check the app refuses it.
+    ``emulator_url`` is the Slack emulator's base URL: the driver reads messages and views there
+    and has it mint trigger ids and response URLs.
+    """
+
+    def __init__(
+        self,
+        app_url: str,
+        signing_secret: str,
+        emulator_url: str,
+        *,
+        verification_token: str = "sandbox-verification-token",  # noqa: S107 -- Slack's legacy field, unused by Bolt
+        timeout: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app_url = app_url
+        self.emulator_url = emulator_url.rstrip("/")
+        self._verifier = SignatureVerifier(signing_secret)
+        self._verification_token = verification_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._wall_clock = wall_clock
+        self._workspace: JSONDict | None = None
+
+    # -- what a person does --------------------------------------------------------------------
+
+    async def slash_command(
+        self,
+        command: str,
+        text: str = "",
+        user_id: str = "U0ALICE",
+        channel_id: str = "C0DEPLOYS",
+        *,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+    ) -> DriverResponse:
+        """Type ``command text`` in ``channel_id`` as ``user_id``."""
+        workspace = await self._workspace_info()
+        user = await self._user(user_id)
+        fields = {
+            "token": self._verification_token,
+            "team_id": workspace["team_id"],
+            "team_domain": workspace["team_domain"],
+            "channel_id": channel_id,
+            "channel_name": self._channel_name(workspace, channel_id),
+            "user_id": user_id,
+            "user_name": user.get("name", user_id),
+            "command": command if command.startswith("/") else f"/{command}",
+            "text": text,
+            "api_app_id": workspace["app_id"],
+            "is_enterprise_install": "false",
+            "response_url": await self._response_url(channel_id=channel_id, user_id=user_id),
+            "trigger_id": await self._trigger(user_id),
+        }
+        body = urlencode(fields)
+        return await self.send(body, FORM, sent=dict(fields), retry_num=retry_num, retry_reason=retry_reason)
+
+    async def click_button(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        user_id: str = "U0BOB",
+        *,
+        block_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+    ) -> DriverResponse:
+        """Click the button ``action_id`` of the message ``ts`` in ``channel``, as the emulator holds it.
+
+        Raises ``LookupError`` when the message or the button is not there (a test mistake, or a
+        message the app never posted).
+        """
+        workspace = await self._workspace_info()
+        found = await self._get("/_sandbox/message", channel=channel, ts=ts)
+        if not found.get("ok"):
+            raise LookupError(f"no message {ts} in {channel}")
+        message: JSONDict = found["message"]
+        is_ephemeral = bool(found.get("is_ephemeral"))
+        button_block, button = self._find_button(message.get("blocks") or [], action_id, block_id)
+        user = await self._user(user_id)
+        thread_ts = message.get("thread_ts") if message.get("thread_ts") != message.get("ts") else None
+        container: JSONDict = {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": channel,
+            "is_ephemeral": is_ephemeral,
+        }
+        if thread_ts:
+            container["thread_ts"] = thread_ts
+        action: JSONDict = {
+            "action_id": button["action_id"],
+            "block_id": button_block,
+            "text": button.get("text"),
+            "type": "button",
+            "action_ts": f"{self._wall_clock():.6f}",
+        }
+        for optional in ("value", "style", "url", "confirm"):
+            if optional in button:
+                action[optional] = button[optional]
+        payload: JSONDict = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user.get("name", user_id), "name": user.get("name", user_id)},
+            "api_app_id": workspace["app_id"],
+            "token": self._verification_token,
+            "container": container,
+            "trigger_id": await self._trigger(user_id),
+            "team": {"id": workspace["team_id"], "domain": workspace["team_domain"]},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self._channel_name(workspace, channel)},
+            "state": {"values": {}},
+            "response_url": await self._response_url(
+                channel_id=channel,
+                user_id=user_id,
+                message_ts=ts,
+                is_ephemeral=is_ephemeral,
+                thread_ts=thread_ts,
+            ),
+            "actions": [action],
+        }
+        payload["user"]["team_id"] = workspace["team_id"]
+        if not is_ephemeral:
+            payload["message"] = message
+        return await self._interaction(payload, retry_num, retry_reason)
+
+    async def submit_view(
+        self,
+        view_id: str,
+        values: Mapping[str, Any],
+        user_id: str = "U0BOB",
+        *,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+    ) -> DriverResponse:
+        """Press Submit on the modal ``view_id`` with ``values`` typed into its inputs.
+
+        ``values`` maps a block_id to ``{action_id: value}``, or an action_id straight to its
+        value; a plain value (text, option value, user id, date...) is shaped as Slack shapes that
+        element's state, a mapping with a ``type`` is sent as given. Inputs left out are sent
+        empty, as Slack does. The app's answer (close, clear, update, push, errors) is applied to
+        the emulator's view stack.
+        """
+        workspace = await self._workspace_info()
+        found = await self._get(f"/_sandbox/views/{view_id}")
+        if not found.get("ok"):
+            raise LookupError(f"no view {view_id} in the emulator")
+        view: JSONDict = found["view"]
+        state = view_state(view.get("blocks") or [], values)
+        user = await self._user(user_id)
+        payload: JSONDict = {
+            "type": "view_submission",
+            "team": {"id": workspace["team_id"], "domain": workspace["team_domain"]},
+            "user": {
+                "id": user_id,
+                "username": user.get("name", user_id),
+                "name": user.get("name", user_id),
+                "team_id": workspace["team_id"],
+            },
+            "api_app_id": workspace["app_id"],
+            "token": self._verification_token,
+            "trigger_id": await self._trigger(user_id, view_id=view_id),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        response = await self._interaction(payload, retry_num, retry_reason)
+        if response.status == 200:
+            answer = _json_object(response.body)
+            await self._post(f"/_sandbox/views/{view_id}/response", {**answer, "state": state})
+        return response
+
+    async def app_home_opened(
+        self,
+        user_id: str = "U0ALICE",
+        *,
+        tab: str = "home",
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+    ) -> DriverResponse:
+        """The Events API ``app_home_opened`` callback; pass the same ``event_id`` to redeliver."""
+        workspace = await self._workspace_info()
+        now = self._wall_clock()
+        event: JSONDict = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D" + user_id.removeprefix("U"),
+            "tab": tab,
+            "event_ts": f"{now:.6f}",
+        }
+        views = await self._get("/_sandbox/views", user=user_id)
+        home = [v for v in views.get("views", []) if v.get("type") == "home"]
+        if home:
+            event["view"] = {k: v for k, v in home[-1].items() if k not in ("user_id", "closed")}
+        payload: JSONDict = {
+            "token": self._verification_token,
+            "team_id": workspace["team_id"],
+            "api_app_id": workspace["app_id"],
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(now),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": workspace["team_id"],
+                    "user_id": workspace["bot_user_id"],
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + secrets.token_urlsafe(24),
+        }
+        return await self.send(
+            json.dumps(payload), JSON_TYPE, sent=payload, retry_num=retry_num, retry_reason=retry_reason
+        )
+
+    async def url_verification(self, challenge: str | None = None) -> DriverResponse:
+        """The handshake Slack sends when the request URL is saved; the app must echo ``challenge``."""
+        payload = {
+            "token": self._verification_token,
+            "challenge": challenge or secrets.token_urlsafe(32),
+            "type": "url_verification",
+        }
+        return await self.send(json.dumps(payload), JSON_TYPE, sent=payload)
+
+    # -- the wire --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+        sent: JSONDict | None = None,
+    ) -> DriverResponse:
+        """POST ``body`` to the app, signed as Slack signs (``timestamp`` defaults to now)."""
+        stamp = str(int(self._wall_clock()) if timestamp is None else timestamp)
+        signature = self._verifier.generate_signature(timestamp=stamp, body=body)
+        if signature is None:  # slack-sdk returns None only for a missing timestamp or body
+            raise ValueError("cannot sign a request without a timestamp and a body")
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature,
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
+        async with (
+            aiohttp.ClientSession(timeout=self._timeout) as session,
+            session.post(self.app_url, data=body.encode(), headers=headers) as response,
+        ):
+            text = await response.text()
+            return DriverResponse(response.status, text, dict(response.headers), sent or {})
+
+    async def _interaction(
+        self, payload: JSONDict, retry_num: int | None, retry_reason: str | None
+    ) -> DriverResponse:
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.send(body, FORM, sent=payload, retry_num=retry_num, retry_reason=retry_reason)
+
+    async def _get(self, path: str, **query: str) -> JSONDict:
+        async with (
+            aiohttp.ClientSession(timeout=self._timeout) as session,
+            session.get(f"{self.emulator_url}{path}", params=query) as response,
+        ):
+            answer = await response.json()
+            return answer if isinstance(answer, dict) else {}
+
+    async def _post(self, path: str, payload: JSONDict) -> JSONDict:
+        async with (
+            aiohttp.ClientSession(timeout=self._timeout) as session,
+            session.post(f"{self.emulator_url}{path}", json=payload) as response,
+        ):
+            answer = await response.json()
+            if response.status >= 400 or not isinstance(answer, dict):
+                raise RuntimeError(f"the Slack emulator refused {path}: {answer}")
+            return answer
+
+    async def _workspace_info(self) -> JSONDict:
+        if self._workspace is None:
+            self._workspace = await self._get("/_sandbox/workspace")
+        return self._workspace
+
+    async def _user(self, user_id: str) -> JSONDict:
+        for refresh in (False, True):
+            if refresh:
+                self._workspace = None
+            workspace = await self._workspace_info()
+            for user in workspace.get("users", []):
+                if user.get("id") == user_id:
+                    return dict(user)
+        return {"id": user_id, "name": user_id}
+
+    @staticmethod
+    def _channel_name(workspace: JSONDict, channel_id: str) -> str:
+        for channel in workspace.get("channels", []):
+            if channel.get("id") == channel_id:
+                return str(channel.get("name", channel_id))
+        return channel_id
+
+    async def _trigger(self, user_id: str, view_id: str | None = None) -> str:
+        request: JSONDict = {"user_id": user_id}
+        if view_id:
+            request["view_id"] = view_id
+        return str((await self._post("/_sandbox/triggers", request))["trigger_id"])
+
+    async def _response_url(self, **context: Any) -> str:
+        request = {k: v for k, v in context.items() if v is not None}
+        return str((await self._post("/_sandbox/response_urls", request))["response_url"])
+
+    @staticmethod
+    def _find_button(blocks: list[Any], action_id: str, block_id: str | None) -> tuple[str, JSONDict]:
+        for found_block, element in slack_blocks.interactive_elements(blocks):
+            if element.get("action_id") == action_id and block_id in (None, found_block):
+                if element.get("type") != "button":
+                    raise LookupError(f"{action_id} is a {element.get('type')}, not a button")
+                return found_block, element
+        raise LookupError(f"no button {action_id!r} in the message")
+
+
+def _json_object(text: str) -> JSONDict:
+    try:
+        answer = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+_STATE_KEYS: Final[Mapping[str, str]] = {
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
+    "conversations_select": "selected_conversation",
+    "multi_conversations_select": "selected_conversations",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+}
+_OPTION_ONE: Final = frozenset({"static_select", "external_select", "radio_buttons"})
+_OPTION_MANY: Final = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
+
+
+def view_state(blocks: list[Any], values: Mapping[str, Any]) -> JSONDict:
+    """``view.state.values`` as Slack sends it on submission: every input block, typed per element.
+
+    Raises ``KeyError`` for a key of ``values`` that names no input of the view.
+    """
+    state: JSONDict = {}
+    used: set[str] = set()
+    for block in blocks:
+        if not isinstance(block, dict) or block.get("type") != "input":
+            continue
+        element = block.get("element")
+        if not isinstance(element, dict):
+            continue
+        block_id, action_id = str(block.get("block_id")), str(element.get("action_id"))
+        given = values.get(block_id)
+        value: Any = None
+        if isinstance(given, Mapping) and "type" not in given and action_id in given:
+            value = given[action_id]
+            used.add(block_id)
+        elif action_id in values:
+            value = values[action_id]
+            used.add(action_id)
+        state[block_id] = {action_id: _element_state(element, value)}
+    unknown = set(values) - used
+    if unknown:
+        raise KeyError(f"no input named {', '.join(sorted(unknown))} in the view")
+    return state
+
+
+def _element_state(element: JSONDict, value: Any) -> JSONDict:
+    kind = str(element.get("type"))
+    if isinstance(value, Mapping) and "type" in value:
+        return dict(value)
+    if kind in _OPTION_ONE:
+        return {"type": kind, "selected_option": _option(element, value) if value is not None else None}
+    if kind in _OPTION_MANY:
+        chosen = [] if value is None else [value] if isinstance(value, str) else list(value)
+        return {"type": kind, "selected_options": [_option(element, v) for v in chosen]}
+    if kind in _STATE_KEYS:
+        key = _STATE_KEYS[kind]
+        if key.endswith("s") and value is None:
+            value = []
+        return {"type": kind, key: value}
+    return {"type": kind, "value": None if value is None else str(value)}
+
+
+def _option(element: JSONDict, value: Any) -> JSONDict:
+    options = list(element.get("options") or [])
+    for group in element.get("option_groups") or []:
+        options += group.get("options", [])
+    for option in options:
+        if isinstance(option, dict) and option.get("value") == value:
+            return dict(option)
+    return {"text": {"type": "plain_text", "text": str(value), "emoji": True}, "value": str(value)}
