@@ -39,7 +39,9 @@ class RetryPolicy:
 
 
 def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s)
+    backoff = wait_exponential_jitter(
+        multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
+    )
 
     def wait(state: RetryCallState) -> float:
         delay = backoff(state)

@@ -2,17 +2,45 @@
 
 Pydantic models (pydantic is allowed in the pure domain: it is validation, not I/O). The loader that
 reads YAML and turns validation errors into ``file:line: field: message`` lives in
-``bot.playbooks``; this module only says what a valid playbook is.
+``bot.playbooks``; this module only says what a valid playbook is, and answers the questions the
+engine asks of one (which image, which guard, which Jenkins parameters for this version and
+environment).
+
+Cross-field mistakes (a guard that does not exist, "staging first" naming a later environment) are
+raised as ``FieldErrors``: a ``ValueError`` that carries the location of each problem, so the loader
+can point at the line of the offending key rather than at the top of the file.
+
+Templates (Jenkins job and parameters, the image, PromQL queries) use ``{service}``, ``{env}``,
+``{version}`` and ``{namespace}``. Only ``{identifier}`` is a placeholder: any other brace is left
+alone, because PromQL label matchers (``{code=~"5.."}``) are braces too. An unknown placeholder is a
+validation error when the playbook is loaded, never a surprise at deploy time.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from bot.domain.deployment import Strategy
 
 _DURATION = re.compile(r"^\s*(?:(?P<h>\d+)h)?\s*(?:(?P<m>\d+)m)?\s*(?:(?P<s>\d+)s)?\s*$")
 
@@ -36,14 +64,198 @@ def _parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+def format_duration(span: timedelta) -> str:
+    """``1h30m``, ``5m``, ``45s``: the notation playbooks are written in (whole seconds)."""
+    seconds = int(span.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h"] if hours else []
+    parts += [f"{minutes}m"] if minutes else []
+    parts += [f"{secs}s"] if secs or not parts else []
+    return sign + "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    # JSON output and the schema speak the notation people write, not ISO 8601 ("PT30S").
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "description": "seconds"},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$|^P",
+                    "description": "30s, 5m, 1h30m (or ISO 8601, e.g. PT5M)",
+                },
+            ]
+        }
+    ),
+]
 """A duration written as seconds or ``30s`` / ``5m`` / ``1h30m``."""
+
+
+Loc = tuple[str | int, ...]
+"""Where a value sits in a document: keys and list indexes from the root."""
+
+
+class FieldErrors(ValueError):
+    """Cross-field mistakes, each with its location relative to the model that found it."""
+
+    def __init__(self, problems: Sequence[tuple[Loc, str]]) -> None:
+        self.problems: tuple[tuple[Loc, str], ...] = tuple(problems)
+        super().__init__("; ".join(f"{dotted(loc) or '(top)'}: {message}" for loc, message in self.problems))
+
+
+def dotted(loc: Iterable[str | int]) -> str:
+    """``environments.production.guard.checks[0].max``: a location as people read it."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMap:
+    """Where each key and list item of a loaded file was written (1-based lines).
+
+    Filled by the loader, read when a message must name a line; not part of any value's meaning.
+    """
+
+    path: str
+    lines: Mapping[Loc, int] = field(default_factory=dict)
+    """Every location present in the file, the root ``()`` included."""
+
+    def locate(self, loc: Iterable[str | int]) -> tuple[int, Loc]:
+        """The line of the deepest part of ``loc`` present in the file, and that part.
+
+        Parts absent from the file are skipped: a missing field's name, or the tags pydantic adds
+        for union members, which the person never wrote.
+        """
+        found: Loc = ()
+        for part in loc:
+            if (*found, part) in self.lines:
+                found = (*found, part)
+        return self.lines.get(found, self.lines.get((), 1)), found
 
 
 class _Model(BaseModel):
     """Strict, frozen base: unknown keys are mistakes, and values never change after loading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become the JSON Schema's descriptions: editors show them on hover.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Templates and names
+
+TEMPLATE_FIELDS: tuple[str, ...] = ("service", "env", "version", "namespace")
+"""The placeholders a template may use."""
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_CHANNEL_NAME = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+
+
+def placeholders(template: str) -> list[str]:
+    """The ``{identifier}`` placeholders of ``template``, in order."""
+    return _PLACEHOLDER.findall(template)
+
+
+def check_template(template: str) -> str:
+    """``template`` itself, or ``ValueError`` naming the first placeholder that is not allowed."""
+    for name in placeholders(template):
+        if name not in TEMPLATE_FIELDS:
+            allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            raise ValueError(f"unknown placeholder {{{name}}} (allowed: {allowed})")
+    return template
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Substitute ``{name}`` placeholders from ``values``; other braces stay as written."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ValueError(f"no value for placeholder {{{name}}}")
+        return values[name]
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def check_version(version: str) -> str:
+    """``version`` if it can be an image tag (what every template ends up in), else ``ValueError``."""
+    if not _VERSION.match(version):
+        raise ValueError(
+            f"not a valid version: {version!r} (letters, digits, '.', '_', '-'; at most 128 characters)"
+        )
+    return version
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"not a valid name: {value!r} (lowercase letters, digits and '-', at most 63 characters)"
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
+    # 7 characters are kept for the "-canary" / "-green" Deployments the strategies derive from it.
+    if len(value) > 246 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(f"not a valid Kubernetes name: {value!r} (lowercase letters, digits, '-' and '.')")
+    return value
+
+
+def _channel(value: str) -> str:
+    if not (_CHANNEL_NAME.match(value) or _CHANNEL_ID.match(value)):
+        raise ValueError(f"not a Slack channel: {value!r} (a channel id like C0123ABCD, or #name)")
+    return value
+
+
+def _label_key(value: str) -> str:
+    if not _LABEL_KEY.match(value):
+        raise ValueError(f"not a Kubernetes label key: {value!r}")
+    return value
+
+
+def _param_value(value: Any) -> Any:
+    # Jenkins parameters are strings on the wire; YAML reads `true` and `3` as other types.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"quote this value ({value!r}): YAML reads it as a number and may change it")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_dns_label)]
+"""A service, environment, guard, namespace or container name: a DNS label."""
+KubeName = Annotated[str, AfterValidator(_dns_subdomain)]
+"""A Kubernetes object name (DNS subdomain)."""
+Channel = Annotated[str, AfterValidator(_channel)]
+"""A Slack channel: an id (``C0123ABCD``) or ``#name``."""
+Template = Annotated[str, Field(min_length=1), AfterValidator(check_template)]
+"""A string with ``{service}``, ``{env}``, ``{version}``, ``{namespace}`` placeholders."""
+ParamValue = Annotated[
+    str,
+    BeforeValidator(_param_value, json_schema_input_type=str | int | bool),
+    AfterValidator(check_template),
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Approvals and guards (the shapes other modules build on)
 
 
 class ApprovalStage(_Model):
@@ -86,6 +298,11 @@ class CheckSpec(_Model):
     no_data: NoDataPolicy | None = None
     """Overrides the guard's ``no_data`` policy for this check."""
 
+    @field_validator("query")
+    @classmethod
+    def _known_placeholders(cls, query: str) -> str:
+        return check_template(query)
+
     @model_validator(mode="after")
     def _has_threshold(self) -> CheckSpec:
         if self.min is None and self.max is None:
@@ -93,6 +310,10 @@ class CheckSpec(_Model):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
         return self
+
+    def render_query(self, values: Mapping[str, str]) -> str:
+        """The PromQL to run, placeholders filled (see ``Playbook.values``)."""
+        return render(self.query, values)
 
 
 class GuardSpec(_Model):
@@ -118,3 +339,336 @@ class GuardSpec(_Model):
         if self.window < self.interval:
             raise ValueError("window is shorter than interval")
         return self
+
+
+def _guard_kind(value: Any) -> str:
+    return "inline" if isinstance(value, Mapping | GuardSpec) else "name"
+
+
+GuardRef = Annotated[
+    Annotated[str, Field(min_length=1), Tag("name")] | Annotated[GuardSpec, Tag("inline")],
+    Discriminator(_guard_kind),
+]
+"""A guard: the name of one in the playbook's ``guards``, or a guard written in place."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Build and target
+
+
+class JenkinsSpec(_Model):
+    """The Jenkins job that builds (or verifies) the version before it is deployed."""
+
+    job: Template
+    """Job path with folders, e.g. ``team/checkout-build``."""
+    parameters: dict[str, ParamValue] = Field(default_factory=dict)
+    """Build parameters; values may use placeholders (``VERSION: "{version}"``)."""
+    build_timeout: Duration = timedelta(minutes=30)
+    """How long the build may queue and run before the deployment fails."""
+
+    @field_validator("job")
+    @classmethod
+    def _job_path(cls, job: str) -> str:
+        if job.startswith("/") or job.endswith("/") or "//" in job or job != job.strip():
+            raise ValueError(f"not a job path: {job!r} (folders separated by '/', e.g. team/checkout-build)")
+        return job
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, parameters: dict[str, str]) -> dict[str, str]:
+        for name in parameters:
+            if not name.strip() or name != name.strip():
+                raise FieldErrors([((name,), f"not a parameter name: {name!r}")])
+        return parameters
+
+
+class KubernetesSpec(_Model):
+    """The Deployment a version is rolled out to."""
+
+    cluster: str = Field(min_length=1)
+    """A cluster named in the bot's config (``clusters``)."""
+    namespace: Name
+    deployment: KubeName
+    container: Name
+    """The container of the Deployment's pod template whose image changes."""
+    image: Template
+    """Image template, e.g. ``registry.example.com/checkout:{version}``."""
+    replicas: int | None = Field(default=None, ge=1)
+    """Replicas to keep; None leaves the Deployment's own count (and any autoscaler) alone."""
+    rollout_timeout: Duration = timedelta(minutes=10)
+    """How long a rollout may take before it counts as failed."""
+
+    @field_validator("image")
+    @classmethod
+    def _image_has_version(cls, image: str) -> str:
+        if "version" not in placeholders(image):
+            raise ValueError(f"the image template must contain {{version}}: {image!r}")
+        return image
+
+
+# ---------------------------------------------------------------------------------------------------
+# Strategies
+
+
+class CanaryStep(_Model):
+    """One canary step: the share of traffic (pods) the new version gets, then a hold."""
+
+    weight: int = Field(ge=1, le=100)
+    """Percent of replicas running the new version at this step."""
+    pause: Duration = timedelta(0)
+    """Minimum time to hold this step. With a guard, the step also holds for a clean guard window."""
+    guard: GuardRef | None = None
+    """Overrides the environment's guard for this step."""
+
+    @field_validator("pause")
+    @classmethod
+    def _not_negative(cls, pause: timedelta) -> timedelta:
+        if pause < timedelta(0):
+            raise ValueError("pause must not be negative")
+        return pause
+
+
+def _step_shorthand(value: Any) -> Any:
+    # `steps: [10, 50, 100]` is the common case; a mapping is for a step with its own pause/guard.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"weight": value}
+    return value
+
+
+StepItem = Annotated[CanaryStep, BeforeValidator(_step_shorthand, json_schema_input_type=int | CanaryStep)]
+
+
+class CanarySpec(_Model):
+    """Canary settings: weights in increasing order. After the last step the version is promoted."""
+
+    steps: tuple[StepItem, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> CanarySpec:
+        problems: list[tuple[Loc, str]] = []
+        for i, (before, after) in enumerate(zip(self.steps, self.steps[1:], strict=False), start=1):
+            if after.weight <= before.weight:
+                problems.append(
+                    (("steps", i), f"weights must increase: {after.weight} after {before.weight}")
+                )
+        if problems:
+            raise FieldErrors(problems)
+        return self
+
+
+class BlueGreenSpec(_Model):
+    """Blue-green settings: the Service whose selector switches to the new colour once it is ready."""
+
+    service: KubeName
+    """The Kubernetes Service that carries the traffic."""
+    colour_label: Annotated[str, AfterValidator(_label_key)] = "shipthread.io/colour"
+    """The label key whose value (``blue`` or ``green``) the Service's selector switches."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Environments and the playbook
+
+
+class Prerequisite(_Model):
+    """Something that must be true before deploying: ``{succeeded_in: staging}`` ("staging first")."""
+
+    succeeded_in: Name
+    """The same version must have succeeded in this (earlier) environment."""
+    within: Duration | None = None
+    """And not longer ago than this; None: at any time."""
+
+
+class Environment(_Model):
+    """One environment of a service: where to talk, who approves, how to roll out, what to watch."""
+
+    channel: Channel | None = None
+    """Where the deployment's thread goes; None: the config's ``slack.default_channel``."""
+    approvals: tuple[ApprovalStage, ...] = ()
+    """Stages collected in order; empty: no approval needed."""
+    strategy: Strategy = Strategy.ROLLING
+    canary: CanarySpec | None = None
+    blue_green: BlueGreenSpec | None = None
+    requires: tuple[Prerequisite, ...] = ()
+    guard: GuardRef | None = None
+    """Watches the new version after the rollout (and each canary step)."""
+    approval_ttl: Duration | None = None
+    """How long approvals may take; None: the config's ``approval_ttl``."""
+    namespace: Name | None = None
+    """Overrides ``kubernetes.namespace`` for this environment."""
+    cluster: str | None = Field(default=None, min_length=1)
+    """Overrides ``kubernetes.cluster`` for this environment."""
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> Environment:
+        problems: list[tuple[Loc, str]] = []
+        if self.canary is not None and self.strategy is not Strategy.CANARY:
+            problems.append((("canary",), f"canary settings need strategy: canary (not {self.strategy})"))
+        if self.blue_green is not None and self.strategy is not Strategy.BLUE_GREEN:
+            problems.append(
+                (("blue_green",), f"blue_green settings need strategy: blue-green (not {self.strategy})")
+            )
+        if self.strategy is Strategy.CANARY and self.canary is None:
+            problems.append((("strategy",), "strategy canary needs a 'canary' section with steps"))
+        if self.strategy is Strategy.BLUE_GREEN and self.blue_green is None:
+            problems.append(
+                (("strategy",), "strategy blue-green needs a 'blue_green' section naming the Service")
+            )
+        if self.approval_ttl is not None and self.approval_ttl <= timedelta(0):
+            problems.append((("approval_ttl",), "approval_ttl must be positive"))
+        if problems:
+            raise FieldErrors(problems)
+        return self
+
+
+class UnknownEnvironment(LookupError):
+    """A playbook was asked about an environment it does not define."""
+
+    def __init__(self, service: str, env: str, known: Sequence[str]) -> None:
+        self.service, self.env = service, env
+        super().__init__(f"{service} has no environment {env!r} (known: {', '.join(known)})")
+
+
+class Playbook(_Model):
+    """Everything Shipthread needs to know to deploy one service."""
+
+    model_config = ConfigDict(title="Shipthread playbook")
+
+    service: Name
+    """The service's name: also the file's name (``playbooks/<service>.yaml``)."""
+    description: str | None = None
+    jenkins: JenkinsSpec | None = None
+    """The build to run first; without it, the deployment goes straight to the rollout."""
+    kubernetes: KubernetesSpec
+    environments: dict[Name, Environment] = Field(min_length=1)
+    """In promotion order: an environment may require only those before it."""
+    guards: dict[Name, GuardSpec] = Field(default_factory=dict)
+    """Named guards that environments and canary steps refer to."""
+    default_env: Name | None = None
+    """The environment of ``/deploy <service> <version>`` without ``to``; None: the first one."""
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _references(self) -> Playbook:
+        problems: list[tuple[Loc, str]] = []
+        names = list(self.environments)
+        if self.default_env is not None and self.default_env not in self.environments:
+            problems.append((("default_env",), self._unknown_env(self.default_env)))
+        for position, (name, env) in enumerate(self.environments.items()):
+            at: Loc = ("environments", name)
+            problems += self._guard_problems((*at, "guard"), env.guard)
+            steps = env.canary.steps if env.canary else ()
+            for i, step in enumerate(steps):
+                problems += self._guard_problems((*at, "canary", "steps", i, "guard"), step.guard)
+            for i, prerequisite in enumerate(env.requires):
+                other = prerequisite.succeeded_in
+                where = (*at, "requires", i, "succeeded_in")
+                if other == name:
+                    problems.append((where, f"environment {name!r} cannot require itself"))
+                elif other not in self.environments:
+                    problems.append((where, self._unknown_env(other)))
+                elif names.index(other) > position:
+                    problems.append(
+                        (where, f"{other!r} comes after {name!r}: list {other!r} first in environments")
+                    )
+            if env.canary and env.guard is None and all(s.guard is None and not s.pause for s in steps):
+                problems.append(
+                    (
+                        (*at, "canary"),
+                        "canary steps never wait: give the environment a guard or the steps a pause",
+                    )
+                )
+        if problems:
+            raise FieldErrors(problems)
+        return self
+
+    def _guard_problems(self, loc: Loc, guard: str | GuardSpec | None) -> list[tuple[Loc, str]]:
+        if isinstance(guard, str) and guard not in self.guards:
+            known = ", ".join(self.guards) or "none"
+            return [(loc, f"unknown guard {guard!r} (defined in guards: {known})")]
+        return []
+
+    def _unknown_env(self, env: str) -> str:
+        return f"unknown environment {env!r} (defined: {', '.join(self.environments)})"
+
+    # -- where it came from -------------------------------------------------------------------------
+
+    @property
+    def source(self) -> SourceMap | None:
+        """Where the loader read this playbook, for messages naming file and line."""
+        return self._source
+
+    def with_source(self, source: SourceMap) -> Playbook:
+        """A copy that remembers where it was read (the loader's business)."""
+        copy = self.model_copy()
+        copy._source = source
+        return copy
+
+    # -- questions the engine asks ------------------------------------------------------------------
+
+    @property
+    def default_environment(self) -> str:
+        """``default_env``, or the first environment."""
+        return self.default_env or next(iter(self.environments))
+
+    def environment(self, env: str) -> Environment:
+        """The environment called ``env``, or ``UnknownEnvironment``."""
+        try:
+            return self.environments[env]
+        except KeyError:
+            raise UnknownEnvironment(self.service, env, list(self.environments)) from None
+
+    def target(self, env: str) -> KubernetesSpec:
+        """The Kubernetes target for ``env``, with its namespace and cluster overrides applied."""
+        settings = self.environment(env)
+        update: dict[str, str] = {}
+        if settings.namespace:
+            update["namespace"] = settings.namespace
+        if settings.cluster:
+            update["cluster"] = settings.cluster
+        return self.kubernetes.model_copy(update=update)
+
+    def values(self, version: str, env: str) -> dict[str, str]:
+        """What the placeholders stand for when deploying ``version`` to ``env``."""
+        return {
+            "service": self.service,
+            "env": env,
+            "version": check_version(version),
+            "namespace": self.target(env).namespace,
+        }
+
+    def template_params(self, version: str, env: str) -> dict[str, str]:
+        """The Jenkins build parameters for ``version`` in ``env`` (empty without a job)."""
+        if self.jenkins is None:
+            return {}
+        values = self.values(version, env)
+        return {name: render(value, values) for name, value in self.jenkins.parameters.items()}
+
+    def job_path(self, version: str, env: str) -> str | None:
+        """The Jenkins job to run, or None when the playbook has no build."""
+        if self.jenkins is None:
+            return None
+        return render(self.jenkins.job, self.values(version, env))
+
+    def image(self, version: str, env: str) -> str:
+        """The container image of ``version``."""
+        return render(self.kubernetes.image, self.values(version, env))
+
+    def guard_for(self, env: str, step: int | None = None) -> GuardSpec | None:
+        """The guard watching ``env`` (at canary ``step`` when given), names resolved."""
+        settings = self.environment(env)
+        ref = settings.guard
+        if step is not None and settings.canary is not None and step < len(settings.canary.steps):
+            ref = settings.canary.steps[step].guard or ref
+        if isinstance(ref, str):
+            return self.guards[ref]
+        return ref
+
+    def queries(self, guard: GuardSpec, version: str, env: str) -> dict[str, str]:
+        """Each check's PromQL for ``version`` in ``env``, by check name."""
+        values = self.values(version, env)
+        return {check.name: check.render_query(values) for check in guard.checks}
+
+    def approval_ttl(self, env: str, default: timedelta) -> timedelta:
+        """How long approvals for ``env`` may take (``default``: the config's)."""
+        return self.environment(env).approval_ttl or default

@@ -1,0 +1,693 @@
+"""Shipthread's own settings, and the YAML reader that settings and playbooks both go through.
+
+Settings come from ``config/shipthread.yaml`` (or ``$SHIPTHREAD_CONFIG``), then the environment:
+endpoint variables (``SLACK_API_URL``, ``JENKINS_URL``, ...) override the file, and secrets
+(``SLACK_BOT_TOKEN``, ``SLACK_SIGNING_SECRET``, ``SLACK_APP_TOKEN``, ``JENKINS_USER``,
+``JENKINS_TOKEN``) come from the environment only. A config file holding anything that looks like
+a secret is refused, so a token never lands in a repository; secrets are kept as ``SecretStr`` so
+no repr or log line shows them.
+
+The YAML reader keeps the line of every key and list item, so that every mistake, in config or in
+a playbook, is reported as ``path:line: field.path: message`` and never as a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from bot.domain.locks import FreezeWindow
+from bot.domain.playbook import Channel, Duration, FieldErrors, Loc, Name, SourceMap, dotted
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG = "config/shipthread.yaml"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./shipthread.db"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+ENV_OVERRIDES: Mapping[str, Loc] = {
+    "SHIPTHREAD_DATABASE_URL": ("database_url",),
+    "SLACK_API_URL": ("slack", "api_url"),
+    "JENKINS_URL": ("jenkins", "url"),
+    "PROMETHEUS_URL": ("prometheus", "url"),
+    "KUBECONFIG": ("kubeconfig",),
+    "SHIPTHREAD_PLAYBOOKS": ("playbooks_dir",),
+}
+"""Environment variables that override a config key (empty values are ignored)."""
+
+SECRET_VARIABLES: tuple[str, ...] = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "JENKINS_USER",
+    "JENKINS_TOKEN",
+)
+"""The only place secrets come from."""
+
+_MAX_FILE_BYTES = 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors with file, line and field
+
+
+class ConfigProblems(ConfigError):
+    """One or more mistakes in config files or playbooks, each a ``path:line: field: message`` line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def problem_at(source: SourceMap, loc: Iterable[str | int], message: str) -> str:
+    """``path:line: field.path: message`` for the deepest part of ``loc`` written in the file."""
+    line, found = source.locate(loc)
+    if found and message.startswith(f"unknown key '{found[-1]}'"):
+        found = found[:-1]  # the line is the key's, the field its parent's: the message names the key
+    field = dotted(found)
+    where = f"{source.path}:{line}" if source.lines else source.path
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def located_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[Loc, str]]:
+    """Pydantic's errors as (location, short message), cross-field ``FieldErrors`` expanded."""
+    located: list[tuple[Loc, str]] = []
+    for error in exc.errors():
+        loc: Loc = tuple(error["loc"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldErrors):
+            located += [((*loc, *inner), message) for inner, message in cause.problems]
+        else:
+            located.append((loc, _message(error, model)))
+    return [(loc, m) for loc, m in located if not _follow_on(loc, m, located)]
+
+
+def validation_problems(exc: ValidationError, source: SourceMap, model: type[BaseModel]) -> list[str]:
+    """Pydantic's errors as ``path:line: field: message`` lines, in file order."""
+    located = located_errors(exc, model)
+    located.sort(key=lambda pair: source.locate(pair[0])[0])
+    return [problem_at(source, loc, message) for loc, message in located]
+
+
+def _follow_on(loc: Loc, message: str, located: Sequence[tuple[Loc, str]]) -> bool:
+    # Pydantic reports "needs at least 1 item" on a list whose only items were all invalid:
+    # the items' own errors say it better.
+    return message.startswith("must not be empty") and any(
+        len(other) > len(loc) and other[: len(loc)] == loc for other, _ in located
+    )
+
+
+_MESSAGES: Mapping[str, str] = {
+    "float_parsing": "not a number",
+    "float_type": "not a number",
+    "int_parsing": "not a whole number",
+    "int_type": "not a whole number",
+    "int_from_float": "not a whole number",
+    "bool_parsing": "not true or false",
+    "bool_type": "not true or false",
+    "string_type": "not a string",
+    "dict_type": "must be a mapping (key: value)",
+    "model_type": "must be a mapping (key: value)",
+    "model_attributes_type": "must be a mapping (key: value)",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "time_delta_parsing": "not a duration (use e.g. 30s, 5m, 1h30m)",
+    "time_delta_type": "not a duration (use e.g. 30s, 5m, 1h30m)",
+}
+
+
+def _message(error: Any, model: type[BaseModel]) -> str:
+    """A short message people understand, for one pydantic error."""
+    kind: str = error["type"]
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    loc = error["loc"]
+    if kind == "missing":
+        return f"missing required field '{loc[-1]}'"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _known_keys(model), n=1)
+        return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    if kind in ("enum", "literal_error"):
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind in ("too_short", "string_too_short"):
+        least = ctx.get("min_length", 1)
+        return "must not be empty" if least == 1 else f"needs at least {least} items"
+    if kind in ("too_long", "string_too_long"):
+        return f"has more than {ctx.get('max_length')} items"
+    bounds = {"greater_than_equal": "at least", "greater_than": "more than"}
+    bounds |= {"less_than_equal": "at most", "less_than": "less than"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "")
+        return f"must be {bounds[kind]} {limit}"
+    text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return text[:1].lower() + text[1:]
+
+
+@cache
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    """Every key the model accepts anywhere, for "did you mean" suggestions."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "properties" and isinstance(value, dict):
+                    keys.update(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(model.model_json_schema())
+    return sorted(keys)
+
+
+# ---------------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """A parsed YAML file and the line of each of its keys and list items."""
+
+    data: Any
+    source: SourceMap
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def read_yaml(path: str | os.PathLike[str], *, shown: str | None = None) -> YamlDocument:
+    """Read one YAML file (safe loader), refusing duplicate keys; ``ConfigProblems`` on any mistake.
+
+    ``shown`` is the path used in messages (default: ``path`` as given).
+    """
+    name = shown or str(path)
+    file = Path(path)
+    try:
+        if file.stat().st_size > _MAX_FILE_BYTES:
+            raise ConfigProblems([f"{name}: larger than {_MAX_FILE_BYTES} bytes: not a config file"])
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigProblems([f"{name}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigProblems([f"{name}: is a folder, not a file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigProblems([f"{name}: not UTF-8 text ({exc.reason})"]) from None
+    except OSError as exc:
+        raise ConfigProblems([f"{name}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, name: str) -> YamlDocument:
+    """Parse YAML ``text`` read from ``name``; see ``read_yaml``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDocument(None, SourceMap(name, {(): 1}))
+        duplicates = list(_duplicates(loader, node, (), name, set()))
+        if duplicates:
+            raise ConfigProblems(duplicates)
+        data = loader.construct_document(node)
+        lines: dict[Loc, int] = {}
+        _record_lines(loader, node, (), lines, set())
+        lines[()] = node.start_mark.line + 1
+        return YamlDocument(data, SourceMap(name, lines))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            context = exc.context
+            if exc.context_mark is not None and exc.context_mark is not mark:
+                context += f" at line {exc.context_mark.line + 1}"
+            what += f" ({context})"
+        raise ConfigProblems([f"{name}:{line}: YAML syntax error: {what}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigProblems([f"{name}:1: YAML syntax error: {exc}"]) from None
+    finally:
+        loader.dispose()
+
+
+def _key(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_object(node)
+        if isinstance(value, str | int | float | bool) or value is None:
+            return value
+    return f"<{node.tag} at line {node.start_mark.line + 1}>"
+
+
+def _duplicates(
+    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, name: str, active: set[int]
+) -> Iterator[str]:
+    if id(node) in active:  # an alias of one of its own ancestors
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = _key(loader, key_node)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                where = f"{dotted(loc)}: " if loc else ""
+                yield f"{name}:{line}: {where}duplicate key '{key}' (first at line {first[key]})"
+            else:
+                first[key] = line
+            yield from _duplicates(loader, value_node, (*loc, key), name, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicates(loader, item, (*loc, index), name, active)
+    active.discard(id(node))
+
+
+def _record_lines(
+    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], active: set[int]
+) -> None:
+    if id(node) in active:
+        return
+    active.add(id(node))
+    # After construction, merge keys ("<<: *base") are flattened into node.value, explicit keys last.
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            here = (*loc, _key(loader, key_node))
+            lines[here] = key_node.start_mark.line + 1
+            _record_lines(loader, value_node, here, lines, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = item.start_mark.line + 1
+            _record_lines(loader, item, (*loc, index), lines, active)
+    active.discard(id(node))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Secrets stay out of files
+
+_SECRET_KEY = re.compile(r"token|secret|passw|credential|private[_-]?key|api[_-]?key", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"^\s*(xox[abposr]-|xapp-)")
+_NAMED_BY_PEOPLE: frozenset[Loc] = frozenset({("approver_groups",), ("clusters",)})
+"""Mappings whose keys are names people chose (a group may be called "token-team")."""
+
+
+def _secret_hint(loc: Loc) -> str:
+    key = str(loc[-1]).lower()
+    section = str(loc[0]).lower() if len(loc) > 1 else ""
+    if section == "slack" or "slack" in key:
+        if "sign" in key:
+            return "SLACK_SIGNING_SECRET"
+        return "SLACK_APP_TOKEN" if "app" in key else "SLACK_BOT_TOKEN"
+    if section == "jenkins" or "jenkins" in key:
+        return "JENKINS_USER" if "user" in key else "JENKINS_TOKEN"
+    return ", ".join(SECRET_VARIABLES)
+
+
+def secret_locations(data: Any, loc: Loc = (), *, check_keys: bool = True) -> Iterator[tuple[Loc, str]]:
+    """Keys (unless ``check_keys`` is false) and values of ``data`` that look like secrets, each with
+    a message saying where the secret belongs instead."""
+    if isinstance(data, Mapping):
+        judge_keys = check_keys and loc not in _NAMED_BY_PEOPLE
+        for key, value in data.items():
+            here = (*loc, key)
+            is_user = loc[:1] == ("jenkins",) and str(key).lower() in ("user", "username")
+            if judge_keys and isinstance(key, str) and (_SECRET_KEY.search(key) or is_user):
+                yield (
+                    here,
+                    f"secrets are read only from the environment, never from files: set {_secret_hint(here)}",
+                )
+            else:
+                yield from secret_locations(value, here, check_keys=check_keys)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from secret_locations(item, (*loc, index), check_keys=check_keys)
+    elif isinstance(data, str):
+        if _SECRET_VALUE.match(data):
+            yield loc, "this looks like a Slack token: secrets are read only from the environment"
+        elif "://" in data and _url_password(data):
+            yield loc, "a password in a URL: put the URL in the environment (e.g. SHIPTHREAD_DATABASE_URL)"
+
+
+def _url_password(text: str) -> bool:
+    try:
+        return bool(urlsplit(text.strip()).password)
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {redact_url(value)!r}")
+    if parts.password:
+        raise ValueError("credentials in a URL: set JENKINS_USER and JENKINS_TOKEN in the environment")
+    return value
+
+
+def _api_base(value: str) -> str:
+    # slack-sdk joins method names onto the base URL: without the trailing slash "/api" is lost.
+    return value if value.endswith("/") else value + "/"
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_SUBTEAM_ID = re.compile(r"^S[A-Z0-9]{6,}$")
+_HANDLE = re.compile(r"^@[a-z0-9][a-z0-9._-]*$")
+
+
+def _member(value: str) -> str:
+    if not (_USER_ID.match(value) or _SUBTEAM_ID.match(value) or _HANDLE.match(value)):
+        raise ValueError(
+            f"not a Slack user or user group: {value!r} "
+            "(a user id like U0123ABCD, a user-group id like S0123ABCD, or @handle)"
+        )
+    return value
+
+
+def is_user_id(member: str) -> bool:
+    """True for a single person (``U…``/``W…``), False for a user group (``S…`` or ``@handle``)."""
+    return bool(_USER_ID.match(member))
+
+
+Member = Annotated[str, AfterValidator(_member)]
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {m: i for i, m in enumerate(_MONTHS, start=1)},
+    {d: i for i, d in enumerate(_WEEKDAYS)},
+)
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+_CRON_ITEM = re.compile(r"^(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+
+
+def _cron(expression: str) -> str:
+    """A light check of five-field cron syntax; ``bot.domain.cron`` does the full parse at run time."""
+    text = expression.strip()
+    if text.lower() in _CRON_MACROS:
+        return expression
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron {expression!r} has {len(fields)} fields, needs 5 "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    for value, (low, high), names, label in zip(fields, _CRON_RANGES, _CRON_NAMES, _CRON_FIELDS, strict=True):
+        for item in value.split(","):
+            match = _CRON_ITEM.match(item)
+            if not match or match.group(4) == "0":
+                raise ValueError(f"cron {expression!r}: bad {label} {item!r}")
+            for bound in (match.group(2), match.group(3)):
+                if bound is None:
+                    continue
+                number = names.get(bound.lower()) if not bound.isdigit() else int(bound)
+                if number is None or not low <= number <= high:
+                    raise ValueError(f"cron {expression!r}: {label} {bound!r} is not in {low}-{high}")
+    return expression
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackSettings(_Settings):
+    """Where the Slack Web API is, and where threads go by default."""
+
+    api_url: Annotated[HttpUrl, AfterValidator(_api_base)] = DEFAULT_SLACK_API_URL
+    """Web API base URL (an emulator or proxy in tests); env ``SLACK_API_URL``."""
+    default_channel: Channel | None = None
+    """Channel for environments whose playbook names none."""
+    timeout: Duration = timedelta(seconds=10)
+
+
+class JenkinsSettings(_Settings):
+    """The Jenkins server; user and API token come from ``JENKINS_USER``/``JENKINS_TOKEN``."""
+
+    url: HttpUrl | None = None
+    """env ``JENKINS_URL``."""
+    timeout: Duration = timedelta(seconds=10)
+
+
+class PrometheusSettings(_Settings):
+    """The Prometheus server the QoS guard queries."""
+
+    url: HttpUrl | None = None
+    """env ``PROMETHEUS_URL``."""
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ClusterSettings(_Settings):
+    """How to reach one Kubernetes cluster: a kubeconfig context, or an API server URL."""
+
+    context: str | None = Field(default=None, min_length=1)
+    """A context of the kubeconfig (``KUBECONFIG`` or ``kubeconfig``)."""
+    server: HttpUrl | None = None
+    """An API server URL, for clusters (or emulators) reached without a kubeconfig."""
+    insecure: bool = False
+    """Skip TLS verification of ``server`` (labs and emulators only)."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ClusterSettings:
+        if (self.context is None) == (self.server is None):
+            raise ValueError("give either context (a kubeconfig context) or server (an API server URL)")
+        if self.insecure and self.server is None:
+            raise FieldErrors([(("insecure",), "insecure applies only to server")])
+        return self
+
+
+class FreezeWindowSpec(_Settings):
+    """A recurring freeze as written in config; ``to_domain()`` gives the domain's ``FreezeWindow``."""
+
+    name: str = Field(min_length=1)
+    cron: Annotated[str, AfterValidator(_cron)]
+    """When it starts (UTC), five-field cron: ``0 16 * * fri`` is Friday 16:00."""
+    duration: Duration
+    envs: tuple[Name, ...] = ()
+    """Environments it freezes; empty: all."""
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _positive(self) -> FreezeWindowSpec:
+        if self.duration <= timedelta(0):
+            raise FieldErrors([(("duration",), "duration must be positive")])
+        return self
+
+    def to_domain(self) -> FreezeWindow:
+        return FreezeWindow(self.name, self.cron, self.duration, self.envs, self.reason)
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What a second request for a service and environment gets while one is in flight."""
+
+    QUEUE = "queue"
+    """It waits, and starts when the first one ends."""
+    REFUSE = "refuse"
+    """It is refused, with a message naming the deployment in flight."""
+
+
+class Secrets(BaseModel):
+    """Credentials, from the environment only. ``SecretStr`` keeps them out of repr and logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    jenkins_user: SecretStr | None = None
+    jenkins_token: SecretStr | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Secrets:
+        """The secrets set (non-empty) in ``environ``."""
+        return cls(**{name.lower(): environ[name] for name in SECRET_VARIABLES if environ.get(name)})
+
+
+class Settings(_Settings):
+    """Everything the bot needs besides playbooks. Build with ``load_settings``."""
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, min_length=1)
+    """SQLAlchemy async URL; env ``SHIPTHREAD_DATABASE_URL`` (the place for one with a password)."""
+    playbooks_dir: str = Field(default="playbooks", min_length=1)
+    """env ``SHIPTHREAD_PLAYBOOKS``."""
+    kubeconfig: str | None = None
+    """Path of the kubeconfig holding the clusters' contexts; env ``KUBECONFIG``."""
+    slack: SlackSettings = SlackSettings()
+    jenkins: JenkinsSettings = JenkinsSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    clusters: dict[Name, ClusterSettings] = Field(default_factory=dict)
+    approver_groups: dict[Name, tuple[Member, ...]] = Field(default_factory=dict)
+    """Group name → Slack user ids (``U…``) and/or user groups (``S…`` ids or ``@handles``)."""
+    break_glass: Name | None = None
+    """The group whose members may deploy with ``--emergency`` (skipping approvals and freezes)."""
+    freeze_windows: tuple[FreezeWindowSpec, ...] = ()
+    concurrency: ConcurrencyPolicy = ConcurrencyPolicy.REFUSE
+    approval_ttl: Duration = timedelta(hours=1)
+    """How long approvals may take, unless the environment says otherwise."""
+    secrets: Secrets = Secrets()
+    """From the environment only (``load_settings`` refuses them in files)."""
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems: list[tuple[Loc, str]] = []
+        for name, members in self.approver_groups.items():
+            if not members:
+                problems.append((("approver_groups", name), "a group needs at least one member"))
+            for index, member in enumerate(members):
+                if member in members[:index]:
+                    problems.append((("approver_groups", name, index), f"{member} is listed twice"))
+        if self.break_glass is not None and self.break_glass not in self.approver_groups:
+            known = ", ".join(self.approver_groups) or "none"
+            problems.append(
+                (("break_glass",), f"unknown group {self.break_glass!r} (approver_groups: {known})")
+            )
+        seen: set[str] = set()
+        for index, window in enumerate(self.freeze_windows):
+            if window.name in seen:
+                problems.append((("freeze_windows", index, "name"), f"freeze window {window.name!r} twice"))
+            seen.add(window.name)
+        if self.approval_ttl <= timedelta(0):
+            problems.append((("approval_ttl",), "approval_ttl must be positive"))
+        if problems:
+            raise FieldErrors(problems)
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # database_url may carry a password (from the environment): never show it.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "database_url" else value
+
+    @property
+    def source(self) -> SourceMap | None:
+        """Where the settings were read (None: defaults and environment only)."""
+        return self._source
+
+    def group_size(self, group: str) -> int | None:
+        """How many people ``group`` has, or None when it includes user groups (size unknown here)."""
+        members = self.approver_groups.get(group)
+        if members is None or not all(is_user_id(m) for m in members):
+            return None
+        return len(members)
+
+    def freezes(self) -> tuple[FreezeWindow, ...]:
+        """The freeze windows as domain values."""
+        return tuple(window.to_domain() for window in self.freeze_windows)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from ``path`` (default ``$SHIPTHREAD_CONFIG``, else ``config/shipthread.yaml`` if it
+    exists, else defaults only), overridden by the environment; ``ConfigProblems`` on any mistake.
+
+    A file named explicitly (argument or ``SHIPTHREAD_CONFIG``) must exist; the default one may not.
+    """
+    env = os.environ if environ is None else environ
+    chosen = str(path) if path is not None else env.get("SHIPTHREAD_CONFIG") or None
+    if chosen is None and Path(DEFAULT_CONFIG).is_file():
+        chosen = DEFAULT_CONFIG
+    document = YamlDocument({}, SourceMap("(no config file)")) if chosen is None else read_yaml(chosen)
+    source = document.source
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        raise ConfigProblems(
+            [problem_at(source, (), "the config must be a mapping of keys (slack, clusters, ...)")]
+        )
+    secrets = [problem_at(source, loc, message) for loc, message in secret_locations(data)]
+    if secrets:
+        raise ConfigProblems(secrets)
+    data, from_env = _with_environment(data, env)
+    data["secrets"] = Secrets.from_environ(env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigProblems(_settings_problems(exc, source, from_env)) from None
+    if chosen is not None:
+        settings._source = source
+    return settings
+
+
+def _with_environment(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[Loc, str]]:
+    """A copy of ``data`` with the environment's overrides, and which variable set which key."""
+    # An empty key ("slack:" with its lines commented out) means the defaults, not a mistake.
+    merged = {key: value for key, value in data.items() if value is not None}
+    from_env: dict[Loc, str] = {}
+    for variable, loc in ENV_OVERRIDES.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        target: Any = merged
+        for part in loc[:-1]:
+            section = target.get(part, {})
+            if not isinstance(section, dict):
+                break  # the file's section is malformed: let validation say so
+            copy = dict(section)
+            target[part] = copy
+            target = copy
+        else:
+            target[loc[-1]] = value
+            from_env[loc] = variable
+    return merged, from_env
+
+
+def _settings_problems(exc: ValidationError, source: SourceMap, from_env: Mapping[Loc, str]) -> list[str]:
+    """Like ``validation_problems``, naming the environment variable for values that came from one."""
+    problems: list[tuple[int, str]] = []
+    for loc, message in located_errors(exc, Settings):
+        variable = next((v for key, v in from_env.items() if loc[: len(key)] == key), None)
+        if variable is None:
+            problems.append((source.locate(loc)[0], problem_at(source, loc, message)))
+        else:
+            problems.append((0, f"environment variable {variable}: {message}"))
+    return [text for _, text in sorted(problems, key=lambda pair: pair[0])]
