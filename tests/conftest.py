@@ -1,4 +1,4 @@
-"""Fixtures of the adapter tests: one real Prometheus per session, fed by remote write."""
+"""Fixtures shared by every test package: one real Prometheus per session, fed by remote write."""
 
 from __future__ import annotations
 

@@ -1,0 +1,459 @@
+"""Jenkins adapter: the engine's CI hand, idempotent by a build parameter.
+
+Every build Shipthread starts carries ``SHIPTHREAD_KEY=<idempotency key>``; before starting one the
+adapter looks for a queue item or a recent build of the job carrying the same key and returns it, so
+a retry after a crash, or after a 503 whose request actually went through, finds the build it already
+started instead of starting a second. Jenkins silently drops parameters a job does not declare
+(SECURITY-170), so a job without a ``SHIPTHREAD_KEY`` string parameter is refused with a message
+telling the operator what to add.
+
+python-jenkins is synchronous and runs in a bounded thread pool; each worker thread has its own client
+(python-jenkins resolves auth and the CSRF crumb lazily, without locks). Its errors are mapped into
+``bot.errors`` here, and never carry the API token. python-jenkins wraps most HTTP errors into a
+generic ``JenkinsException`` (a 503 on job info reads "job does not exist"), so the mapping reads the
+HTTP status from the exception's chain rather than from its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import jenkins
+import requests
+
+from bot.adapters.blocking import BlockingRunner
+from bot.adapters.retrying import RetryPolicy, retry
+from bot.errors import NotFound, PermanentError, ShipthreadError, TransientError
+from bot.ports import BuildRef, BuildState, BuildStatus
+
+log = logging.getLogger("shipthread.jenkins")
+
+KEY_PARAM = "SHIPTHREAD_KEY"
+"""The string parameter every Shipthread build carries: the effect's idempotency key."""
+
+RECENT_BUILDS = 20
+"""How many of a job's newest builds are searched for a key (or a queue id) already used."""
+
+CONSOLE_MAX_CHARS = 3000
+"""A console tail is posted in a Slack section, whose text is limited to 3000 characters."""
+
+MASK = "****"
+"""What a redacted secret becomes; the same mask Jenkins' credentials binding prints."""
+
+_RESULTS = {
+    "SUCCESS": BuildState.SUCCEEDED,
+    "FAILURE": BuildState.FAILED,
+    "UNSTABLE": BuildState.FAILED,
+    "NOT_BUILT": BuildState.FAILED,
+    "ABORTED": BuildState.ABORTED,
+}
+
+
+class JenkinsCI:
+    """The ``CI`` port over a Jenkins server (HTTP Basic auth with a user's API token)."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        token: str,
+        *,
+        timeout_s: float = 10,
+        policy: RetryPolicy | None = None,
+        workers: int = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._where = _without_userinfo(self.url)
+        self._user = user
+        self._token = token
+        self._timeout = timeout_s
+        self._policy = policy or RetryPolicy(
+            attempts=4, total_s=max(3 * timeout_s, 10.0), initial_s=0.5, max_wait_s=5.0
+        )
+        self._runner = BlockingRunner("jenkins", workers)
+        # Elapsed time is measured against Jenkins' build timestamps; tests pass the emulator's clock.
+        self._clock = clock
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
+        # Jobs seen to declare SHIPTHREAD_KEY; only a yes is kept (the operator may fix a job).
+        self._keyed_jobs: set[str] = set()
+
+    def close(self) -> None:
+        self._runner.close()
+        with self._clients_lock:
+            for client in self._clients:
+                client._session.close()  # python-jenkins has no close() of its own
+            self._clients.clear()
+
+    # --- the CI port ------------------------------------------------------------------------------
+
+    async def trigger(self, job: str, params: Mapping[str, str], key: str) -> BuildRef:
+        # The retry wraps "find or start", never "start" alone: a POST that timed out or got a 503
+        # may still have queued the build, and only a fresh look finds it.
+        return await retry(
+            self._policy, f"trigger {job} [{key}]", lambda: self._find_or_start(job, params, key)
+        )
+
+    async def status(self, ref: BuildRef) -> BuildStatus:
+        return await retry(self._policy, f"status of {_describe(ref)}", lambda: self._status(ref))
+
+    async def console_tail(self, ref: BuildRef, lines: int = 20) -> str:
+        return await retry(
+            self._policy, f"console of {_describe(ref)}", lambda: self._console_tail(ref, lines)
+        )
+
+    async def abort(self, ref: BuildRef) -> None:
+        await retry(self._policy, f"abort {_describe(ref)}", lambda: self._abort(ref))
+
+    # --- operations (one attempt each; retried as a whole) -------------------------------------
+
+    async def _find_or_start(self, job: str, params: Mapping[str, str], key: str) -> BuildRef:
+        # The queue is searched before the builds: an item that leaves the queue between the two
+        # looks is then found among the builds, while the other order could miss it in both.
+        queue = await self._call("reading the build queue", "get_queue_info")
+        for item in queue or ():
+            if _is_item_of(item, job) and _parameters(item).get(KEY_PARAM) == key:
+                log.info("trigger %s [%s]: already queued as item %s", job, key, item.get("id"))
+                return BuildRef(job, queue_item=_int(item.get("id")))
+
+        info = await self._call(f"job {job!r}", "get_job_info", job)
+        self._require_key_param(job, info)
+        found = await self._find_build(job, info, lambda b: _parameters(b).get(KEY_PARAM) == key)
+        if found is not None:
+            log.info("trigger %s [%s]: already built as #%s", job, key, found.get("number"))
+            return BuildRef(job, queue_item=_int(found.get("queueId")), number=_int(found.get("number")))
+
+        undeclared = sorted(set(params) - _parameter_names(info))
+        if undeclared:
+            log.warning("job %s does not declare %s: Jenkins will drop them", job, ", ".join(undeclared))
+        values = {**{k: str(v) for k, v in params.items()}, KEY_PARAM: key}
+        queue_id = await self._call(f"starting a build of {job!r}", "build_job", job, values)
+        log.info("trigger %s [%s]: queued as item %s", job, key, queue_id)
+        return BuildRef(job, queue_item=int(queue_id))
+
+    def _require_key_param(self, job: str, info: Mapping[str, Any]) -> None:
+        if job in self._keyed_jobs:
+            return
+        if KEY_PARAM not in _parameter_names(info):
+            raise PermanentError(
+                f"Jenkins job {job!r} does not declare the parameter {KEY_PARAM}. Jenkins drops "
+                f"parameters a job does not declare, so Shipthread could not recognise its own builds "
+                f"and might start one twice. Add a String Parameter named {KEY_PARAM} to the job "
+                f"('This project is parameterized', or `string(name: '{KEY_PARAM}')` in a Pipeline)."
+            )
+        self._keyed_jobs.add(job)
+
+    async def _find_build(
+        self, job: str, info: Mapping[str, Any], match: Callable[[Mapping[str, Any]], bool]
+    ) -> Mapping[str, Any] | None:
+        """The newest of the job's recent builds that ``match`` accepts."""
+        numbers = [n for b in (info.get("builds") or [])[:RECENT_BUILDS] if (n := _int(b.get("number")))]
+        builds = await asyncio.gather(*(self._build_or_none(job, n) for n in numbers))
+        return next((b for b in builds if b is not None and match(b)), None)
+
+    async def _build_or_none(self, job: str, number: int) -> Mapping[str, Any] | None:
+        try:
+            info: Mapping[str, Any] = await self._call(
+                f"build {job} #{number}", "get_build_info", job, number
+            )
+        except NotFound:
+            return None  # deleted between the listing and this look
+        return info
+
+    async def _resolve(self, ref: BuildRef) -> tuple[BuildRef, Mapping[str, Any] | None]:
+        """``ref`` with its build number when it has one, and the queue item while it has none."""
+        if ref.number is not None:
+            return ref, None
+        if ref.queue_item is None:
+            raise PermanentError(f"build reference of job {ref.job!r} has neither a queue item nor a number")
+        try:
+            item: Mapping[str, Any] = await self._call(
+                f"queue item {ref.queue_item}", "get_queue_item", ref.queue_item
+            )
+        except NotFound:
+            # Jenkins forgets a queue item about five minutes after it left the queue; the build
+            # it became still names it in its queueId.
+            info = await self._call(f"job {ref.job!r}", "get_job_info", ref.job)
+            build = await self._find_build(ref.job, info, lambda b: _int(b.get("queueId")) == ref.queue_item)
+            if build is None:
+                raise NotFound(
+                    f"Jenkins no longer knows queue item {ref.queue_item} of job {ref.job!r}, "
+                    f"and none of its {RECENT_BUILDS} newest builds came from it"
+                ) from None
+            return replace(ref, number=_int(build.get("number"))), None
+        executable = item.get("executable")
+        number = _int(executable.get("number")) if isinstance(executable, Mapping) else None
+        if number is not None:
+            return replace(ref, number=number), None
+        return ref, item
+
+    async def _status(self, ref: BuildRef) -> BuildStatus:
+        ref, item = await self._resolve(ref)
+        if item is not None:
+            url = str(item["url"]) if item.get("url") else None
+            if item.get("cancelled"):
+                return BuildStatus(ref, BuildState.CANCELLED, url=url)
+            why = item.get("why")
+            return BuildStatus(ref, BuildState.QUEUED, url=url, waiting_why=str(why) if why else None)
+        assert ref.number is not None
+        info = await self._call(f"build {ref.job} #{ref.number}", "get_build_info", ref.job, ref.number)
+        return _build_status(ref, info, now=self._clock())
+
+    async def _console_tail(self, ref: BuildRef, lines: int) -> str:
+        ref, item = await self._resolve(ref)
+        if item is not None:
+            return ""  # still queued or cancelled: no console yet
+        text = await self._call(
+            f"console of {ref.job} #{ref.number}", "get_build_console_output", ref.job, ref.number
+        )
+        return tail(str(text or ""), lines, secrets=[self._token])
+
+    async def _abort(self, ref: BuildRef) -> None:
+        ref, item = await self._resolve(ref)
+        if item is not None:
+            if item.get("cancelled"):
+                return
+            await self._call(f"cancelling queue item {ref.queue_item}", "cancel_queue", ref.queue_item)
+            # The item may have left the queue just before the cancel arrived: stop what it became.
+            ref, item = await self._resolve(ref)
+            if item is not None:
+                return
+        assert ref.number is not None
+        info = await self._call(f"build {ref.job} #{ref.number}", "get_build_info", ref.job, ref.number)
+        if info.get("building") or info.get("result") is None:
+            await self._call(f"stopping {ref.job} #{ref.number}", "stop_build", ref.job, ref.number)
+            log.info("aborted %s #%s", ref.job, ref.number)
+
+    # --- the library, at arm's length -------------------------------------------------------------
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = jenkins.Jenkins(
+                self.url, username=self._user, password=self._token, timeout=self._timeout
+            )
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _invoke(self, method: str, *args: Any) -> Any:
+        return getattr(self._client(), method)(*args)
+
+    async def _call(self, what: str, method: str, *args: Any) -> Any:
+        """One python-jenkins call on the pool, its errors translated into ours."""
+        try:
+            return await self._runner.run(self._invoke, method, *args)
+        except Exception as exc:
+            raise self._translate(exc, what) from exc
+
+    def _translate(self, exc: Exception, what: str) -> ShipthreadError:
+        chain = list(_chain(exc))
+        if any(isinstance(e, requests.Timeout | jenkins.TimeoutException) for e in chain):
+            return TransientError(f"Jenkins at {self._where} did not answer {what} within {self._timeout:g}s")
+        if any(isinstance(e, requests.ConnectionError) for e in chain):
+            return TransientError(f"could not reach Jenkins at {self._where} ({what})")
+        response = next(
+            (e.response for e in chain if isinstance(e, requests.HTTPError) and e.response is not None),
+            None,
+        )
+        if response is not None:
+            status = response.status_code
+            if status in (401, 403):
+                return PermanentError(
+                    f"Jenkins refused our credentials for user {self._user!r} (HTTP {status}) while "
+                    f"{what}; check JENKINS_USER, JENKINS_TOKEN and the user's permissions on the job"
+                )
+            if status == 404:
+                return NotFound(f"{what} not found on Jenkins at {self._where}")
+            if status == 429 or status >= 500:
+                return TransientError(
+                    f"Jenkins at {self._where} answered HTTP {status} to {what}",
+                    retry_in=_retry_after(response.headers.get("Retry-After")),
+                )
+            return PermanentError(f"Jenkins at {self._where} refused {what} (HTTP {status})")
+        detail = redact(str(exc), [self._token])[:300]
+        return PermanentError(f"Jenkins at {self._where} failed {what}: {type(exc).__name__}: {detail}")
+
+
+# --- Jenkins' JSON, read ------------------------------------------------------------------------
+
+
+def _build_status(ref: BuildRef, info: Mapping[str, Any], now: float) -> BuildStatus:
+    url = str(info["url"]) if info.get("url") else None
+    started_s = (_int(info.get("timestamp")) or 0) / 1000
+    estimate_ms = _int(info.get("estimatedDuration"))
+    estimated = estimate_ms / 1000 if estimate_ms is not None and estimate_ms >= 0 else None
+    result = info.get("result")
+    if info.get("building") or result is None:
+        elapsed = max(0.0, now - started_s) if started_s else 0.0
+        return BuildStatus(ref, BuildState.RUNNING, url=url, elapsed_s=elapsed, estimated_s=estimated)
+    # An unknown result word is no releasable version: treat it as a failure, keep Jenkins' word.
+    state = _RESULTS.get(str(result), BuildState.FAILED)
+    elapsed = (_int(info.get("duration")) or 0) / 1000
+    return BuildStatus(ref, state, url=url, result=str(result), elapsed_s=elapsed, estimated_s=estimated)
+
+
+def _parameter_names(job_info: Mapping[str, Any]) -> set[str]:
+    """Parameters a job declares: under ``property`` (current Jenkins) or ``actions`` (older)."""
+    names: set[str] = set()
+    for section in ("property", "actions"):
+        for entry in job_info.get(section) or ():
+            if isinstance(entry, Mapping):
+                for definition in entry.get("parameterDefinitions") or ():
+                    if isinstance(definition, Mapping) and definition.get("name"):
+                        names.add(str(definition["name"]))
+    return names
+
+
+def _parameters(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter values of a build or queue item: ``actions[].parameters``, or a queue item's ``params``."""
+    values: dict[str, str] = {}
+    for action in obj.get("actions") or ():
+        if isinstance(action, Mapping):
+            for p in action.get("parameters") or ():
+                if isinstance(p, Mapping) and p.get("name"):
+                    values[str(p["name"])] = "" if p.get("value") is None else str(p["value"])
+    params = obj.get("params")
+    if isinstance(params, str):
+        for line in params.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip():
+                values.setdefault(name.strip(), value)
+    return values
+
+
+def _is_item_of(item: Mapping[str, Any], job: str) -> bool:
+    task = item.get("task")
+    if not isinstance(task, Mapping):
+        return False
+    url = task.get("url")
+    if isinstance(url, str) and url:
+        path = "/job/" + "/job/".join(job.split("/")) + "/"
+        return unquote(urlsplit(url).path).rstrip("/").endswith(path.rstrip("/"))
+    return task.get("name") in (job, job.rsplit("/", 1)[-1])
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _describe(ref: BuildRef) -> str:
+    if ref.number is not None:
+        return f"{ref.job} #{ref.number}"
+    return f"{ref.job} (queue item {ref.queue_item})"
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+# --- console text, made safe to show ------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_NAMED_SECRET = re.compile(
+    r"""(?ix)
+    (\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)
+      [\w.-]*["']?\s*[=:]\s*["']?)          # a name that says "secret", then = or :
+    ([^\s"',;&]+)                           # its value, up to a space, quote or separator
+    """
+)
+_SECRET_FLAG = re.compile(
+    r"(?i)(\s--?[\w-]*(?:password|passwd|token|secret|api[_-]?key)[\w-]*\s+)([^\s-]\S*)"
+)
+_AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)([^\r\n\"']+)")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^/\s@]+)(@)", re.IGNORECASE)
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
+_AWS_SECRET = re.compile(
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+)
+_VENDOR_TOKEN = re.compile(
+    r"\b(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{30,})"
+)
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
+)
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    return match.group(1) + MASK
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with secrets replaced by ``****``.
+
+    Masks each of ``secrets`` (exact text, longest first; those under four characters are ignored,
+    they would mangle every line), values of names that say password/token/secret/key,
+    ``--password VALUE`` style flags, ``Authorization:`` headers, bearer tokens, passwords in URLs,
+    AWS access key ids and secret keys, Slack and GitHub tokens, and PEM private keys. Jenkins' own
+    ``****`` masks stay as they are.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _PRIVATE_KEY.sub(MASK, text)
+    text = _AUTH_HEADER.sub(_mask_value, text)
+    text = _BEARER.sub(_mask_value, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _NAMED_SECRET.sub(_mask_value, text)
+    text = _SECRET_FLAG.sub(_mask_value, text)
+    text = _AWS_KEY_ID.sub(MASK, text)
+    text = _AWS_SECRET.sub(MASK, text)
+    return _VENDOR_TOKEN.sub(MASK, text)
+
+
+def tail(text: str, lines: int, *, secrets: Iterable[str] = (), max_chars: int = CONSOLE_MAX_CHARS) -> str:
+    """The last ``lines`` lines of a console, without colour codes, redacted, at most ``max_chars``."""
+    # Redact a wider window than is shown, so a secret spanning lines (a PEM key) is seen whole.
+    window = text.splitlines()[-max(4 * lines, 200) :]
+    clean = redact(_ANSI.sub("", "\n".join(window)).replace("\r", ""), secrets)
+    shown = "\n".join(clean.splitlines()[-lines:]) if lines > 0 else ""
+    if len(shown) > max_chars:
+        shown = "…" + shown[-(max_chars - 1) :]
+    return shown
