@@ -13,9 +13,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
+from bot.domain.approvals import Vote
+from bot.domain.audit import AuditEntry
+from bot.domain.deployment import Deployment
+from bot.domain.locks import Lock
 from bot.domain.measurements import Measurement
+from bot.domain.notifications import Notification
+from bot.domain.watch import GuardWatch
 
 # --- CI (Jenkins) -------------------------------------------------------------------------------
 
@@ -95,6 +102,10 @@ class Target:
     """The Kubernetes Service whose selector blue-green switches."""
     color_label: str = "color"
     rollout_timeout_s: float = 600.0
+    strategy: str = "rolling"
+    """rolling, recreate, canary or blue-green (``bot.domain.deployment.Strategy`` values)."""
+    replicas: int | None = None
+    """Replicas the playbook wants; None keeps the Deployment's own count."""
 
 
 class RolloutPhase(StrEnum):
@@ -199,3 +210,112 @@ class Metrics(Protocol):
     async def evaluate(self, queries: Sequence[GuardQuery]) -> Mapping[GuardQuery, Measurement]:
         """Every query of one tick; the same check of several services batched into one query."""
         ...
+
+
+# --- Chat, directory, clock ----------------------------------------------------------------------
+
+
+class Chat(Protocol):
+    async def notify(self, notification: Notification) -> None:
+        """Tell people what happened (Slack renders it into the deployment's thread)."""
+        ...
+
+
+class Directory(Protocol):
+    async def members(self, group: str) -> frozenset[str]:
+        """The Slack user ids of an approver group (config ids and user-group handles resolved)."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC now (tests pass a clock they move by hand)."""
+        ...
+
+
+# --- Store ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEffect:
+    """An effect in the outbox: stored with the transition that caused it, done once."""
+
+    key: str
+    deployment_id: str
+    effect_type: str
+    payload: Mapping[str, object]
+    created_at: datetime
+    done_at: datetime | None = None
+
+
+class Store(Protocol):
+    """What the engine needs of the database (``bot.store.repository.Repository``)."""
+
+    async def create_deployment(
+        self, dep: Deployment, event_type: str, event_payload: Mapping[str, Any]
+    ) -> None: ...
+
+    async def get_deployment(self, deployment_id: str) -> Deployment | None: ...
+
+    async def save_transition(
+        self,
+        new_dep: Deployment,
+        expected_version_no: int,
+        event_type: str,
+        event_payload: Mapping[str, Any],
+        at: datetime,
+        effects: Sequence[PendingEffect] = (),
+    ) -> None:
+        """Store the new deployment (only if still at ``expected_version_no``), the event and the
+        effects to run, in one transaction; raises a TransientError subclass when stale."""
+        ...
+
+    async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]: ...
+
+    async def effect_done(self, key: str, at: datetime) -> None: ...
+
+    async def active_deployments(
+        self, service: str | None = None, env: str | None = None
+    ) -> list[Deployment]: ...
+
+    async def history(
+        self, service: str | None, env: str | None = None, limit: int = 20
+    ) -> list[Deployment]: ...
+
+    async def last_succeeded(self, service: str, env: str) -> Deployment | None: ...
+
+    async def add_vote(self, vote: Vote) -> bool: ...
+
+    async def votes_for(self, deployment_id: str) -> list[Vote]: ...
+
+    async def add_lock(self, lock: Lock) -> Lock: ...
+
+    async def release_lock(self, lock_id: int, by: str, at: datetime) -> bool: ...
+
+    async def get_lock(self, lock_id: int) -> Lock | None: ...
+
+    async def active_locks(self, env: str | None = None) -> list[Lock]: ...
+
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry: ...
+
+    async def claim_key(self, key: str, at: datetime) -> bool: ...
+
+    async def complete_key(self, key: str, result: Mapping[str, Any], at: datetime) -> None: ...
+
+    async def get_key(self, key: str) -> KeyResult | None: ...
+
+    async def add_watch(self, watch: GuardWatch) -> GuardWatch: ...
+
+    async def save_watch(self, watch: GuardWatch) -> None: ...
+
+    async def active_watches(self) -> list[GuardWatch]: ...
+
+
+class KeyResult(Protocol):
+    """A claimed idempotency key and what the work it guarded produced."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def result(self) -> Mapping[str, Any] | None: ...

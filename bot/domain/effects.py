@@ -11,10 +11,17 @@ annotation on the Kubernetes object) so they can find their own earlier work aft
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypeAlias
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeAlias
 
-from bot.domain.events import Event, event_type_name
+from bot.domain.events import (
+    Event,
+    EventPayloadError,
+    event_from_payload,
+    event_to_payload,
+    event_type_name,
+)
 
 
 def idempotency_key(deployment_id: str, what: str, *parts: int | str) -> str:
@@ -217,3 +224,40 @@ EFFECT_TYPES: tuple[type[Effect], ...] = (
     LockForGuard,
 )
 """Every effect class."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Codec: effects are kept in the store's outbox with the transition that caused them, so an effect
+# that a crash interrupted is found and finished at restart.
+
+EFFECTS_BY_NAME = {t.__name__: t for t in EFFECT_TYPES}
+"""Effect classes by the type name the outbox persists."""
+
+
+def effect_to_payload(effect: Effect) -> tuple[str, dict[str, object]]:
+    """``(type name, JSON object)`` for ``effect``; a Notify's event is nested with its own codec."""
+    payload: dict[str, object] = {}
+    for f in fields(effect):
+        value = getattr(effect, f.name)
+        if f.name == "event":
+            payload["event"] = {"type": event_type_name(value), "payload": event_to_payload(value)}
+        else:
+            payload[f.name] = value
+    return type(effect).__name__, payload
+
+
+def effect_from_payload(type_name: str, payload: Mapping[str, object]) -> Effect:
+    """The inverse of ``effect_to_payload``; raises ``EventPayloadError`` on anything unexpected."""
+    cls = EFFECTS_BY_NAME.get(type_name)
+    if cls is None:
+        raise EventPayloadError(f"unknown effect type {type_name!r}")
+    kwargs: dict[str, Any] = dict(payload)
+    if "event" in kwargs:
+        nested = kwargs["event"]
+        if not isinstance(nested, Mapping) or not isinstance(nested.get("payload"), Mapping):
+            raise EventPayloadError(f"{type_name}.event: not an encoded event")
+        kwargs["event"] = event_from_payload(str(nested.get("type")), nested["payload"])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise EventPayloadError(f"{type_name}: {exc}") from exc

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.deployment import Deployment
+from bot.domain.events import Event
 from bot.domain.measurements import TickOutcome
-from bot.domain.phases import Phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +25,10 @@ class DeploymentOpened:
 
 @dataclass(frozen=True, slots=True)
 class PhaseChanged:
-    """The deployment moved from ``before`` to its current phase."""
+    """``event`` happened to the deployment (now in ``deployment.phase``): update the card, reply."""
 
     deployment: Deployment
-    before: Phase
+    event: Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,103 @@
+"""What every part of the engine shares: the ports, the playbooks, the policy, and small lookups.
+
+Resolving a deployment to its playbook environment, Kubernetes target, image and guard happens in
+one place so the orchestrator, the effects and the ticks can never disagree about them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.domain.deployment import Deployment, Strategy
+from bot.domain.playbook import Environment, GuardSpec, Playbook, render
+from bot.engine.policy import EnginePolicy
+from bot.ports import CI, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
+
+
+class UnknownService(LookupError):
+    """No playbook for the service."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    store: Store
+    ci: CI
+    cluster: Cluster
+    metrics: Metrics
+    chat: Chat
+    directory: Directory
+    clock: Clock
+    playbooks: Mapping[str, Playbook]
+    policy: EnginePolicy
+    default_channel: str | None = None
+
+    def playbook(self, service: str) -> Playbook:
+        try:
+            return self.playbooks[service]
+        except KeyError:
+            known = ", ".join(sorted(self.playbooks)) or "none"
+            raise UnknownService(f"no playbook for service {service!r} (known: {known})") from None
+
+    def environment(self, dep: Deployment) -> Environment:
+        return self.playbook(dep.service).environment(dep.env)
+
+    def channel(self, dep: Deployment) -> str | None:
+        return self.environment(dep).channel or self.default_channel
+
+    def target(self, service: str, env: str, strategy: Strategy | None = None) -> Target:
+        pb = self.playbook(service)
+        spec = pb.target(env)
+        settings = pb.environment(env)
+        bg = settings.blue_green
+        return Target(
+            cluster=spec.cluster,
+            namespace=spec.namespace,
+            deployment=spec.deployment,
+            container=spec.container,
+            service=bg.service if bg else None,
+            color_label=bg.colour_label if bg else "color",
+            rollout_timeout_s=spec.rollout_timeout.total_seconds(),
+            strategy=(strategy or settings.strategy).value,
+            replicas=spec.replicas,
+        )
+
+    def target_of(self, dep: Deployment) -> Target:
+        return self.target(dep.service, dep.env, dep.strategy)
+
+    def image(self, dep: Deployment, version: str | None = None) -> str:
+        return self.playbook(dep.service).image(version or dep.version, dep.env)
+
+    def canary_steps(self, dep: Deployment) -> tuple[int, ...]:
+        canary = self.environment(dep).canary
+        return tuple(step.weight for step in canary.steps) if canary else ()
+
+    def guard(self, dep: Deployment) -> GuardSpec | None:
+        """The guard of the deployment's current step (canary steps may override the env's)."""
+        pb = self.playbook(dep.service)
+        steps = self.canary_steps(dep)
+        step = dep.step if dep.strategy is Strategy.CANARY and dep.step < len(steps) else None
+        return pb.guard_for(dep.env, step)
+
+    def guard_queries(self, service: str, env: str, version: str, guard: GuardSpec) -> dict[str, GuardQuery]:
+        """Each check's query, by check name, for ``version`` of ``service`` in ``env``."""
+        values = self.playbook(service).values(version, env)
+        return {check.name: GuardQuery.of(check.query, **values) for check in guard.checks}
+
+
+def version_of_image(playbook: Playbook, env: str, image: str | None) -> str | None:
+    """The version an image of this playbook carries (``…/checkout:1.4.1`` → ``1.4.1``), or None.
+
+    Used to record what was live before a deployment in the playbook's own terms, so a rollback
+    restores a version a person can read rather than guessing from revisions.
+    """
+    if not image:
+        return None
+    template = playbook.target(env).image
+    values = {k: v for k, v in playbook.values("0", env).items() if k != "version"}
+    marker = "\x00VERSION\x00"
+    literal = render(template, {**values, "version": marker})
+    pattern = re.escape(literal).replace(re.escape(marker), r"(?P<version>[A-Za-z0-9][A-Za-z0-9._+-]*)")
+    match = re.fullmatch(pattern, image)
+    return match.group("version") if match else None

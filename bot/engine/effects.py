@@ -1,0 +1,216 @@
+"""Performing the state machine's effects through the ports.
+
+Each effect is performed with its idempotency key, and every adapter finds its own earlier work by
+that key (a Jenkins build parameter, an annotation on the Kubernetes object), so performing an
+effect again after a crash finishes it instead of repeating it. What an effect learns (the build's
+queue item, that a rollout started, that it could not start) comes back as an event through the
+orchestrator, like everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.domain import approvals
+from bot.domain.deployment import Deployment, Strategy
+from bot.domain.effects import (
+    AbortBuild,
+    Effect,
+    LockForGuard,
+    Notify,
+    PromoteCanary,
+    RequestApprovals,
+    ScheduleApprovalExpiry,
+    StartGuard,
+    StartRollback,
+    StartRollout,
+    SwitchTraffic,
+    TriggerBuild,
+)
+from bot.domain.events import (
+    BuildFailed,
+    BuildQueued,
+    BuildSkipped,
+    DeployRefused,
+    RollbackCompleted,
+    RollbackFailed,
+    RolloutCompleted,
+    RolloutFailed,
+    RolloutStarted,
+)
+from bot.domain.locks import Lock, LockKind
+from bot.domain.notifications import ApprovalNeeded, EnvLocked, PhaseChanged, RollbackStarted
+from bot.domain.watch import GuardWatch
+from bot.engine.context import Context
+from bot.engine.orchestrator import BOT, Orchestrator
+from bot.errors import PermanentError
+from bot.ports import BuildRef
+
+log = logging.getLogger("shipthread.effects")
+
+
+class Effects:
+    """Performs one effect for one deployment (wired into the orchestrator as ``perform``)."""
+
+    def __init__(self, ctx: Context, orchestrator: Orchestrator) -> None:
+        self.ctx = ctx
+        self.orch = orchestrator
+
+    async def perform(self, dep: Deployment, effect: Effect) -> None:
+        match effect:
+            case Notify():
+                await self.ctx.chat.notify(PhaseChanged(dep, effect.event))
+            case RequestApprovals():
+                await self._request_approvals(dep, effect)
+            case ScheduleApprovalExpiry() | StartGuard():
+                # Time-driven: the deployment's poll tick expires approvals and ticks the guard
+                # from stored timestamps, so nothing is scheduled that a restart could lose.
+                self.orch.timer.follow(dep.id)
+            case TriggerBuild():
+                await self._trigger_build(dep, effect)
+            case AbortBuild():
+                await self._abort_build(dep, effect)
+            case StartRollout():
+                await self._start_rollout(dep, effect)
+            case PromoteCanary():
+                await self._promote(dep, effect)
+            case SwitchTraffic():
+                await self._switch(dep, effect)
+            case StartRollback():
+                await self._rollback(dep, effect)
+            case LockForGuard():
+                await self._guard_lock(dep, effect)
+
+    async def _request_approvals(self, dep: Deployment, effect: RequestApprovals) -> None:
+        settings = self.ctx.environment(dep)
+        if effect.stage >= len(settings.approvals):
+            return
+        stage = settings.approvals[effect.stage]
+        members = await self.ctx.directory.members(stage.group)
+        votes = await self.ctx.store.votes_for(dep.id)
+        progress = approvals.progress(settings.approvals, {stage.group: members}, dep.requester, votes)
+        ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
+        await self.ctx.chat.notify(
+            ApprovalNeeded(
+                dep,
+                effect.stage,
+                stage.group,
+                progress.needed if progress.stage == effect.stage else stage.count,
+                tuple(sorted(members - {dep.requester})),
+                approvals.approval_deadline(dep.created_at, ttl),
+            )
+        )
+
+    async def _trigger_build(self, dep: Deployment, effect: TriggerBuild) -> None:
+        pb = self.ctx.playbook(dep.service)
+        job = pb.job_path(dep.version, dep.env)
+        if job is None:
+            await self.orch.try_handle(dep.id, BuildSkipped())
+            return
+        try:
+            ref = await self.ctx.ci.trigger(job, pb.template_params(dep.version, dep.env), effect.key)
+        except PermanentError as exc:
+            await self.orch.try_handle(dep.id, BuildFailed(reason=f"Jenkins refused the build: {exc}"))
+            return
+        if ref.queue_item is not None and dep.build_queue_item != ref.queue_item:
+            await self.orch.try_handle(dep.id, BuildQueued(queue_item=ref.queue_item))
+
+    async def _abort_build(self, dep: Deployment, effect: AbortBuild) -> None:
+        job = self.ctx.playbook(dep.service).job_path(dep.version, dep.env)
+        if job is None or (effect.queue_item is None and effect.number is None):
+            return
+        await self.ctx.ci.abort(BuildRef(job, effect.queue_item, effect.number))
+
+    async def _start_rollout(self, dep: Deployment, effect: StartRollout) -> None:
+        target = self.ctx.target_of(dep)
+        image = self.ctx.image(dep)
+        try:
+            if dep.strategy is Strategy.CANARY:
+                weights = self.ctx.canary_steps(dep)
+                await self.ctx.cluster.canary_step(target, image, weights[effect.step], effect.key)
+            elif dep.strategy is Strategy.BLUE_GREEN:
+                colour = await self.ctx.cluster.deploy_color(target, image, effect.key)
+                await self.ctx.store.complete_key(effect.key, {"color": colour}, self.ctx.clock.now())
+            else:
+                await self.ctx.cluster.set_image(target, image, effect.key)
+        except PermanentError as exc:
+            # Step 0: nothing live changed yet, so the deployment fails cleanly; later steps roll back.
+            if effect.step == 0:
+                await self.orch.try_handle(dep.id, DeployRefused(reason=str(exc)))
+            else:
+                await self.orch.try_handle(dep.id, RolloutFailed(reason=str(exc)))
+            return
+        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
+
+    async def _promote(self, dep: Deployment, effect: PromoteCanary) -> None:
+        await self.ctx.cluster.promote_canary(self.ctx.target_of(dep), self.ctx.image(dep), effect.key)
+        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
+
+    async def _switch(self, dep: Deployment, effect: SwitchTraffic) -> None:
+        colour = await self._new_colour(dep)
+        await self.ctx.cluster.switch_traffic(self.ctx.target_of(dep), colour, effect.key)
+        # Switching a Service's selector is immediate: the step is rolled out as soon as it is done.
+        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
+        await self.orch.try_handle(dep.id, RolloutCompleted(step=effect.step))
+
+    async def _new_colour(self, dep: Deployment) -> str:
+        record = await self.ctx.store.get_key(f"{dep.id}:rollout:0")
+        colour = (record.result or {}).get("color") if record else None
+        if not isinstance(colour, str):
+            raise PermanentError(f"{dep.id}: the colour deployed in step 0 was not recorded")
+        return colour
+
+    async def _rollback(self, dep: Deployment, effect: StartRollback) -> None:
+        target = self.ctx.target_of(dep)
+        await self.ctx.chat.notify(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", None))
+        image = self.ctx.image(dep, effect.to_version) if effect.to_version else None
+        try:
+            if dep.strategy is Strategy.CANARY:
+                await self.ctx.cluster.abort_canary(target, effect.key)
+                if dep.step >= len(self.ctx.canary_steps(dep)):
+                    await self.ctx.cluster.undo(target, image, effect.key)
+            elif dep.strategy is Strategy.BLUE_GREEN:
+                if dep.step >= 1:
+                    await self.ctx.cluster.undo(target, None, effect.key)
+            else:
+                await self.ctx.cluster.undo(target, image, effect.key)
+        except PermanentError as exc:
+            await self.orch.try_handle(dep.id, RollbackFailed(reason=f"rollback failed: {exc}"))
+            return
+        if (
+            dep.strategy is not Strategy.ROLLING
+            and dep.strategy is not Strategy.RECREATE
+            and not (dep.strategy is Strategy.CANARY and dep.step >= len(self.ctx.canary_steps(dep)))
+        ):
+            # Scaling the canary to 0 or switching the Service back takes effect at once.
+            restored = effect.to_version or dep.previous_version or "the previous version"
+            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored))
+
+    async def _guard_lock(self, dep: Deployment, effect: LockForGuard) -> None:
+        now = self.ctx.clock.now()
+        existing = [
+            lk
+            for lk in await self.ctx.store.active_locks(dep.env)
+            if lk.kind is LockKind.GUARD and lk.deployment_id == dep.id
+        ]
+        lock = (
+            existing[0]
+            if existing
+            else await self.ctx.store.add_lock(
+                Lock(
+                    None, dep.env, dep.service, LockKind.GUARD, effect.reason, BOT, now, deployment_id=dep.id
+                )
+            )
+        )
+        if not existing:
+            channel = self.ctx.channel(dep)
+            await self.ctx.chat.notify(
+                EnvLocked(dep.env, dep.service, LockKind.GUARD.value, effect.reason, BOT, channel)
+            )
+        if effect.after_rollback and self.ctx.policy.rollback_guard:
+            watches = [w for w in await self.ctx.store.active_watches() if w.deployment_id == dep.id]
+            if not watches:
+                restored = dep.version if dep.is_rollback else dep.previous_version
+                await self.ctx.store.add_watch(
+                    GuardWatch(None, dep.id, dep.service, dep.env, restored, lock.id, now)
+                )

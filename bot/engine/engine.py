@@ -1,0 +1,118 @@
+"""The engine assembled: orchestrator, effects, ticks and timer, with recovery at start-up.
+
+``Engine`` is what the Slack layer and the CLI talk to. ``start()`` rebuilds everything time-driven
+from the store: it finishes the effects a crash interrupted, resumes polling every unfinished
+deployment, begins queued requests whose slot is free, and starts the guard timer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.domain.commands import Deploy, Rollback
+from bot.domain.phases import Phase
+from bot.engine.context import Context
+from bot.engine.effects import Effects
+from bot.engine.orchestrator import Orchestrator, Outcome, Timer, TransitionHook
+from bot.engine.scheduler import Scheduler
+from bot.engine.ticks import Ticks
+
+log = logging.getLogger("shipthread.engine")
+
+
+class Engine:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        timer: Timer | None = None,
+        on_transition: TransitionHook | None = None,
+        guard_resolution_s: float = 1.0,
+        use_scheduler: bool = True,
+    ) -> None:
+        self.ctx = ctx
+        self.scheduler: Scheduler | None = None
+        if timer is None and use_scheduler:
+            timer = self.scheduler = Scheduler(
+                self._poll,
+                self._guard_tick,
+                poll_interval_s=ctx.policy.poll_interval_s,
+                guard_resolution_s=guard_resolution_s,
+            )
+        self.orchestrator = Orchestrator(ctx, timer=timer, on_transition=on_transition)
+        self.effects = Effects(ctx, self.orchestrator)
+        self.orchestrator.perform = self.effects.perform
+        self.ticks = Ticks(ctx, self.orchestrator)
+
+    async def start(self) -> None:
+        """Recover from the store, then start the timer."""
+        await self.recover()
+        if self.scheduler is not None:
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+
+    async def recover(self) -> None:
+        """Resume every unfinished deployment from its stored progress; run no effect twice."""
+        await self.orchestrator.run_effects()
+        active = await self.ctx.store.active_deployments()
+        for dep in active:
+            if dep.phase is not Phase.REQUESTED:
+                self.orchestrator.timer.follow(dep.id)
+        # A request stored just before a crash (or queued behind one that ended meanwhile) starts now.
+        slots = {(d.service, d.env) for d in active}
+        for service, env in sorted(slots):
+            await self.orchestrator._start_next(service, env)
+        log.info("recovered %d unfinished deployment(s)", len(active))
+
+    async def _poll(self, deployment_id: str) -> None:
+        try:
+            await self.ticks.poll(deployment_id)
+        except Exception:
+            log.exception("poll of %s failed", deployment_id)
+
+    async def _guard_tick(self) -> None:
+        try:
+            await self.ticks.guard_tick()
+        except Exception:
+            log.exception("guard tick failed")
+
+    # -- what people do (the Slack layer calls these) ----------------------------------------------
+
+    async def deploy(self, cmd: Deploy, user: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.request(cmd, user, channel)
+
+    async def approve(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.vote(deployment_id, user, True, None, channel)
+
+    async def reject(self, deployment_id: str, user: str, reason: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.vote(deployment_id, user, False, reason, channel)
+
+    async def cancel(
+        self, deployment_id: str, user: str, reason: str | None = None, channel: str | None = None
+    ) -> Outcome:
+        return await self.orchestrator.cancel(deployment_id, user, reason, channel)
+
+    async def rollback(self, cmd: Rollback, user: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.rollback(cmd, user, channel)
+
+    async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.promote(deployment_id, user, channel)
+
+    async def lock(
+        self, env: str, service: str | None, reason: str, user: str, channel: str | None = None
+    ) -> Outcome:
+        return await self.orchestrator.lock(env, service, reason, user, channel)
+
+    async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
+        return await self.orchestrator.unlock(env, service, user, channel)
+
+    # -- for tests and the sandbox: drive time by hand -------------------------------------------
+
+    async def tick(self) -> None:
+        """One round of every poll and the guard (what the timer does over one interval)."""
+        for dep in await self.ctx.store.active_deployments():
+            await self.ticks.poll(dep.id)
+        await self.ticks.guard_tick()

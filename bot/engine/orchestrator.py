@@ -1,0 +1,618 @@
+"""The orchestrator: every command, click and poll result becomes an event on one deployment.
+
+``handle`` is the one way a deployment changes: load it, ask the pure state machine what the event
+means, store the new deployment, the event and the effects to perform in one transaction, then
+perform the effects. Effects are kept in the store's outbox until done, so a crash between storing
+and acting loses nothing (``recover`` finishes them) and, because every effect is keyed and every
+adapter finds its own earlier work by that key, nothing runs twice.
+
+The commands people type (deploy, approve, reject, cancel, rollback, promote, lock, unlock) check
+policy first and answer with an ``Outcome``: a clear message either way, and no change when refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bot.domain import approvals
+from bot.domain.audit import AuditEntry
+from bot.domain.commands import Deploy, Rollback
+from bot.domain.deployment import Deployment, Strategy
+from bot.domain.effects import Effect, effect_to_payload
+from bot.domain.events import (
+    ApprovalRecorded,
+    ApprovalsComplete,
+    ApprovalsRequired,
+    ApprovalsSkipped,
+    Cancelled,
+    Event,
+    GuardPassed,
+    Promoted,
+    Rejected,
+    RollbackRequested,
+    event_to_payload,
+    event_type_name,
+)
+from bot.domain.locks import Lock, LockKind, lock_status
+from bot.domain.notifications import ApprovalGiven, DeploymentOpened, EnvLocked, EnvUnlocked, Refused
+from bot.domain.phases import Phase
+from bot.domain.playbook import UnknownEnvironment, check_version
+from bot.domain.transitions import InvalidTransition, apply
+from bot.domain.watch import WatchStatus
+from bot.engine.context import Context, UnknownService, version_of_image
+from bot.engine.policy import Concurrency
+from bot.errors import ShipthreadError, TransientError
+from bot.ports import PendingEffect
+
+log = logging.getLogger("shipthread.engine")
+
+BOT = "shipthread"
+"""The actor of what the bot does by itself (guard rollbacks, guard locks)."""
+
+_ROLLBACKABLE = (Phase.DEPLOYING, Phase.VERIFYING)
+_CANCELLABLE = (Phase.REQUESTED, Phase.AWAITING_APPROVAL, Phase.BUILDING)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to a person's command: what happened, in words they can act on."""
+
+    ok: bool
+    message: str
+    deployment: Deployment | None = None
+
+
+class Timer:
+    """What the orchestrator asks of the scheduler; the default does nothing (tests drive ticks)."""
+
+    def follow(self, deployment_id: str) -> None:
+        """Poll this deployment until it is finished."""
+
+    def forget(self, deployment_id: str) -> None:
+        """Stop polling it."""
+
+
+TransitionHook = Callable[[str, Deployment, Event], None]
+"""Called with ``"before"`` just before a transition is stored and ``"after"`` right after it,
+before its effects run. The crash tests hook in here to kill the process at every transition."""
+
+
+class Orchestrator:
+    def __init__(
+        self, ctx: Context, *, timer: Timer | None = None, on_transition: TransitionHook | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.timer = timer or Timer()
+        self._on_transition = on_transition
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[str] = set()
+        self.perform: Callable[[Deployment, Effect], object] | None = None
+        """Set by the engine: performs one effect (``bot.engine.effects.Effects.perform``)."""
+
+    # -- the one way a deployment changes -----------------------------------------------------------
+
+    def lock_for(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def handle(self, deployment_id: str, event: Event) -> Deployment:
+        """Apply ``event`` to the stored deployment, store the result with its effects, run them.
+
+        Raises ``InvalidTransition`` (nothing changed) when the deployment's phase refuses it.
+        """
+        ctx = self.ctx
+        async with self.lock_for(deployment_id):
+            dep = await self._load(deployment_id)
+            now = ctx.clock.now()
+            decision = apply(dep, event, now)
+            pending = [_pending(effect, now) for effect in decision.effects]
+            if self._on_transition is not None:
+                self._on_transition("before", decision.deployment, event)
+            await ctx.store.save_transition(
+                decision.deployment,
+                dep.version_no,
+                event_type_name(event),
+                event_to_payload(event),
+                now,
+                pending,
+            )
+            new = decision.deployment
+            log.info("%s %s: %s -> %s", new.id, event_type_name(event), dep.phase, new.phase)
+            if self._on_transition is not None:
+                self._on_transition("after", new, event)
+        if new.phase.terminal:
+            self.timer.forget(new.id)
+        else:
+            self.timer.follow(new.id)
+        await self.run_effects(new.id)
+        if new.phase.terminal:
+            await self._start_next(new.service, new.env)
+        return new
+
+    async def try_handle(self, deployment_id: str, event: Event) -> Deployment | None:
+        """``handle``, treating a refused (stale) event as nothing to do: ticks and late callbacks."""
+        try:
+            return await self.handle(deployment_id, event)
+        except InvalidTransition as exc:
+            log.info("ignored stale event: %s", exc)
+            return None
+
+    async def run_effects(self, deployment_id: str | None = None) -> None:
+        """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each."""
+        from bot.domain.effects import effect_from_payload
+
+        for item in await self.ctx.store.pending_effects(deployment_id):
+            if item.key in self._running:
+                continue
+            self._running.add(item.key)
+            try:
+                dep = await self._load(item.deployment_id)
+                effect = effect_from_payload(item.effect_type, item.payload)
+                assert self.perform is not None, "the engine wires perform"
+                await self._perform(dep, effect)
+                await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
+            except TransientError as exc:
+                log.warning("effect %s will be retried: %s", item.key, exc)
+                await self._effect_failed(item.key, str(exc))
+            except Exception as exc:
+                # A bug or an unexpected answer: keep the effect pending (a tick retries it) and say so.
+                log.exception("effect %s failed", item.key)
+                await self._effect_failed(item.key, f"{type(exc).__name__}: {exc}")
+            finally:
+                self._running.discard(item.key)
+
+    async def _perform(self, dep: Deployment, effect: Effect) -> None:
+        assert self.perform is not None
+        result = self.perform(dep, effect)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _effect_failed(self, key: str, error: str) -> None:
+        failed = getattr(self.ctx.store, "effect_failed", None)
+        if failed is not None:
+            await failed(key, error[:2000], self.ctx.clock.now())
+
+    async def _load(self, deployment_id: str) -> Deployment:
+        dep = await self.ctx.store.get_deployment(deployment_id)
+        if dep is None:
+            raise UnknownDeployment(f"no deployment {deployment_id!r}")
+        return dep
+
+    # -- /deploy ------------------------------------------------------------------------------------
+
+    async def request(self, cmd: Deploy, user: str, channel: str | None) -> Outcome:
+        """``/deploy service version [to env]``: policy checks, then a new deployment and its thread."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        try:
+            pb = ctx.playbook(cmd.service)
+            env = cmd.env or pb.default_environment
+            settings = pb.environment(env)
+            check_version(cmd.version)
+        except (UnknownService, UnknownEnvironment, ValueError) as exc:
+            return await self._refuse(user, channel, "deploy", f"{cmd.service}/{cmd.env}", str(exc))
+        strategy = cmd.strategy or settings.strategy
+        if strategy is Strategy.CANARY and settings.canary is None:
+            return await self._refuse(
+                user, channel, "deploy", f"{cmd.service}/{env}", f"{env} has no canary steps in the playbook"
+            )
+        if strategy is Strategy.BLUE_GREEN and settings.blue_green is None:
+            return await self._refuse(
+                user,
+                channel,
+                "deploy",
+                f"{cmd.service}/{env}",
+                f"{env} has no blue_green section in the playbook",
+            )
+        target_name = f"{cmd.service}/{env}"
+        if cmd.emergency_reason is not None:
+            members = await self._break_glass_members()
+            emergency = approvals.decide_emergency(user, cmd.emergency_reason, members)
+            if not emergency.allowed:
+                return await self._refuse(
+                    user, channel, "emergency", target_name, emergency.refusal or "refused"
+                )
+        async with self.lock_for(f"service:{cmd.service}/{env}"):
+            status = lock_status(cmd.service, env, now, await ctx.store.active_locks(env), ctx.policy.freezes)
+            blockers = status.emergency_blockers if cmd.emergency_reason is not None else status.reasons
+            if blockers:
+                why = "; ".join(f"{r.kind}: {r.reason}" for r in blockers)
+                return await self._refuse(
+                    user, channel, "deploy", target_name, f"{env} is locked for {cmd.service} ({why})"
+                )
+            for prerequisite in settings.requires:
+                if not await self._succeeded_in(
+                    cmd.service, prerequisite.succeeded_in, cmd.version, now, prerequisite.within
+                ):
+                    return await self._refuse(
+                        user,
+                        channel,
+                        "deploy",
+                        target_name,
+                        f"{env} needs {cmd.service} {cmd.version} to have succeeded in "
+                        f"{prerequisite.succeeded_in} first",
+                    )
+            active = await ctx.store.active_deployments(cmd.service, env)
+            if active and ctx.policy.concurrency is Concurrency.REFUSE:
+                busy = active[0]
+                return await self._refuse(
+                    user,
+                    channel,
+                    "deploy",
+                    target_name,
+                    f"{cmd.service} is already being deployed to {env}: "
+                    f"{busy.id} ({busy.version}, {busy.phase})",
+                )
+            try:
+                live = await ctx.cluster.live(ctx.target(cmd.service, env, strategy))
+            except ShipthreadError as exc:
+                return await self._refuse(
+                    user, channel, "deploy", target_name, f"cannot read what runs in {env} now: {exc}"
+                )
+            dep = Deployment(
+                id=self._new_id(),
+                service=cmd.service,
+                env=env,
+                version=cmd.version,
+                strategy=strategy,
+                requester=user,
+                phase=Phase.REQUESTED,
+                created_at=now,
+                updated_at=now,
+                emergency_reason=cmd.emergency_reason,
+                previous_version=version_of_image(pb, env, live.image),
+            )
+            await ctx.store.create_deployment(
+                dep, "DeploymentRequested", {"user": user, "channel": channel, "live_image": live.image}
+            )
+        queued = bool(active)
+        await self._audit(
+            user, "deploy", channel, dep.id, "accepted", version=cmd.version, env=env, queued=queued
+        )
+        if cmd.emergency_reason is not None:
+            await self._audit(user, "emergency", channel, dep.id, "accepted", reason=cmd.emergency_reason)
+        await ctx.chat.notify(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
+        if queued:
+            return Outcome(True, f"{dep.id} queued behind {active[0].id}: it starts when that one ends", dep)
+        dep = await self._begin(dep)
+        return Outcome(True, f"{dep.id}: deploying {dep.service} {dep.version} to {dep.env}", dep)
+
+    async def _begin(self, dep: Deployment) -> Deployment:
+        """The first event of a deployment that holds its service and environment."""
+        event: Event
+        if dep.is_rollback:
+            event = RollbackRequested(
+                user=dep.requester, reason=dep.reason or "rollback", to_version=dep.version
+            )
+        elif dep.emergency_reason is not None:
+            event = ApprovalsSkipped(emergency_reason=dep.emergency_reason)
+        elif not self.ctx.environment(dep).approvals:
+            event = ApprovalsSkipped()
+        else:
+            event = ApprovalsRequired()
+        return await self.handle(dep.id, event)
+
+    async def _start_next(self, service: str, env: str) -> None:
+        """A deployment ended: start the oldest queued request for the same service and environment."""
+        async with self.lock_for(f"service:{service}/{env}"):
+            active = await self.ctx.store.active_deployments(service, env)
+            if any(d.phase is not Phase.REQUESTED for d in active):
+                return
+            queued = sorted((d for d in active if d.phase is Phase.REQUESTED), key=lambda d: d.created_at)
+        if queued:
+            await self._begin(queued[0])
+
+    async def _succeeded_in(
+        self, service: str, env: str, version: str, now: datetime, within: object
+    ) -> bool:
+        for dep in await self.ctx.store.history(service, env, limit=100):
+            if dep.version == version and dep.phase is Phase.SUCCEEDED and not dep.is_rollback:
+                return within is None or dep.updated_at >= now - within  # type: ignore[operator]
+        return False
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    async def vote(
+        self,
+        deployment_id: str,
+        user: str,
+        approve: bool,
+        reason: str | None = None,
+        channel: str | None = None,
+    ) -> Outcome:
+        """An Approve or Reject click (Reject needs a reason)."""
+        action = "approve" if approve else "reject"
+        if not approve and not (reason and reason.strip()):
+            return await self._refuse(user, channel, action, deployment_id, "a rejection needs a reason")
+        async with self.lock_for(f"votes:{deployment_id}"):
+            dep = await self.ctx.store.get_deployment(deployment_id)
+            if dep is None:
+                return await self._refuse(
+                    user, channel, action, deployment_id, f"no deployment {deployment_id}"
+                )
+            if dep.phase is not Phase.AWAITING_APPROVAL:
+                return await self._refuse(
+                    user,
+                    channel,
+                    action,
+                    dep.id,
+                    f"{dep.id} is not waiting for approvals (it is {dep.phase})",
+                )
+            stages = self.ctx.environment(dep).approvals
+            members = await self._members(s.group for s in stages)
+            votes = await self.ctx.store.votes_for(dep.id)
+            check = approvals.check_vote(
+                stages, members, dep.requester, votes, user, dep.approval_stage, approve=approve
+            )
+            if not check.allowed:
+                return await self._refuse(user, channel, action, dep.id, check.reason or "not allowed")
+            vote = approvals.Vote(dep.id, dep.approval_stage, user, approve, self.ctx.clock.now(), reason)
+            if not await self.ctx.store.add_vote(vote):
+                return Outcome(True, "your vote was already recorded", dep)
+            progress = approvals.progress(stages, members, dep.requester, [*votes, vote])
+        await self._audit(user, action, channel, dep.id, "accepted", stage=dep.approval_stage, reason=reason)
+        await self.ctx.chat.notify(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
+        event: Event
+        if not approve:
+            event = Rejected(user=user, reason=reason or "")
+        elif progress.done:
+            event = ApprovalsComplete(user=user)
+        else:
+            event = ApprovalRecorded(
+                user=user, stage=dep.approval_stage, stage_complete=progress.stage > dep.approval_stage
+            )
+        new = await self.try_handle(dep.id, event)
+        return Outcome(True, f"{action}d {dep.id}", new or dep)
+
+    # -- cancel, rollback, promote ------------------------------------------------------------------
+
+    async def cancel(
+        self, deployment_id: str, user: str, reason: str | None = None, channel: str | None = None
+    ) -> Outcome:
+        dep = await self.ctx.store.get_deployment(deployment_id)
+        if dep is None:
+            return await self._refuse(
+                user, channel, "cancel", deployment_id, f"no deployment {deployment_id}"
+            )
+        if user != dep.requester and user not in await self._break_glass_members():
+            return await self._refuse(
+                user,
+                channel,
+                "cancel",
+                dep.id,
+                f"only the requester (<@{dep.requester}>) or break-glass may cancel",
+            )
+        if dep.phase not in _CANCELLABLE:
+            hint = " — use /rollback to undo it" if dep.phase in _ROLLBACKABLE else ""
+            return await self._refuse(user, channel, "cancel", dep.id, f"{dep.id} is {dep.phase}{hint}")
+        new = await self.try_handle(dep.id, Cancelled(user=user, reason=reason))
+        if new is None:
+            return await self._refuse(user, channel, "cancel", dep.id, f"{dep.id} can no longer be cancelled")
+        await self._audit(user, "cancel", channel, dep.id, "accepted", reason=reason)
+        return Outcome(True, f"cancelled {dep.id}", new)
+
+    async def rollback(self, cmd: Rollback, user: str, channel: str | None) -> Outcome:
+        """``/rollback service [to version] [in env]``: undo the live deployment or the last release."""
+        ctx = self.ctx
+        try:
+            pb = ctx.playbook(cmd.service)
+            env = cmd.env or pb.default_environment
+            pb.environment(env)
+            if cmd.to_version is not None:
+                check_version(cmd.to_version)
+        except (UnknownService, UnknownEnvironment, ValueError) as exc:
+            return await self._refuse(user, channel, "rollback", f"{cmd.service}/{cmd.env}", str(exc))
+        reason = cmd.reason or f"rollback requested by <@{user}>"
+        active = await ctx.store.active_deployments(cmd.service, env)
+        live = [d for d in active if d.phase in _ROLLBACKABLE]
+        if live:
+            dep = live[0]
+            new = await self.try_handle(
+                dep.id, RollbackRequested(user=user, reason=reason, to_version=cmd.to_version)
+            )
+            if new is None:
+                return await self._refuse(
+                    user, channel, "rollback", dep.id, f"{dep.id} can no longer be rolled back"
+                )
+            await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=cmd.to_version)
+            return Outcome(True, f"rolling back {dep.id}", new)
+        if any(d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL) for d in active):
+            busy = next(d for d in active if d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL))
+            return await self._refuse(
+                user,
+                channel,
+                "rollback",
+                busy.id,
+                f"{busy.id} has deployed nothing yet ({busy.phase}): use /deploy cancel {busy.id}",
+            )
+        last = next(
+            (d for d in await ctx.store.history(cmd.service, env, limit=50) if d.phase is Phase.SUCCEEDED),
+            None,
+        )
+        if last is None and cmd.to_version is None:
+            return await self._refuse(
+                user,
+                channel,
+                "rollback",
+                f"{cmd.service}/{env}",
+                f"no succeeded release of {cmd.service} in {env} to undo; name a version: "
+                f"/rollback {cmd.service} to <version> in {env}",
+            )
+        to_version = cmd.to_version or (last.previous_version if last else None)
+        if to_version is None:
+            return await self._refuse(
+                user,
+                channel,
+                "rollback",
+                f"{cmd.service}/{env}",
+                f"I do not know what ran before {last.version if last else 'it'}; name it: "
+                f"/rollback {cmd.service} to <version> in {env}",
+            )
+        now = ctx.clock.now()
+        try:
+            current = await ctx.cluster.live(ctx.target(cmd.service, env, Strategy.ROLLING))
+        except ShipthreadError as exc:
+            return await self._refuse(
+                user, channel, "rollback", f"{cmd.service}/{env}", f"cannot read {env}: {exc}"
+            )
+        dep = Deployment(
+            id=self._new_id(),
+            service=cmd.service,
+            env=env,
+            version=to_version,
+            strategy=Strategy.ROLLING,
+            requester=user,
+            phase=Phase.REQUESTED,
+            created_at=now,
+            updated_at=now,
+            is_rollback=True,
+            previous_version=version_of_image(pb, env, current.image),
+            reason=reason,
+        )
+        await ctx.store.create_deployment(
+            dep, "RollbackRequestedByCommand", {"user": user, "channel": channel}
+        )
+        await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=to_version)
+        await ctx.chat.notify(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
+        dep = await self._begin(dep)
+        return Outcome(True, f"{dep.id}: rolling {cmd.service} in {env} back to {to_version}", dep)
+
+    async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
+        """A person's judgment on a held deployment: go on (next step, or finish)."""
+        dep = await self.ctx.store.get_deployment(deployment_id)
+        if dep is None:
+            return await self._refuse(
+                user, channel, "promote", deployment_id, f"no deployment {deployment_id}"
+            )
+        if dep.phase is not Phase.VERIFYING:
+            return await self._refuse(
+                user, channel, "promote", dep.id, f"{dep.id} is {dep.phase}, not verifying"
+            )
+        stages = self.ctx.environment(dep).approvals
+        allowed = await self._members(s.group for s in stages)
+        deciders = set().union(*allowed.values()) if allowed else set()
+        deciders |= await self._break_glass_members()
+        if stages and (user not in deciders or user == dep.requester):
+            return await self._refuse(
+                user,
+                channel,
+                "promote",
+                dep.id,
+                "only an approver of this environment (not the requester) may promote",
+            )
+        event = self.next_step_event(dep, user)
+        new = await self.try_handle(dep.id, event)
+        if new is None:
+            return await self._refuse(user, channel, "promote", dep.id, f"{dep.id} cannot be promoted now")
+        await self._audit(user, "promote", channel, dep.id, "accepted")
+        return Outcome(True, f"promoted {dep.id}", new)
+
+    def next_step_event(self, dep: Deployment, user: str | None = None) -> Event:
+        """What a clean window (or a person's promote) means for the step the deployment is at."""
+        if dep.strategy is Strategy.CANARY:
+            steps = len(self.ctx.canary_steps(dep))
+            if dep.step < steps:
+                return Promoted(user=user, final=dep.step + 1 == steps)
+        elif dep.strategy is Strategy.BLUE_GREEN and dep.step == 0:
+            return Promoted(user=user)
+        return GuardPassed(user=user)
+
+    # -- locks ----------------------------------------------------------------------------------------
+
+    async def lock(
+        self, env: str, service: str | None, reason: str, user: str, channel: str | None = None
+    ) -> Outcome:
+        target = f"{env}/{service}" if service else env
+        now = self.ctx.clock.now()
+        existing = [
+            lk
+            for lk in await self.ctx.store.active_locks(env)
+            if lk.kind is LockKind.MANUAL and lk.service == service
+        ]
+        if existing:
+            return await self._refuse(
+                user,
+                channel,
+                "lock",
+                target,
+                f"{target} is already locked by <@{existing[0].author}>: {existing[0].reason}",
+            )
+        lock = await self.ctx.store.add_lock(Lock(None, env, service, LockKind.MANUAL, reason, user, now))
+        await self._audit(user, "lock", channel, target, "accepted", reason=reason, lock_id=lock.id)
+        await self.ctx.chat.notify(EnvLocked(env, service, LockKind.MANUAL.value, reason, user, channel))
+        return Outcome(True, f"locked {target}: {reason}")
+
+    async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
+        """Lift the manual and guard locks on ``env`` (or on one service there); freezes are config."""
+        target = f"{env}/{service}" if service else env
+        now = self.ctx.clock.now()
+        lifted = [
+            lk
+            for lk in await self.ctx.store.active_locks(env)
+            if lk.kind is not LockKind.FREEZE and lk.service == service
+        ]
+        if not lifted:
+            return await self._refuse(user, channel, "unlock", target, f"{target} has no lock to lift")
+        for lock in lifted:
+            assert lock.id is not None
+            await self.ctx.store.release_lock(lock.id, user, now)
+            if lock.kind is LockKind.GUARD:
+                for watch in await self.ctx.store.active_watches():
+                    if watch.lock_id == lock.id:
+                        await self.ctx.store.save_watch(replace(watch, status=WatchStatus.STOPPED))
+            await self.ctx.chat.notify(
+                EnvUnlocked(env, service, lock.kind.value, f"lifted by <@{user}>", user, channel)
+            )
+        await self._audit(user, "unlock", channel, target, "accepted", locks=[lk.id for lk in lifted])
+        return Outcome(True, f"unlocked {target}")
+
+    # -- small helpers --------------------------------------------------------------------------------
+
+    async def _members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
+        return {g: await self.ctx.directory.members(g) for g in dict.fromkeys(groups)}
+
+    async def _break_glass_members(self) -> frozenset[str]:
+        group = self.ctx.policy.break_glass_group
+        return await self.ctx.directory.members(group) if group else frozenset()
+
+    async def _refuse(
+        self, user: str, channel: str | None, action: str, target: str, message: str
+    ) -> Outcome:
+        """Say no, record that we did, change nothing else."""
+        await self._audit(user, action, channel, target, f"refused: {message}")
+        await self.ctx.chat.notify(Refused(user, channel or "", message))
+        return Outcome(False, message)
+
+    async def _audit(
+        self, actor: str, action: str, channel: str | None, target: str | None, outcome: str, **detail: object
+    ) -> None:
+        entry = AuditEntry(
+            at=self.ctx.clock.now(),
+            actor=actor,
+            action=action,
+            channel=channel,
+            target=target,
+            outcome=outcome,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        await self.ctx.store.record_audit(entry)
+
+    def _new_id(self) -> str:
+        # Short enough to type in /deploy cancel; the store refuses the rare collision.
+        return f"{self.ctx.policy.id_prefix}{secrets.token_hex(3)}"
+
+
+class UnknownDeployment(ShipthreadError):
+    """An event or effect for a deployment the store does not have."""
+
+
+def _pending(effect: Effect, now: datetime) -> PendingEffect:
+    effect_type, payload = effect_to_payload(effect)
+    return PendingEffect(effect.key, effect.deployment_id, effect_type, payload, now)

@@ -1,0 +1,43 @@
+"""The engine's own settings, taken from config by the composition root.
+
+Kept apart from ``bot.config`` so the engine depends on a handful of values, not on how the config
+file is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from bot.domain.locks import FreezeWindow
+
+
+class Concurrency(StrEnum):
+    """What a second request for a service and environment that is busy gets."""
+
+    QUEUE = "queue"
+    """Accepted and held in ``requested`` until the active deployment ends."""
+    REFUSE = "refuse"
+    """Refused with the reason (which deployment holds it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnginePolicy:
+    break_glass_group: str | None = None
+    freezes: tuple[FreezeWindow, ...] = ()
+    concurrency: Concurrency = Concurrency.REFUSE
+    approval_ttl: timedelta = timedelta(hours=4)
+    poll_interval_s: float = 2.0
+    """How often builds and rollouts are polled (guards tick at their own interval)."""
+    rollback_guard: bool = True
+    """Lock and watch after every rollback (the post-rollback guard window)."""
+    id_prefix: str = "d"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class SystemClock:
+    """The real clock, timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

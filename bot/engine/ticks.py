@@ -1,0 +1,311 @@
+"""Time-driven work: polling builds and rollouts, expiring approvals, ticking the QoS guard.
+
+Everything here reads the stored deployment and decides from stored timestamps and counters, so a
+tick after a restart continues exactly where the last one stopped. The guard tick evaluates every
+guard that is due (deployments being verified and post-rollback watches) in one batch, so the
+metrics adapter can send one query per check shape instead of one per deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bot.domain import approvals, guard
+from bot.domain.deployment import Deployment, Strategy
+from bot.domain.events import (
+    ApprovalExpired,
+    BuildFailed,
+    BuildStarted,
+    BuildSucceeded,
+    Event,
+    GuardBreached,
+    GuardHeld,
+    GuardTicked,
+    RollbackCompleted,
+    RollbackFailed,
+    RolloutCompleted,
+    RolloutFailed,
+)
+from bot.domain.measurements import Measurement, QueryFailed
+from bot.domain.notifications import BuildProgress, EnvUnlocked, GuardTick, GuardVerdict, RolloutProgress
+from bot.domain.phases import Phase
+from bot.domain.playbook import BreachAction, GuardSpec
+from bot.domain.watch import GuardWatch, WatchStatus
+from bot.engine.context import Context
+from bot.engine.orchestrator import BOT, Orchestrator
+from bot.errors import ShipthreadError
+from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
+
+log = logging.getLogger("shipthread.ticks")
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """One guard evaluation due now: a deployment's window or a post-rollback watch."""
+
+    spec: GuardSpec
+    queries: Mapping[str, GuardQuery]
+    deployment: Deployment | None = None
+    watch: GuardWatch | None = None
+
+
+class Ticks:
+    def __init__(self, ctx: Context, orchestrator: Orchestrator) -> None:
+        self.ctx = ctx
+        self.orch = orchestrator
+        self._last_said: dict[str, object] = {}
+
+    # -- one deployment: approvals, build, rollout -------------------------------------------------
+
+    async def poll(self, deployment_id: str) -> None:
+        """Move one deployment on from what the outside world says now."""
+        await self.orch.run_effects(deployment_id)
+        dep = await self.ctx.store.get_deployment(deployment_id)
+        if dep is None or dep.phase.terminal:
+            self.orch.timer.forget(deployment_id)
+            return
+        if await self.ctx.store.pending_effects(deployment_id):
+            return  # an effect is still being retried: its result decides what comes next
+        try:
+            if dep.phase is Phase.AWAITING_APPROVAL:
+                await self._expire(dep)
+            elif dep.phase is Phase.BUILDING:
+                await self._poll_build(dep)
+            elif dep.phase is Phase.DEPLOYING:
+                await self._poll_rollout(dep)
+            elif dep.phase is Phase.ROLLING_BACK:
+                await self._poll_rollback(dep)
+        except ShipthreadError as exc:
+            log.warning("%s: poll failed, next tick retries: %s", dep.id, exc)
+
+    async def _expire(self, dep: Deployment) -> None:
+        ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
+        if approvals.is_expired(dep.created_at, ttl, self.ctx.clock.now()):
+            await self.orch.try_handle(dep.id, ApprovalExpired())
+
+    async def _poll_build(self, dep: Deployment) -> None:
+        pb = self.ctx.playbook(dep.service)
+        job = pb.job_path(dep.version, dep.env)
+        if job is None or dep.build_queue_item is None:
+            return
+        status = await self.ctx.ci.status(BuildRef(job, dep.build_queue_item, dep.build_number))
+        number = status.ref.number
+        if number is not None and number != dep.build_number:
+            dep = await self.orch.try_handle(dep.id, BuildStarted(number=number)) or dep
+        if status.state is BuildState.SUCCEEDED:
+            await self._say(dep, BuildProgress(dep, status.state.value, status.url, 1.0))
+            await self.orch.try_handle(dep.id, BuildSucceeded(number=number))
+        elif status.state.finished:
+            tail = await self._console_tail(status.ref) if number is not None else None
+            what = f"build #{number}" if number is not None else "the queued build"
+            await self._say(dep, BuildProgress(dep, status.state.value, status.url, None, tail))
+            await self.orch.try_handle(
+                dep.id, BuildFailed(reason=f"{what} {status.result or status.state.value}")
+            )
+        else:
+            limit = pb.jenkins.build_timeout.total_seconds() if pb.jenkins else None
+            if limit is not None and status.elapsed_s > limit:
+                await self.ctx.ci.abort(status.ref)
+                await self.orch.try_handle(
+                    dep.id,
+                    BuildFailed(reason=f"build #{number} ran longer than {int(limit)}s and was aborted"),
+                )
+                return
+            progress = status.progress
+            bucket = (status.state.value, None if progress is None else int(progress * 10))
+            await self._say(dep, BuildProgress(dep, status.state.value, status.url, progress), bucket)
+
+    async def _console_tail(self, ref: BuildRef) -> str | None:
+        try:
+            return await self.ctx.ci.console_tail(ref)
+        except ShipthreadError as exc:
+            return f"(console unavailable: {exc})"
+
+    async def _poll_rollout(self, dep: Deployment) -> None:
+        if not await self._effect_done(f"{dep.id}:rollout:{dep.step}", f"{dep.id}:promote:{dep.step}"):
+            return
+        status = await self.ctx.cluster.rollout(self.ctx.target_of(dep))
+        weights = self.ctx.canary_steps(dep)
+        weight = weights[dep.step] if dep.strategy is Strategy.CANARY and dep.step < len(weights) else None
+        if status.phase is RolloutPhase.DONE:
+            await self.orch.try_handle(dep.id, RolloutCompleted(step=dep.step))
+        elif status.phase is RolloutPhase.FAILED:
+            await self.orch.try_handle(dep.id, RolloutFailed(reason=status.message or "the rollout failed"))
+        else:
+            note = RolloutProgress(dep, dep.step, weight, status.message, status.ready, status.desired)
+            await self._say(dep, note, (dep.step, status.ready, status.desired))
+
+    async def _poll_rollback(self, dep: Deployment) -> None:
+        status = await self.ctx.cluster.rollout(self.ctx.target_of(dep))
+        restored = dep.version if dep.is_rollback else dep.previous_version
+        if status.phase is RolloutPhase.DONE:
+            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored or "the previous revision"))
+        elif status.phase is RolloutPhase.FAILED:
+            await self.orch.try_handle(
+                dep.id, RollbackFailed(reason=f"the rollback's rollout failed: {status.message}")
+            )
+
+    async def _effect_done(self, *keys: str) -> bool:
+        """True once one of ``keys`` is no longer pending (the step's cluster change was made)."""
+        pending = {p.key for p in await self.ctx.store.pending_effects()}
+        return any(k not in pending for k in keys)
+
+    async def _say(self, dep: Deployment, note: object, bucket: object = None) -> None:
+        """Tell the chat, but only when something a person would notice changed."""
+        key = f"{dep.id}:{type(note).__name__}"
+        marker = (dep.phase, dep.step, bucket if bucket is not None else repr(note))
+        if self._last_said.get(key) == marker:
+            return
+        self._last_said[key] = marker
+        await self.ctx.chat.notify(note)  # type: ignore[arg-type]
+
+    # -- the QoS guard --------------------------------------------------------------------------------
+
+    async def guard_tick(self) -> None:
+        """Evaluate every guard that is due, in one batch of queries."""
+        now = self.ctx.clock.now()
+        due: list[_Due] = []
+        for dep in await self.ctx.store.active_deployments():
+            if dep.phase is not Phase.VERIFYING or dep.paused or dep.guard_started_at is None:
+                continue
+            spec = self.ctx.guard(dep)
+            if spec is None:
+                await self._no_guard(dep, now)
+            elif _is_due(dep.guard_started_at, dep.guard_ticks, spec, now):
+                due.append(
+                    _Due(
+                        spec, self.ctx.guard_queries(dep.service, dep.env, dep.version, spec), deployment=dep
+                    )
+                )
+        for watch in await self.ctx.store.active_watches():
+            spec = self._watch_spec(watch)
+            if spec is not None and watch.version and _is_due(watch.started_at, watch.ticks, spec, now):
+                queries = self.ctx.guard_queries(watch.service, watch.env, watch.version, spec)
+                due.append(_Due(spec, queries, watch=watch))
+        if not due:
+            return
+        wanted = [q for d in due for q in d.queries.values()]
+        try:
+            results = await self.ctx.metrics.evaluate(wanted)
+        except ShipthreadError as exc:  # adapters answer QueryFailed, but never let a tick die silently
+            results = {q: QueryFailed(str(exc)) for q in wanted}
+        for item in due:
+            measured: dict[str, Measurement] = {
+                name: results.get(q, QueryFailed("not evaluated")) for name, q in item.queries.items()
+            }
+            verdict = guard.tick_verdict(item.spec, measured)
+            if item.deployment is not None:
+                await self._deployment_tick(item.deployment, item.spec, verdict, now)
+            elif item.watch is not None:
+                await self._watch_tick(item.watch, item.spec, verdict, now)
+
+    async def _deployment_tick(
+        self, dep: Deployment, spec: GuardSpec, verdict: guard.TickVerdict, now: datetime
+    ) -> None:
+        new = await self.orch.try_handle(dep.id, GuardTicked(outcome=verdict.outcome))
+        if new is None or new.guard_started_at is None:
+            return
+        await self.ctx.chat.notify(
+            GuardTick(
+                new,
+                verdict.outcome,
+                tuple(c.message for c in verdict.checks),
+                new.guard_ticks,
+                guard.expected_ticks(spec),
+            )
+        )
+        state = guard.WindowState(
+            new.guard_ticks, new.guard_failed_ticks, new.guard_inconclusive_ticks, new.guard_started_at
+        )
+        window = guard.window_verdict(spec, state, now)
+        event: Event
+        if window.status is guard.WindowStatus.FAIL:
+            if spec.on_breach is BreachAction.ROLLBACK:
+                event = GuardBreached(reason=window.reason)
+            else:
+                event = GuardHeld(reason=window.reason, lock=True)
+        elif window.status is guard.WindowStatus.INCONCLUSIVE:
+            event = GuardHeld(reason=window.reason)
+        elif window.status is guard.WindowStatus.PASS:
+            if not self._pause_over(new, now):
+                return
+            event = self.orch.next_step_event(new)
+        else:
+            return
+        await self.ctx.chat.notify(GuardVerdict(new, window.status.value, window.reason))
+        await self.orch.try_handle(new.id, event)
+
+    def _pause_over(self, dep: Deployment, now: datetime) -> bool:
+        canary = self.ctx.environment(dep).canary
+        if dep.strategy is not Strategy.CANARY or canary is None or dep.step >= len(canary.steps):
+            return True
+        started = dep.guard_started_at or now
+        return now >= started + canary.steps[dep.step].pause
+
+    async def _no_guard(self, dep: Deployment, now: datetime) -> None:
+        if not self._pause_over(dep, now):
+            return
+        await self.ctx.chat.notify(GuardVerdict(dep, "pass", "no guard is configured for this step"))
+        await self.orch.try_handle(dep.id, self.orch.next_step_event(dep))
+
+    def _watch_spec(self, watch: GuardWatch) -> GuardSpec | None:
+        try:
+            return self.ctx.playbook(watch.service).guard_for(watch.env)
+        except LookupError:
+            return None
+
+    async def _watch_tick(
+        self, watch: GuardWatch, spec: GuardSpec, verdict: guard.TickVerdict, now: datetime
+    ) -> None:
+        """A tick of the post-rollback window: a clean window lifts the guard lock by itself."""
+        watch = watch.ticked(verdict.outcome)
+        dep = await self.ctx.store.get_deployment(watch.deployment_id)
+        if dep is not None:
+            await self.ctx.chat.notify(
+                GuardTick(
+                    dep,
+                    verdict.outcome,
+                    tuple(c.message for c in verdict.checks),
+                    watch.ticks,
+                    guard.expected_ticks(spec),
+                    post_rollback=True,
+                )
+            )
+        state = guard.WindowState(watch.ticks, watch.failed, watch.inconclusive, watch.started_at)
+        window = guard.window_verdict(spec, state, now)
+        if window.status is guard.WindowStatus.RUNNING:
+            await self.ctx.store.save_watch(watch)
+            return
+        if window.status is guard.WindowStatus.PASS:
+            if watch.lock_id is not None:
+                await self.ctx.store.release_lock(watch.lock_id, BOT, now)
+            await self.ctx.store.save_watch(
+                replace(watch, status=WatchStatus.CLEARED, last_reason=window.reason)
+            )
+            if dep is not None:
+                await self.ctx.chat.notify(GuardVerdict(dep, "pass", window.reason, post_rollback=True))
+            await self.ctx.chat.notify(
+                EnvUnlocked(
+                    watch.env,
+                    watch.service,
+                    "guard",
+                    f"{watch.version} stayed clean for the post-rollback window",
+                    BOT,
+                    self.ctx.channel(dep) if dep else None,
+                )
+            )
+            return
+        # Still failing (or not measurable): keep the lock, say why once, and watch another window.
+        first = watch.windows == 1 or watch.last_reason is None
+        await self.ctx.store.save_watch(watch.next_window(now, window.reason))
+        if dep is not None and first:
+            reason = f"{window.reason}; {watch.env} stays locked and the guard keeps watching"
+            await self.ctx.chat.notify(GuardVerdict(dep, window.status.value, reason, post_rollback=True))
+
+
+def _is_due(started_at: datetime, ticks: int, spec: GuardSpec, now: datetime) -> bool:
+    """Tick ``ticks + 1`` of a window is due one interval after the previous one."""
+    return now >= started_at + spec.interval * (ticks + 1)
