@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -73,13 +74,46 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
+NOT_EXCLUSIVE_PHASES = (
+    "requested",
+    "succeeded",
+    "rejected",
+    "expired",
+    "cancelled",
+    "failed",
+    "rolled_back",
+    "rollback_failed",
+)
+"""Phases that do not hold their service and environment: queued (``requested``) and terminal ones.
+
+Written out rather than derived from ``bot.domain.phases`` because the index built from it lives in
+a migration: a new phase must come with a new migration, and a test says so when they drift.
+"""
+
+ONE_ACTIVE_INDEX = "uq_deployments_service_env_active"
+_ONE_ACTIVE_WHERE = text("phase NOT IN ({})".format(", ".join(f"'{p}'" for p in NOT_EXCLUSIVE_PHASES)))
+
+
 class DeploymentRow(Base):
-    """One deployment: a column per field of ``bot.domain.deployment.Deployment``."""
+    """One deployment: a column per field of ``bot.domain.deployment.Deployment``.
+
+    At most one deployment per (service, env) may be past ``requested`` and not yet terminal: the
+    engine queues further requests as ``requested``, and the database enforces the rest, so two
+    replicas (or two clicks) can never start two rollouts of the same service in one environment.
+    """
 
     __tablename__ = "deployments"
     __table_args__ = (
         Index("ix_deployments_service_env_phase", "service", "env", "phase"),
         Index("ix_deployments_service_env_created_at", "service", "env", "created_at"),
+        Index(
+            ONE_ACTIVE_INDEX,
+            "service",
+            "env",
+            unique=True,
+            sqlite_where=_ONE_ACTIVE_WHERE,
+            postgresql_where=_ONE_ACTIVE_WHERE,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -190,3 +224,46 @@ class IdempotencyKeyRow(Base):
     created_at: Mapped[datetime]
     result: Mapped[dict[str, Any] | None]
     completed_at: Mapped[datetime | None]
+
+
+class OutboxRow(Base):
+    """An effect a transition decided on, stored in the same transaction, until it has been done.
+
+    ``key`` is the effect's idempotency key: the same effect is never queued twice. ``seq`` keeps
+    the order the effects were decided in (several share one ``created_at``).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_done_at_created_at", "done_at", "created_at"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"), index=True)
+    effect_type: Mapped[str] = mapped_column(String(NAME))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_failed_at: Mapped[datetime | None]
+
+
+class GuardWatchRow(Base):
+    """A post-rollback watch (``bot.domain.watch.GuardWatch``): the guard looking after a rollback."""
+
+    __tablename__ = "guard_watches"
+    __table_args__ = (Index("ix_guard_watches_service_env", "service", "env"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"))
+    service: Mapped[str] = mapped_column(String(NAME))
+    env: Mapped[str] = mapped_column(String(ID))
+    version: Mapped[str | None] = mapped_column(String(NAME))
+    lock_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("locks.id"))
+    started_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    windows: Mapped[int] = mapped_column(Integer)
+    ticks: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    inconclusive: Mapped[int] = mapped_column(Integer)
+    last_reason: Mapped[str | None] = mapped_column(Text)

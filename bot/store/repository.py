@@ -1,18 +1,20 @@
 """The repository: the one place that turns rows into domain values and back.
 
-The engine works with frozen domain values (``Deployment``, ``Vote``, ``Lock``) and never sees
-SQLAlchemy. Every write that must be atomic is one transaction here: a transition updates the
-deployment *only if* nobody else changed it since it was read (``version_no``, optimistic
-concurrency) and appends its event in the same transaction, so the row and its history never
-disagree. "First one wins" writes (votes, idempotency keys) are ``INSERT ... ON CONFLICT DO
+The engine works with frozen domain values (``Deployment``, ``Vote``, ``Lock``, ``GuardWatch``)
+and never sees SQLAlchemy; ``Repository`` is the engine's ``bot.ports.Store``. Every write that
+must be atomic is one transaction here: a transition updates the deployment *only if* nobody else
+changed it since it was read (``version_no``, optimistic concurrency), appends its event and queues
+its effects in the outbox in the same transaction, so the row, its history and the work it still
+owes never disagree (a crash after the commit leaves the effects pending, to be run on restart).
+"First one wins" writes (votes, idempotency keys, outbox keys) are ``INSERT ... ON CONFLICT DO
 NOTHING``, race-safe on SQLite and PostgreSQL alike, and report whether they won.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -22,20 +24,38 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain.approvals import Vote
+from bot.domain.audit import AuditEntry
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.locks import Lock, LockKind
 from bot.domain.phases import TERMINAL, Phase
+from bot.domain.watch import GuardWatch, WatchStatus
 from bot.errors import NotFound, PermanentError, TransientError
+from bot.ports import PendingEffect, Store
 from bot.store.models import (
+    ONE_ACTIVE_INDEX,
     ApprovalRow,
     AuditRow,
     Base,
     DeploymentEventRow,
     DeploymentRow,
+    GuardWatchRow,
     IdempotencyKeyRow,
     LockRow,
+    OutboxRow,
     SlackRefRow,
 )
+
+__all__ = [
+    "AuditEntry",
+    "Busy",
+    "DuplicateDeployment",
+    "KeyRecord",
+    "OutboxEntry",
+    "Repository",
+    "SlackRef",
+    "StaleDeployment",
+    "StoredEvent",
+]
 
 
 class StaleDeployment(TransientError):
@@ -48,6 +68,20 @@ class StaleDeployment(TransientError):
         )
         self.deployment_id = deployment_id
         self.expected_version_no = expected_version_no
+
+
+class Busy(TransientError):
+    """Another deployment of the same service already holds the environment: wait for it to end.
+
+    At most one deployment per (service, env) is past ``requested`` and not terminal; the engine
+    keeps further requests queued as ``requested`` and tries again once the active one is done.
+    """
+
+    def __init__(self, service: str, env: str, deployment_id: str) -> None:
+        super().__init__(f"{service} already has an active deployment in {env}", retry_in=5.0)
+        self.service = service
+        self.env = env
+        self.deployment_id = deployment_id
 
 
 class DuplicateDeployment(PermanentError):
@@ -64,24 +98,6 @@ class StoredEvent:
     type: str
     payload: Mapping[str, Any]
     at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One human action (or refused action): who, what, where, on what, and how it ended."""
-
-    at: datetime
-    actor: str
-    """Slack user id (or ``shipthread`` for the bot's own actions on a person's behalf)."""
-    action: str
-    """E.g. ``deploy``, ``approve``, ``reject``, ``rollback``, ``lock``, ``unlock``."""
-    outcome: str
-    """E.g. ``ok``, ``refused``, ``failed``: what became of it."""
-    channel: str | None = None
-    target: str | None = None
-    """A deployment id, ``env`` or ``env/service`` for locks: what ``audit_entries(target=)`` finds."""
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,16 @@ class KeyRecord:
     @property
     def completed(self) -> bool:
         return self.completed_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An outbox effect with its delivery record: how often it failed, and the last reason why."""
+
+    effect: PendingEffect
+    attempts: int
+    last_error: str | None
+    last_failed_at: datetime | None
 
 
 _DEPLOYMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Deployment))
@@ -164,6 +190,85 @@ def _to_audit(row: AuditRow) -> AuditEntry:
     )
 
 
+def _to_effect(row: OutboxRow) -> PendingEffect:
+    return PendingEffect(
+        key=row.key,
+        deployment_id=row.deployment_id,
+        effect_type=row.effect_type,
+        payload=row.payload,
+        created_at=row.created_at,
+        done_at=row.done_at,
+    )
+
+
+def _watch_values(watch: GuardWatch) -> dict[str, Any]:
+    return {
+        "deployment_id": watch.deployment_id,
+        "service": watch.service,
+        "env": watch.env,
+        "version": watch.version,
+        "lock_id": watch.lock_id,
+        "started_at": watch.started_at,
+        "status": watch.status.value,
+        "windows": watch.windows,
+        "ticks": watch.ticks,
+        "failed": watch.failed,
+        "inconclusive": watch.inconclusive,
+        "last_reason": watch.last_reason,
+    }
+
+
+def _to_watch(row: GuardWatchRow) -> GuardWatch:
+    return GuardWatch(
+        id=row.id,
+        deployment_id=row.deployment_id,
+        service=row.service,
+        env=row.env,
+        version=row.version,
+        lock_id=row.lock_id,
+        started_at=row.started_at,
+        status=WatchStatus(row.status),
+        windows=row.windows,
+        ticks=row.ticks,
+        failed=row.failed,
+        inconclusive=row.inconclusive,
+        last_reason=row.last_reason,
+    )
+
+
+def _violates_one_active(exc: IntegrityError) -> bool:
+    """True when ``exc`` is the one-active-deployment index refusing a row (not another constraint)."""
+    message = str(exc.orig)
+    # PostgreSQL names the index; SQLite names the indexed columns.
+    return ONE_ACTIVE_INDEX in message or "deployments.service, deployments.env" in message
+
+
+async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect]) -> None:
+    """Insert ``effects`` into the outbox, in order; a key already queued is left as it is.
+
+    One statement per effect, so ``seq`` follows the order of ``effects`` on every backend.
+    """
+    for effect in effects:
+        try:
+            await session.execute(
+                _insert(session, OutboxRow)
+                .values(
+                    key=effect.key,
+                    deployment_id=effect.deployment_id,
+                    effect_type=effect.effect_type,
+                    payload=dict(effect.payload),
+                    created_at=effect.created_at,
+                    done_at=effect.done_at,
+                    attempts=0,
+                )
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+        except IntegrityError as exc:  # only the foreign key is left to violate
+            raise NotFound(
+                f"effect {effect.key} names deployment {effect.deployment_id}, which does not exist"
+            ) from exc
+
+
 def _insert(session: AsyncSession, entity: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """The dialect's own INSERT, which has ``on_conflict_do_nothing``/``do_update``."""
     dialect = session.get_bind().dialect.name
@@ -192,19 +297,29 @@ class Repository:
     # -- deployments ------------------------------------------------------------------------------
 
     async def create_deployment(
-        self, dep: Deployment, event_type: str, event_payload: Mapping[str, Any]
-    ) -> Deployment:
-        """Store a new deployment and its first event (``seq`` 1, at ``dep.created_at``), atomically.
+        self,
+        dep: Deployment,
+        event_type: str,
+        event_payload: Mapping[str, Any],
+        effects: Sequence[PendingEffect] = (),
+    ) -> None:
+        """Store a new deployment, its first event (``seq`` 1, at ``dep.created_at``) and ``effects``.
 
-        Raises ``DuplicateDeployment`` if the id is taken; nothing is written then.
+        All or nothing. Raises ``DuplicateDeployment`` if the id is taken, ``Busy`` if ``dep`` is
+        past ``requested`` while another deployment holds its service and environment.
         """
         async with self._sessions.begin() as session:
-            inserted = await session.execute(
-                _insert(session, DeploymentRow)
-                .values(**_deployment_values(dep))
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(DeploymentRow.id)
-            )
+            try:
+                inserted = await session.execute(
+                    _insert(session, DeploymentRow)
+                    .values(**_deployment_values(dep))
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(DeploymentRow.id)
+                )
+            except IntegrityError as exc:
+                if _violates_one_active(exc):
+                    raise Busy(dep.service, dep.env, dep.id) from exc
+                raise
             if inserted.first() is None:
                 raise DuplicateDeployment(f"a deployment with id {dep.id} already exists")
             session.add(
@@ -216,7 +331,8 @@ class Repository:
                     at=dep.created_at,
                 )
             )
-        return dep
+            await session.flush()
+            await _queue_effects(session, effects)
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None:
         async with self._sessions() as session:
@@ -230,13 +346,17 @@ class Repository:
         event_type: str,
         event_payload: Mapping[str, Any],
         at: datetime,
-    ) -> Deployment:
-        """Write ``new_dep`` and append its event, if the stored row is still at ``expected_version_no``.
+        effects: Sequence[PendingEffect] = (),
+    ) -> None:
+        """Write ``new_dep``, append its event and queue ``effects``, if the stored row is still at
+        ``expected_version_no``; all in one transaction, all or nothing.
 
         The stored ``version_no`` becomes ``expected_version_no + 1`` whatever ``new_dep`` carries
-        (``Deployment.with_phase`` already does this), and the stored value is returned. Raises
-        ``StaleDeployment`` when another writer got there first (or the deployment is gone); nothing
-        is written then. Two concurrent calls with the same expected version: exactly one wins.
+        (``Deployment.with_phase`` already does this). An effect whose key is already in the outbox
+        is not queued again (and is no error). Raises ``StaleDeployment`` when another writer got
+        there first (or the deployment is gone): two concurrent calls with the same expected
+        version, exactly one wins. Raises ``Busy`` when ``new_dep`` would be a second active
+        deployment past ``requested`` of its service and environment. Nothing is written then.
         """
         stored = dataclasses.replace(new_dep, version_no=expected_version_no + 1)
         values = _deployment_values(stored)
@@ -244,12 +364,17 @@ class Repository:
         async with self._sessions.begin() as session:
             # The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite),
             # so the seq computed below cannot race with another writer of this deployment.
-            result = await session.execute(
-                update(DeploymentRow)
-                .where(DeploymentRow.id == new_dep.id, DeploymentRow.version_no == expected_version_no)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            try:
+                result = await session.execute(
+                    update(DeploymentRow)
+                    .where(DeploymentRow.id == new_dep.id, DeploymentRow.version_no == expected_version_no)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            except IntegrityError as exc:
+                if _violates_one_active(exc):
+                    raise Busy(new_dep.service, new_dep.env, new_dep.id) from exc
+                raise
             if _rowcount(result) != 1:
                 raise StaleDeployment(new_dep.id, expected_version_no)
             last_seq = await session.scalar(
@@ -266,7 +391,8 @@ class Repository:
                     at=at,
                 )
             )
-        return stored
+            await session.flush()
+            await _queue_effects(session, effects)
 
     async def events_for(self, deployment_id: str) -> list[StoredEvent]:
         """The deployment's history, oldest first."""
@@ -499,3 +625,105 @@ class Repository:
             return KeyRecord(
                 key=row.key, created_at=row.created_at, result=row.result, completed_at=row.completed_at
             )
+
+    # -- outbox -----------------------------------------------------------------------------------
+
+    async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]:
+        """Effects not yet done (of ``deployment_id``, or all), in the order they were decided."""
+        query = select(OutboxRow).where(OutboxRow.done_at.is_(None))
+        if deployment_id is not None:
+            query = query.where(OutboxRow.deployment_id == deployment_id)
+        async with self._sessions() as session:
+            rows = await session.scalars(query.order_by(OutboxRow.created_at, OutboxRow.seq))
+            return [_to_effect(row) for row in rows]
+
+    async def effect_done(self, key: str, at: datetime) -> None:
+        """Mark the effect done (the first time only). An unknown key is ignored."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.key == key, OutboxRow.done_at.is_(None))
+                .values(done_at=at)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def effect_failed(self, key: str, error: str, at: datetime) -> None:
+        """Count a failed attempt of a pending effect and keep why. An unknown or done key is ignored.
+
+        The effect stays pending: whether and when to try again is the engine's decision.
+        """
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.key == key, OutboxRow.done_at.is_(None))
+                .values(attempts=OutboxRow.attempts + 1, last_error=error, last_failed_at=at)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def outbox_entry(self, key: str) -> OutboxEntry | None:
+        """The effect under ``key`` with its delivery record, done or not (for people and tests)."""
+        async with self._sessions() as session:
+            row = await session.scalar(select(OutboxRow).where(OutboxRow.key == key))
+            if row is None:
+                return None
+            return OutboxEntry(_to_effect(row), row.attempts, row.last_error, row.last_failed_at)
+
+    # -- guard watches ----------------------------------------------------------------------------
+
+    async def add_watch(self, watch: GuardWatch) -> GuardWatch:
+        """Store a new watch; returns it with its ``id`` (any id given is ignored).
+
+        Raises ``NotFound`` if its deployment or lock does not exist.
+        """
+        row = GuardWatchRow(**_watch_values(watch))
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+                await session.flush()
+                return _to_watch(row)
+        except IntegrityError as exc:
+            raise NotFound(
+                f"watch of {watch.service} in {watch.env}: deployment {watch.deployment_id} "
+                f"or lock {watch.lock_id} not found"
+            ) from exc
+
+    async def save_watch(self, watch: GuardWatch) -> None:
+        """Overwrite the stored watch ``watch.id`` with ``watch``. Raises ``NotFound`` if there is none."""
+        if watch.id is None:
+            raise NotFound(f"watch of {watch.service} in {watch.env} was never stored (it has no id)")
+        try:
+            async with self._sessions.begin() as session:
+                result = await session.execute(
+                    update(GuardWatchRow)
+                    .where(GuardWatchRow.id == watch.id)
+                    .values(**_watch_values(watch))
+                    .execution_options(synchronize_session=False)
+                )
+                if _rowcount(result) != 1:
+                    raise NotFound(f"guard watch {watch.id} not found")
+        except IntegrityError as exc:
+            raise NotFound(
+                f"guard watch {watch.id}: deployment {watch.deployment_id} or lock {watch.lock_id} not found"
+            ) from exc
+
+    async def active_watches(self) -> list[GuardWatch]:
+        """Watches still ``watching``, oldest first: what the scheduler ticks (and resumes at start)."""
+        return await self._watches(
+            select(GuardWatchRow).where(GuardWatchRow.status == WatchStatus.WATCHING.value)
+        )
+
+    async def watches_for(self, service: str, env: str) -> list[GuardWatch]:
+        """Every watch of ``service`` in ``env``, whatever its status, oldest first."""
+        return await self._watches(
+            select(GuardWatchRow).where(GuardWatchRow.service == service, GuardWatchRow.env == env)
+        )
+
+    async def _watches(self, query: Select[GuardWatchRow]) -> list[GuardWatch]:
+        async with self._sessions() as session:
+            rows = await session.scalars(query.order_by(GuardWatchRow.id))
+            return [_to_watch(row) for row in rows]
+
+
+def _as_store(repository: Repository) -> Store:
+    """Never called: makes mypy prove that ``Repository`` is the engine's ``Store``."""
+    return repository

@@ -26,10 +26,13 @@ TABLES = {
     "audit_log",
     "deployment_events",
     "deployments",
+    "guard_watches",
     "idempotency_keys",
     "locks",
+    "outbox",
     "slack_refs",
 }
+HEAD = "0002"
 
 
 async def table_names(url: str) -> set[str]:
@@ -67,9 +70,9 @@ async def shipthread(*args: str, cwd: Path, env: dict[str, str] | None = None) -
 
 async def test_upgrade_creates_the_schema_and_twice_is_harmless(database_url: str) -> None:
     assert await migrate.current_revision(database_url) is None
-    assert await migrate.upgrade(database_url) == migrate.head_revision() == "0001"
-    assert await migrate.upgrade(database_url) == "0001"
-    assert await migrate.current_revision(database_url) == "0001"
+    assert await migrate.upgrade(database_url) == migrate.head_revision() == HEAD
+    assert await migrate.upgrade(database_url) == HEAD
+    assert await migrate.current_revision(database_url) == HEAD
     assert await table_names(database_url) == TABLES
 
 
@@ -99,14 +102,14 @@ async def test_downgrade_to_base_removes_everything(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert await table_names(database_url) == {"alembic_version"}
-    assert await migrate.upgrade(database_url) == "0001"
+    assert await migrate.upgrade(database_url) == HEAD
     assert await migrate.schema_differences(database_url) == []
 
 
 @pytest.mark.postgres
 async def test_replicas_upgrading_together_both_succeed(postgres_url: str) -> None:
     results = await asyncio.gather(*(migrate.upgrade(postgres_url) for _ in range(3)))
-    assert results == ["0001"] * 3
+    assert results == [HEAD] * 3
     assert await migrate.schema_differences(postgres_url) == []
 
 
@@ -115,7 +118,7 @@ async def test_replicas_upgrading_together_both_succeed(postgres_url: str) -> No
 
 async def test_sqlite_folder_is_created(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/deep/er/shipthread.db"
-    assert await migrate.upgrade(url) == "0001"
+    assert await migrate.upgrade(url) == HEAD
     assert (tmp_path / "deep" / "er" / "shipthread.db").is_file()
 
 
@@ -217,7 +220,7 @@ async def test_cli_upgrades_sqlite_twice(tmp_path: Path) -> None:
     for _ in range(2):
         code, out, err = await shipthread("db", "upgrade", "--url", url, cwd=tmp_path)
         assert (code, err) == (0, "")
-        assert out == f"database at {url} is at revision 0001\n"
+        assert out == f"database at {url} is at revision {HEAD}\n"
     with sqlite3.connect(tmp_path / "cli" / "x.db") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == TABLES
@@ -226,7 +229,7 @@ async def test_cli_upgrades_sqlite_twice(tmp_path: Path) -> None:
 async def test_cli_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: Path) -> None:
     code, out, _ = await shipthread("db", "upgrade", "--url", "sqlite:///state/ship.db", cwd=tmp_path)
     assert code == 0
-    assert out == "database at sqlite+aiosqlite:///state/ship.db is at revision 0001\n"
+    assert out == f"database at sqlite+aiosqlite:///state/ship.db is at revision {HEAD}\n"
     assert (tmp_path / "state" / "ship.db").is_file()
 
 
@@ -234,7 +237,7 @@ async def test_cli_reads_the_url_from_the_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/env.db"
     code, out, _ = await shipthread("db", "upgrade", cwd=tmp_path, env={migrate.URL_ENV: url})
     assert code == 0
-    assert out == f"database at sqlite+aiosqlite:///{tmp_path}/env.db is at revision 0001\n"
+    assert out == f"database at sqlite+aiosqlite:///{tmp_path}/env.db is at revision {HEAD}\n"
 
 
 @pytest.mark.postgres
@@ -249,7 +252,7 @@ async def test_cli_upgrades_postgres_twice_and_masks_the_password(
         code, out, err = await shipthread("db", "upgrade", "--url", url, cwd=tmp_path)
         assert (code, err) == (0, "")
         masked = f"postgresql+asyncpg://postgres:***@127.0.0.1:{postgres_cluster.port}/{name}"
-        assert out == f"database at {masked} is at revision 0001\n"
+        assert out == f"database at {masked} is at revision {HEAD}\n"
         assert "s3cr" not in out
     conn = await asyncpg.connect(host="127.0.0.1", port=postgres_cluster.port, user="postgres", database=name)
     try:
@@ -258,7 +261,7 @@ async def test_cli_upgrades_postgres_twice_and_masks_the_password(
     finally:
         await conn.close()
     assert {r["tablename"] for r in rows} == TABLES
-    assert version == "0001"
+    assert version == HEAD
 
 
 async def test_cli_unreachable_database_exits_1_with_one_line(tmp_path: Path, unused_port: int) -> None:

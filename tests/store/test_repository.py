@@ -10,13 +10,17 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from bot.domain.approvals import Vote
+from bot.domain.audit import AuditEntry as DomainAuditEntry
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.locks import Lock, LockKind
+from bot.domain.measurements import TickOutcome
 from bot.domain.phases import TERMINAL, Phase
+from bot.domain.watch import GuardWatch, WatchStatus
 from bot.errors import NotFound, TransientError
-from bot.store.models import DeploymentRow
+from bot.store.models import NOT_EXCLUSIVE_PHASES, DeploymentRow
 from bot.store.repository import (
     AuditEntry,
+    Busy,
     DuplicateDeployment,
     Repository,
     SlackRef,
@@ -131,7 +135,8 @@ async def test_unknown_deployment_is_none(repo: Repository) -> None:
 
 async def test_create_appends_the_first_event(repo: Repository) -> None:
     dep = deployment()
-    assert await repo.create_deployment(dep, "Requested", {"text": "checkout 1.4.2", "n": [1, 2]}) == dep
+    await repo.create_deployment(dep, "Requested", {"text": "checkout 1.4.2", "n": [1, 2]})
+    assert await repo.get_deployment("d1") == dep
     assert await repo.events_for("d1") == [
         StoredEvent(
             deployment_id="d1",
@@ -156,7 +161,8 @@ async def test_transition_updates_the_row_and_appends_its_event(repo: Repository
     dep = deployment()
     await stored(repo, dep)
     waiting = dep.with_phase(Phase.AWAITING_APPROVAL, at(1))
-    saved = await repo.save_transition(waiting, 0, "ApprovalsRequired", {"stages": ["sre"]}, at(1))
+    await repo.save_transition(waiting, 0, "ApprovalsRequired", {"stages": ["sre"]}, at(1))
+    saved = await repo.get_deployment("d1")
     assert saved == waiting
     assert saved.version_no == 1
     building = dataclasses.replace(saved.with_phase(Phase.BUILDING, at(2)), build_queue_item=12)
@@ -175,16 +181,15 @@ async def test_stored_version_no_is_always_expected_plus_one(repo: Repository) -
     dep = deployment()
     await stored(repo, dep)
     progressed = dataclasses.replace(dep, step=2)  # copied without bumping version_no
-    saved = await repo.save_transition(progressed, 0, "CanaryStepDone", {}, at(1))
-    assert saved.version_no == 1
-    assert saved.step == 2
-    assert await repo.get_deployment("d1") == saved
+    await repo.save_transition(progressed, 0, "CanaryStepDone", {}, at(1))
+    assert await repo.get_deployment("d1") == dataclasses.replace(progressed, version_no=1)
 
 
 async def test_stale_version_raises_and_writes_nothing(repo: Repository) -> None:
     dep = deployment()
     await stored(repo, dep)
-    current = await repo.save_transition(dep.with_phase(Phase.AWAITING_APPROVAL, at(1)), 0, "A", {}, at(1))
+    current = dep.with_phase(Phase.AWAITING_APPROVAL, at(1))
+    await repo.save_transition(current, 0, "A", {}, at(1))
 
     with pytest.raises(StaleDeployment) as raised:
         await repo.save_transition(dep.with_phase(Phase.CANCELLED, at(2)), 0, "Cancelled", {}, at(2))
@@ -208,11 +213,82 @@ async def test_concurrent_transitions_exactly_one_wins(repo: Repository) -> None
         *(repo.save_transition(dep.with_phase(p, at(1)), 0, p.value, {}, at(1)) for p in rivals),
         return_exceptions=True,
     )
-    winners = [r for r in results if isinstance(r, Deployment)]
+    winners = [phase for phase, result in zip(rivals, results, strict=True) if result is None]
     assert len(winners) == 1, results
-    assert all(isinstance(r, StaleDeployment) for r in results if r is not winners[0])
-    assert await repo.get_deployment("d1") == winners[0]
-    assert [e.type for e in await repo.events_for("d1")] == ["Requested", winners[0].phase.value]
+    assert all(isinstance(r, StaleDeployment) for r in results if r is not None)
+    assert await repo.get_deployment("d1") == dep.with_phase(winners[0], at(1))
+    assert [e.type for e in await repo.events_for("d1")] == ["Requested", winners[0].value]
+
+
+# -- one active deployment per service and environment -------------------------------------------
+
+
+def test_the_index_exempts_exactly_requested_and_the_terminal_phases() -> None:
+    # The index lives in a migration: a new phase needs a new migration, and this says so.
+    assert set(NOT_EXCLUSIVE_PHASES) == {Phase.REQUESTED.value} | {p.value for p in TERMINAL}
+
+
+async def test_two_queued_requests_only_one_may_go_ahead(repo: Repository) -> None:
+    first, second = deployment("q1"), deployment("q2", created=1)
+    await stored(repo, first, second)
+    results = await asyncio.gather(
+        *(
+            repo.save_transition(
+                d.with_phase(Phase.AWAITING_APPROVAL, at(2)), 0, "ApprovalsRequired", {}, at(2)
+            )
+            for d in (first, second)
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Busy", "NoneType"], results
+    busy = next(r for r in results if isinstance(r, Busy))
+    assert isinstance(busy, TransientError)
+    assert str(busy) == "checkout already has an active deployment in production"
+    assert (busy.service, busy.env) == ("checkout", "production")
+
+    winner = "q1" if results[0] is None else "q2"
+    loser = busy.deployment_id
+    assert {winner, loser} == {"q1", "q2"}
+    lost = await repo.get_deployment(loser)
+    assert lost is not None and (lost.phase, lost.version_no) == (Phase.REQUESTED, 0)
+    assert [e.type for e in await repo.events_for(loser)] == ["Requested"]
+    assert [d.id for d in await repo.active_deployments("checkout", "production")] == ["q1", "q2"]
+
+
+async def test_busy_transition_writes_nothing_and_the_queue_moves_on(repo: Repository) -> None:
+    await stored(repo, deployment("live", phase=Phase.VERIFYING), deployment("next", created=1))
+    queued = deployment("next", created=1)
+    with pytest.raises(Busy):
+        await repo.save_transition(queued.with_phase(Phase.AWAITING_APPROVAL, at(2)), 0, "A", {}, at(2))
+    assert await repo.get_deployment("next") == queued
+    assert [e.type for e in await repo.events_for("next")] == ["Requested"]
+
+    # Other services and environments are not held; cancelling or finishing stays allowed.
+    await stored(
+        repo,
+        deployment("cart", service="cart", phase=Phase.BUILDING, created=3),
+        deployment("staging", env="staging", phase=Phase.BUILDING, created=4),
+    )
+    await repo.save_transition(queued.with_phase(Phase.CANCELLED, at(3)), 0, "Cancelled", {}, at(3))
+
+    live = await repo.get_deployment("live")
+    assert live is not None
+    await repo.save_transition(live.with_phase(Phase.SUCCEEDED, at(5)), 0, "GuardPassed", {}, at(5))
+    after = deployment("after", created=6)
+    await stored(repo, after)
+    await repo.save_transition(after.with_phase(Phase.AWAITING_APPROVAL, at(7)), 0, "A", {}, at(7))
+    current = await repo.get_deployment("after")
+    assert current is not None and current.phase is Phase.AWAITING_APPROVAL
+
+
+async def test_creating_a_second_active_deployment_is_busy(repo: Repository) -> None:
+    await stored(repo, deployment("live", phase=Phase.ROLLING_BACK))
+    with pytest.raises(Busy, match="checkout already has an active deployment in production"):
+        await repo.create_deployment(
+            deployment("emergency", phase=Phase.BUILDING, created=1), "Requested", {}
+        )
+    assert await repo.get_deployment("emergency") is None
+    assert await repo.events_for("emergency") == []
 
 
 async def test_timestamps_come_back_aware_utc(repo: Repository) -> None:
@@ -234,16 +310,31 @@ async def test_naive_timestamps_are_refused(repo: Repository) -> None:
 
 
 async def test_active_deployments_are_the_non_terminal_ones(repo: Repository) -> None:
-    deps = [deployment(f"d-{p.value}", phase=p, created=i) for i, p in enumerate(Phase)]
+    # A phase that holds its environment may occur once per (service, env): give each its own env.
+    deps = [
+        deployment(
+            f"d-{p.value}",
+            phase=p,
+            created=i,
+            env="production" if p.value in NOT_EXCLUSIVE_PHASES else f"env-{p.value}",
+        )
+        for i, p in enumerate(Phase)
+    ]
+    deps.append(deployment("queued", phase=Phase.REQUESTED, created=40))
     deps.append(deployment("other-svc", service="cart", phase=Phase.BUILDING, created=50))
     deps.append(deployment("other-env", env="staging", phase=Phase.DEPLOYING, created=51))
     await stored(repo, *deps)
 
-    active = await repo.active_deployments(service="checkout", env="production")
-    assert [d.id for d in active] == [f"d-{p.value}" for p in Phase if p not in TERMINAL]
+    active = await repo.active_deployments(service="checkout")
+    assert [d.id for d in active] == [f"d-{p.value}" for p in Phase if p not in TERMINAL] + [
+        "queued",
+        "other-env",
+    ]
+    in_production = await repo.active_deployments(service="checkout", env="production")
+    assert [d.id for d in in_production] == ["d-requested", "queued"]
     assert [d.id for d in await repo.active_deployments(service="cart")] == ["other-svc"]
     assert [d.id for d in await repo.active_deployments(env="staging")] == ["other-env"]
-    assert len(await repo.active_deployments()) == len(Phase) - len(TERMINAL) + 2
+    assert len(await repo.active_deployments()) == len(Phase) - len(TERMINAL) + 3
 
 
 async def test_history_is_newest_first_and_limited(repo: Repository) -> None:
@@ -359,16 +450,80 @@ async def test_audit_log_is_newest_first_and_filterable(repo: Repository) -> Non
     )
     second = await repo.record_audit(
         AuditEntry(
-            at=at(1), actor="U_EVE", action="approve", outcome="refused", target="d1", detail={"own": True}
+            at=at(1),
+            actor="U_EVE",
+            action="approve",
+            outcome="refused",
+            channel=None,
+            target="d1",
+            detail={"own": True},
         )
     )
-    third = await repo.record_audit(AuditEntry(at=at(2), actor="U_OPS", action="lock", outcome="ok"))
+    third = await repo.record_audit(
+        AuditEntry(at=at(2), actor="U_OPS", action="lock", outcome="ok", channel=None, target=None)
+    )
     assert first.id is not None and second.id is not None and third.id is not None
     assert await repo.audit_entries() == [third, second, first]
     assert await repo.audit_entries(limit=2) == [third, second]
     assert await repo.audit_entries(target="d1") == [second, first]
     assert first.detail == detail
     assert (third.channel, third.target, third.detail) == (None, None, {})
+
+
+def test_audit_entry_is_the_domain_value() -> None:
+    assert AuditEntry is DomainAuditEntry
+
+
+# -- guard watches --------------------------------------------------------------------------------
+
+
+def watch(deployment_id: str = "rb1", *, lock_id: int | None = None, env: str = "production") -> GuardWatch:
+    return GuardWatch(
+        id=None,
+        deployment_id=deployment_id,
+        service="checkout",
+        env=env,
+        version="1.4.1",
+        lock_id=lock_id,
+        started_at=at(10),
+    )
+
+
+async def test_watches_are_stored_ticked_and_cleared(repo: Repository) -> None:
+    await stored(repo, deployment("rb1", is_rollback=True), deployment("rb2", env="staging", created=1))
+    guard = await repo.add_lock(lock("production", "checkout", LockKind.GUARD, deployment_id="rb1"))
+    first = await repo.add_watch(watch(lock_id=guard.id))
+    other = await repo.add_watch(dataclasses.replace(watch("rb2", env="staging"), id=12345))
+    assert first.id is not None and other.id is not None and other.id != 12345
+    assert first == dataclasses.replace(watch(lock_id=guard.id), id=first.id)
+    assert await repo.active_watches() == [first, other]
+
+    ticked = first.ticked(TickOutcome.FAIL).ticked(TickOutcome.INCONCLUSIVE)
+    again = ticked.next_window(at(20), "5xx ratio 12% > 5%")
+    await repo.save_watch(again)
+    assert await repo.watches_for("checkout", "production") == [again]
+    assert (again.windows, again.ticks, again.last_reason) == (2, 0, "5xx ratio 12% > 5%")
+    await repo.save_watch(ticked)
+    assert await repo.watches_for("checkout", "production") == [ticked]
+
+    cleared = dataclasses.replace(ticked, status=WatchStatus.CLEARED)
+    await repo.save_watch(cleared)
+    assert await repo.active_watches() == [other]
+    assert await repo.watches_for("checkout", "production") == [cleared]
+    assert await repo.watches_for("checkout", "nowhere") == []
+
+
+async def test_unknown_watches_are_not_found(repo: Repository) -> None:
+    await stored(repo, deployment("rb1"))
+    with pytest.raises(NotFound):
+        await repo.save_watch(dataclasses.replace(watch(), id=4242))
+    with pytest.raises(NotFound):
+        await repo.save_watch(watch())
+    with pytest.raises(NotFound, match="ghost"):
+        await repo.add_watch(watch("ghost"))
+    with pytest.raises(NotFound):
+        await repo.add_watch(watch(lock_id=999))
+    assert await repo.active_watches() == []
 
 
 # -- slack refs -----------------------------------------------------------------------------------
