@@ -1,0 +1,264 @@
+"""How Shipthread reaches one Kubernetes API server, and what its failures mean to us.
+
+The kubernetes client is synchronous and slow to import, so it is imported here once, and every
+call runs on the adapter's bounded thread pool with a timeout. Objects travel as the plain JSON the
+API server sent (``_preload_content=False``): a rollback must copy a pod template back exactly as
+``kubectl rollout undo`` does, and a round trip through the client's typed models could drop or
+reshape fields it does not know. Every ``ApiException`` and transport error is translated here
+into ``bot.errors``, with a message that names the object, the namespace and the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from bot.adapters.blocking import BlockingRunner
+from bot.errors import ConfigError, NotFound, PermanentError, ShipthreadError, TransientError
+
+log = logging.getLogger("shipthread.kubernetes")
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAccess:
+    """Where one cluster's API server is and how to authenticate to it.
+
+    Either ``server`` (an API URL, e.g. an emulator's, with an optional bearer ``token`` taken from
+    the environment), or a kubeconfig ``context`` (in ``kubeconfig``, default ``$KUBECONFIG`` /
+    ``~/.kube/config``), or ``in_cluster`` (the bot's own service account when it runs in a pod).
+    """
+
+    context: str | None = None
+    server: str | None = None
+    kubeconfig: str | None = None
+    token: str | None = field(default=None, repr=False)
+    """A bearer token; never logged (``repr`` leaves it out)."""
+    verify_tls: bool = True
+    ca_file: str | None = None
+    """CA bundle for ``server`` when it is not signed by a public CA."""
+    in_cluster: bool = False
+
+    def describe(self) -> str:
+        """Where the cluster is, for error messages (never the token)."""
+        if self.server:
+            return self.server
+        if self.in_cluster:
+            return "in-cluster service account"
+        return f"kubeconfig context {self.context or '(current)'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One named object in one namespace of one cluster."""
+
+    cluster: str
+    kind: str
+    """``Deployment`` or ``Service``."""
+    namespace: str
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.local()} of cluster {self.cluster}"
+
+    def local(self) -> str:
+        """The object within its cluster, for messages that name the cluster already."""
+        return f"{self.kind} {self.name} in namespace {self.namespace}"
+
+    def named(self, name: str, kind: str | None = None) -> Ref:
+        return Ref(self.cluster, kind or self.kind, self.namespace, name)
+
+
+def build_client(name: str, access: ClusterAccess) -> k8s.ApiClient:
+    """One ApiClient for one cluster. Blocking (reads files, may run an exec plugin): call in a thread.
+
+    For a context this is ``kubernetes.config.new_client_from_config`` spelt out, so that our own
+    settings (no urllib3 retries, the TLS choice, a token from the environment) are applied to the
+    configuration before the client is built from it.
+    """
+    configuration = k8s.Configuration()
+    # Retries are ours (tenacity, bounded and logged); urllib3's own would multiply every timeout.
+    configuration.retries = 0
+    try:
+        if access.server:
+            configuration.host = access.server.rstrip("/")
+        elif access.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=access.kubeconfig,
+                context=access.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot configure access to cluster {name} ({access.describe()}): {exc}") from exc
+    if not access.verify_tls:
+        configuration.verify_ssl = False
+    if access.ca_file:
+        configuration.ssl_ca_cert = access.ca_file
+    if access.token:
+        configuration.refresh_api_key_hook = None  # else the kubeconfig's token comes back on every call
+        configuration.api_key = {"BearerToken": access.token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    return k8s.ApiClient(configuration)
+
+
+class ClusterApi:
+    """The handful of API calls the adapter makes on one cluster, as plain JSON, errors translated."""
+
+    def __init__(self, name: str, access: ClusterAccess, runner: BlockingRunner, timeout_s: float) -> None:
+        self.name = name
+        self.access = access
+        self._runner = runner
+        self._timeout = timeout_s
+        self._client: k8s.ApiClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _apis(self) -> tuple[k8s.AppsV1Api, k8s.CoreV1Api]:
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._runner.run(build_client, self.name, self.access)
+        return k8s.AppsV1Api(self._client), k8s.CoreV1Api(self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
+    async def get(self, ref: Ref) -> Json:
+        apps, core = await self._apis()
+        read = apps.read_namespaced_deployment if ref.kind == "Deployment" else core.read_namespaced_service
+        return await self._call(ref, read, ref.name, ref.namespace)
+
+    async def find(self, ref: Ref) -> Json | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.get(ref)
+        except NotFound:
+            return None
+
+    async def patch(self, ref: Ref, body: Json | list[Json]) -> Json:
+        """A dict body is a strategic merge patch, a list body a JSON patch (the client's own rule)."""
+        apps, core = await self._apis()
+        patch = (
+            apps.patch_namespaced_deployment if ref.kind == "Deployment" else core.patch_namespaced_service
+        )
+        return await self._call(ref, patch, ref.name, ref.namespace, body)
+
+    async def create_deployment(self, ref: Ref, body: Json) -> Json:
+        apps, _ = await self._apis()
+        model = k8s.V1Deployment.from_dict(body)
+        return await self._call(ref, apps.create_namespaced_deployment, ref.namespace, model)
+
+    async def replica_sets(self, ref: Ref, selector: str) -> list[Json]:
+        """The ReplicaSets of ``ref``'s namespace matching the label ``selector``."""
+        apps, _ = await self._apis()
+        listed = await self._call(
+            ref, apps.list_namespaced_replica_set, ref.namespace, label_selector=selector
+        )
+        return list(listed.get("items") or [])
+
+    async def _call(self, ref: Ref, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
+        try:
+            return await self._runner.run(self._raw, fn, *args, **kwargs)
+        except ApiException as exc:
+            raise translate(exc, ref) from exc
+        except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
+            raise TransientError(
+                f"cluster {self.name} ({self.access.describe()}) did not answer about {ref.local()} "
+                f"(timeout {self._timeout:g}s): {_transport_reason(exc)}",
+                retry_in=1.0,
+            ) from exc
+        except ShipthreadError:
+            raise
+        except ValueError as exc:  # an answer that is not JSON, or a body the client refused
+            raise PermanentError(
+                f"cluster {self.name}: unreadable exchange for {ref.describe()}: {exc}"
+            ) from exc
+
+    def _raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
+        response = fn(*args, _request_timeout=self._timeout, _preload_content=False, **kwargs)
+        try:
+            data = response.data
+        finally:
+            response.release_conn()
+        return cast(Json, json.loads(data))
+
+
+def translate(exc: ApiException, ref: Ref) -> ShipthreadError:
+    """An API error as one of ours: what retrying can fix, and what it cannot."""
+    status = int(exc.status or 0)
+    message = _status_message(exc)
+    where = ref.local()
+    if status == 404:
+        return NotFound(
+            f"{ref.kind} {ref.name} not found in namespace {ref.namespace} of cluster {ref.cluster}"
+        )
+    if status == 409:
+        return Conflict(
+            f"{ref.describe()} was changed by someone else while Shipthread updated it: {message}"
+        )
+    if status == 429 or status >= 500:
+        return TransientError(
+            f"cluster {ref.cluster} answered {status} for {where}: {message}", retry_in=_retry_after(exc)
+        )
+    if status in (401, 403):
+        return PermanentError(
+            f"cluster {ref.cluster} refused Shipthread access to {where} ({status}): {message}"
+        )
+    if status == 0:  # the client's own wrapping of a TLS failure: a certificate will not fix itself
+        return PermanentError(f"cannot talk to cluster {ref.cluster} about {where}: {exc.reason}")
+    return PermanentError(f"cluster {ref.cluster} refused the request about {where} ({status}): {message}")
+
+
+class Conflict(TransientError):
+    """409: the object changed between our read and our write; read it again and re-apply."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_in=0.0)
+
+
+def _status_message(exc: ApiException) -> str:
+    """The ``message`` of the server's Status body, else the HTTP reason."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return str(body)[:300]
+        if isinstance(parsed, dict) and parsed.get("message"):
+            return str(parsed["message"])[:500]
+    return str(exc.reason or "no reason given")
+
+
+def _retry_after(exc: ApiException) -> float:
+    headers = exc.headers or {}
+    try:
+        return max(0.0, float(headers.get("Retry-After", 1.0)))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _transport_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)  # MaxRetryError wraps the real cause
+    inner = reason if isinstance(reason, BaseException) else exc
+    text = _NOISE.sub("", str(inner))  # the host, port and timeout are in the message already
+    return f"{type(inner).__name__}: {text}"[:300]
+
+
+_NOISE = re.compile(r"^HTTPS?Connection(Pool)?\(host=[^)]*\):\s*|\s*\(read timeout=[^)]*\)")
