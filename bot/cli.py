@@ -25,7 +25,9 @@ def _build_parser() -> argparse.ArgumentParser:
     playbook = sub.add_parser("playbook", help="validate playbooks or print their JSON Schema")
     pb_sub = playbook.add_subparsers(dest="playbook_command", metavar="ACTION")
     validate = pb_sub.add_parser("validate", help="validate playbook files or folders (exit 0 or 1)")
-    validate.add_argument("paths", nargs="*", help="files or folders (default: $SHIPTHREAD_PLAYBOOKS or playbooks/)")
+    validate.add_argument(
+        "paths", nargs="*", help="files or folders (default: $SHIPTHREAD_PLAYBOOKS or playbooks/)"
+    )
     validate.add_argument("--config", help="config file whose approver groups the playbooks must use")
     pb_sub.add_parser("schema", help="print the playbook JSON Schema (for yaml-language-server)")
 
@@ -56,22 +58,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    # Subcommands import what they need when they run: `shipthread --help` stays fast and a
+    # broken optional part (say, the kubernetes client) cannot stop `playbook validate`.
     if args.command == "playbook":
-        from bot import playbooks
-
         if args.playbook_command == "validate":
-            return playbooks.validate_command(args.paths, config_path=args.config)
+            from bot.playbooks import validate_command
+
+            return validate_command(args.paths, config_path=args.config)
         if args.playbook_command == "schema":
-            return playbooks.schema_command()
-    elif args.command == "db":
-        from bot.store import migrate
+            from bot.playbooks import schema_command
 
-        if args.db_command == "upgrade":
-            return migrate.upgrade_command(args.url)
-    elif args.command == "sandbox":
-        from bot.sandbox import runner
+            return schema_command()
+    elif args.command == "db" and args.db_command == "upgrade":
+        from bot.store.migrate import upgrade_command
 
-        if args.sandbox_command == "emulators":
-            return runner.emulators_command(args.host, args.port_base)
+        return upgrade_command(args.url)
+    elif args.command == "sandbox" and args.sandbox_command == "emulators":
+        from bot.sandbox.runner import emulators_command
+
+        return emulators_command(args.host, args.port_base)
     parser.print_help()
     return 0 if args.command is None else 2

@@ -379,8 +379,8 @@ def _api_base(value: str) -> str:
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
-_SUBTEAM_ID = re.compile(r"^S[A-Z0-9]{6,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SUBTEAM_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 _HANDLE = re.compile(r"^@[a-z0-9][a-z0-9._-]*$")
 
 

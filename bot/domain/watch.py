@@ -54,5 +54,11 @@ class GuardWatch:
 
     def next_window(self, at: datetime, reason: str) -> GuardWatch:
         return replace(
-            self, started_at=at, windows=self.windows + 1, ticks=0, failed=0, inconclusive=0, last_reason=reason
+            self,
+            started_at=at,
+            windows=self.windows + 1,
+            ticks=0,
+            failed=0,
+            inconclusive=0,
+            last_reason=reason,
         )

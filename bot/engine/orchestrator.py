@@ -307,7 +307,11 @@ class Orchestrator:
                 return
             queued = sorted((d for d in active if d.phase is Phase.REQUESTED), key=lambda d: d.created_at)
         if queued:
-            await self._begin(queued[0])
+            try:
+                await self._begin(queued[0])
+            except TransientError as exc:
+                # Another replica took the slot first (the store's one-active rule): stay queued.
+                log.info("%s stays queued: %s", queued[0].id, exc)
 
     async def _succeeded_in(
         self, service: str, env: str, version: str, now: datetime, within: object

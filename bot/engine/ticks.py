@@ -221,21 +221,22 @@ class Ticks:
             new.guard_ticks, new.guard_failed_ticks, new.guard_inconclusive_ticks, new.guard_started_at
         )
         window = guard.window_verdict(spec, state, now)
+        reason = _with_checks(window.reason, verdict)
         event: Event
         if window.status is guard.WindowStatus.FAIL:
             if spec.on_breach is BreachAction.ROLLBACK:
-                event = GuardBreached(reason=window.reason)
+                event = GuardBreached(reason=reason)
             else:
-                event = GuardHeld(reason=window.reason, lock=True)
+                event = GuardHeld(reason=reason, lock=True)
         elif window.status is guard.WindowStatus.INCONCLUSIVE:
-            event = GuardHeld(reason=window.reason)
+            event = GuardHeld(reason=reason)
         elif window.status is guard.WindowStatus.PASS:
             if not self._pause_over(new, now):
                 return
             event = self.orch.next_step_event(new)
         else:
             return
-        await self.ctx.chat.notify(GuardVerdict(new, window.status.value, window.reason))
+        await self.ctx.chat.notify(GuardVerdict(new, window.status.value, reason))
         await self.orch.try_handle(new.id, event)
 
     def _pause_over(self, dep: Deployment, now: datetime) -> bool:
@@ -300,10 +301,17 @@ class Ticks:
             return
         # Still failing (or not measurable): keep the lock, say why once, and watch another window.
         first = watch.windows == 1 or watch.last_reason is None
-        await self.ctx.store.save_watch(watch.next_window(now, window.reason))
+        why = _with_checks(window.reason, verdict)
+        await self.ctx.store.save_watch(watch.next_window(now, why))
         if dep is not None and first:
-            reason = f"{window.reason}; {watch.env} stays locked and the guard keeps watching"
+            reason = f"{why}; {watch.env} stays locked and the guard keeps watching"
             await self.ctx.chat.notify(GuardVerdict(dep, window.status.value, reason, post_rollback=True))
+
+
+def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:
+    """The window's reason with the checks that were not clean at the last tick (what a person needs)."""
+    bad = [c.message for c in verdict.checks if c.status is not guard.CheckStatus.PASS]
+    return f"{reason}: {'; '.join(bad)}" if bad else reason
 
 
 def _is_due(started_at: datetime, ticks: int, spec: GuardSpec, now: datetime) -> bool:

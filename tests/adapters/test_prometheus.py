@@ -43,7 +43,9 @@ def _traffic(run: str, service: str, ok_per_s: float, err_per_s: float) -> list[
         err.samples.append((t, err_per_s * 15 * i))
     buckets = []
     for le, share in (("0.1", 0.9), ("0.5", 0.99), ("+Inf", 1.0)):
-        b = Series({"__name__": "http_request_duration_seconds_bucket", "service": service, "run": run, "le": le})
+        b = Series(
+            {"__name__": "http_request_duration_seconds_bucket", "service": service, "run": run, "le": le}
+        )
         b.samples.extend((t, (ok_per_s + err_per_s) * 15 * i * share) for i, t in enumerate(steps))
         buckets.append(b)
     return [ok, err, *buckets]
