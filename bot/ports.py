@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.domain.approvals import Vote
@@ -265,9 +265,11 @@ class Store(Protocol):
         event_payload: Mapping[str, Any],
         at: datetime,
         effects: Sequence[PendingEffect] = (),
+        completes: Sequence[str] = (),
     ) -> None:
-        """Store the new deployment (only if still at ``expected_version_no``), the event and the
-        effects to run, in one transaction; raises a TransientError subclass when stale."""
+        """Store the new deployment (only if still at ``expected_version_no``), the event, the
+        effects to run, and mark done the effects (``completes``) whose result the event is, in one
+        transaction; raises a TransientError subclass when stale."""
         ...
 
     async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]: ...

@@ -105,15 +105,17 @@ class Effects:
         pb = self.ctx.playbook(dep.service)
         job = pb.job_path(dep.version, dep.env)
         if job is None:
-            await self.orch.try_handle(dep.id, BuildSkipped())
+            await self.orch.try_handle(dep.id, BuildSkipped(), effect.key)
             return
         try:
             ref = await self.ctx.ci.trigger(job, pb.template_params(dep.version, dep.env), effect.key)
         except PermanentError as exc:
-            await self.orch.try_handle(dep.id, BuildFailed(reason=f"Jenkins refused the build: {exc}"))
+            await self.orch.try_handle(
+                dep.id, BuildFailed(reason=f"Jenkins refused the build: {exc}"), effect.key
+            )
             return
         if ref.queue_item is not None and dep.build_queue_item != ref.queue_item:
-            await self.orch.try_handle(dep.id, BuildQueued(queue_item=ref.queue_item))
+            await self.orch.try_handle(dep.id, BuildQueued(queue_item=ref.queue_item), effect.key)
 
     async def _abort_build(self, dep: Deployment, effect: AbortBuild) -> None:
         job = self.ctx.playbook(dep.service).job_path(dep.version, dep.env)
@@ -136,22 +138,21 @@ class Effects:
         except PermanentError as exc:
             # Step 0: nothing live changed yet, so the deployment fails cleanly; later steps roll back.
             if effect.step == 0:
-                await self.orch.try_handle(dep.id, DeployRefused(reason=str(exc)))
+                await self.orch.try_handle(dep.id, DeployRefused(reason=str(exc)), effect.key)
             else:
-                await self.orch.try_handle(dep.id, RolloutFailed(reason=str(exc)))
+                await self.orch.try_handle(dep.id, RolloutFailed(reason=str(exc)), effect.key)
             return
-        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
+        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
 
     async def _promote(self, dep: Deployment, effect: PromoteCanary) -> None:
         await self.ctx.cluster.promote_canary(self.ctx.target_of(dep), self.ctx.image(dep), effect.key)
-        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
+        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
 
     async def _switch(self, dep: Deployment, effect: SwitchTraffic) -> None:
         colour = await self._new_colour(dep)
         await self.ctx.cluster.switch_traffic(self.ctx.target_of(dep), colour, effect.key)
         # Switching a Service's selector is immediate: the step is rolled out as soon as it is done.
-        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step))
-        await self.orch.try_handle(dep.id, RolloutCompleted(step=effect.step))
+        await self.orch.try_handle(dep.id, RolloutCompleted(step=effect.step), effect.key)
 
     async def _new_colour(self, dep: Deployment) -> str:
         record = await self.ctx.store.get_key(f"{dep.id}:rollout:0")
@@ -175,7 +176,7 @@ class Effects:
             else:
                 await self.ctx.cluster.undo(target, image, effect.key)
         except PermanentError as exc:
-            await self.orch.try_handle(dep.id, RollbackFailed(reason=f"rollback failed: {exc}"))
+            await self.orch.try_handle(dep.id, RollbackFailed(reason=f"rollback failed: {exc}"), effect.key)
             return
         if (
             dep.strategy is not Strategy.ROLLING
@@ -184,7 +185,7 @@ class Effects:
         ):
             # Scaling the canary to 0 or switching the Service back takes effect at once.
             restored = effect.to_version or dep.previous_version or "the previous version"
-            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored))
+            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored), effect.key)
 
     async def _guard_lock(self, dep: Deployment, effect: LockForGuard) -> None:
         now = self.ctx.clock.now()

@@ -7,7 +7,10 @@ deployment, begins queued requests whose slot is free, and starts the guard time
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.phases import Phase
@@ -43,6 +46,8 @@ class Engine:
         self.effects = Effects(ctx, self.orchestrator)
         self.orchestrator.perform = self.effects.perform
         self.ticks = Ticks(ctx, self.orchestrator)
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         """Recover from the store, then start the timer."""
@@ -50,7 +55,13 @@ class Engine:
         if self.scheduler is not None:
             self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop the timer and let the ticks already running finish (so none dies half-way)."""
+        self._stopping = True
+        # Let running ticks finish first: APScheduler's shutdown cancels the jobs still running,
+        # which would cut a tick off between two writes. New turns see _stopping and return at once.
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace_s)
         if self.scheduler is not None:
             self.scheduler.shutdown()
 
@@ -68,16 +79,26 @@ class Engine:
         log.info("recovered %d unfinished deployment(s)", len(active))
 
     async def _poll(self, deployment_id: str) -> None:
-        try:
-            await self.ticks.poll(deployment_id)
-        except Exception:
-            log.exception("poll of %s failed", deployment_id)
+        await self._track(self.ticks.poll(deployment_id), f"poll of {deployment_id}")
 
     async def _guard_tick(self) -> None:
+        await self._track(self.ticks.guard_tick(), "guard tick")
+
+    async def _track(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run a timer job, known to ``stop`` while it runs; a failure is logged, never fatal."""
+        if self._stopping:
+            work.close()
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
         try:
-            await self.ticks.guard_tick()
+            await work
         except Exception:
-            log.exception("guard tick failed")
+            log.exception("%s failed", what)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
 
     # -- what people do (the Slack layer calls these) ----------------------------------------------
 

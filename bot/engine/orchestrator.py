@@ -102,9 +102,11 @@ class Orchestrator:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def handle(self, deployment_id: str, event: Event) -> Deployment:
+    async def handle(self, deployment_id: str, event: Event, completes: str | None = None) -> Deployment:
         """Apply ``event`` to the stored deployment, store the result with its effects, run them.
 
+        ``completes`` is the key of the effect whose result ``event`` is: it is marked done in the
+        same transaction, so a restart never performs it again after its result was stored.
         Raises ``InvalidTransition`` (nothing changed) when the deployment's phase refuses it.
         """
         ctx = self.ctx
@@ -122,6 +124,7 @@ class Orchestrator:
                 event_to_payload(event),
                 now,
                 pending,
+                (completes,) if completes else (),
             )
             new = decision.deployment
             log.info("%s %s: %s -> %s", new.id, event_type_name(event), dep.phase, new.phase)
@@ -136,10 +139,12 @@ class Orchestrator:
             await self._start_next(new.service, new.env)
         return new
 
-    async def try_handle(self, deployment_id: str, event: Event) -> Deployment | None:
+    async def try_handle(
+        self, deployment_id: str, event: Event, completes: str | None = None
+    ) -> Deployment | None:
         """``handle``, treating a refused (stale) event as nothing to do: ticks and late callbacks."""
         try:
-            return await self.handle(deployment_id, event)
+            return await self.handle(deployment_id, event, completes)
         except InvalidTransition as exc:
             log.info("ignored stale event: %s", exc)
             return None
@@ -359,21 +364,41 @@ class Orchestrator:
                 return await self._refuse(user, channel, action, dep.id, check.reason or "not allowed")
             vote = approvals.Vote(dep.id, dep.approval_stage, user, approve, self.ctx.clock.now(), reason)
             if not await self.ctx.store.add_vote(vote):
+                await self.settle_votes(dep.id)
                 return Outcome(True, "your vote was already recorded", dep)
-            progress = approvals.progress(stages, members, dep.requester, [*votes, vote])
         await self._audit(user, action, channel, dep.id, "accepted", stage=dep.approval_stage, reason=reason)
         await self.ctx.chat.notify(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
-        event: Event
-        if not approve:
-            event = Rejected(user=user, reason=reason or "")
-        elif progress.done:
-            event = ApprovalsComplete(user=user)
-        else:
-            event = ApprovalRecorded(
-                user=user, stage=dep.approval_stage, stage_complete=progress.stage > dep.approval_stage
-            )
-        new = await self.try_handle(dep.id, event)
+        new = await self.settle_votes(dep.id)
         return Outcome(True, f"{action}d {dep.id}", new or dep)
+
+    async def settle_votes(self, deployment_id: str) -> Deployment | None:
+        """Bring an awaiting deployment up to date with its stored votes.
+
+        The vote is stored before its event; if the process dies in between, the next poll (or a
+        repeated click) finishes the job from the votes alone, so no approval is ever lost.
+        """
+        async with self.lock_for(f"settle:{deployment_id}"):
+            dep = await self.ctx.store.get_deployment(deployment_id)
+            while dep is not None and dep.phase is Phase.AWAITING_APPROVAL:
+                stages = self.ctx.environment(dep).approvals
+                members = await self._members(s.group for s in stages)
+                votes = await self.ctx.store.votes_for(dep.id)
+                progress = approvals.progress(stages, members, dep.requester, votes)
+                last = votes[-1].user if votes else dep.requester
+                event: Event
+                if progress.rejected_by is not None:
+                    event = Rejected(user=progress.rejected_by.user, reason=progress.rejected_by.reason or "")
+                elif progress.done:
+                    event = ApprovalsComplete(user=last)
+                elif progress.stage > dep.approval_stage:
+                    event = ApprovalRecorded(user=last, stage=dep.approval_stage, stage_complete=True)
+                else:
+                    return dep
+                new = await self.try_handle(dep.id, event)
+                if new is None:
+                    return await self.ctx.store.get_deployment(deployment_id)
+                dep = new
+            return dep
 
     # -- cancel, rollback, promote ------------------------------------------------------------------
 

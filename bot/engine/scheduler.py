@@ -17,6 +17,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.engine.orchestrator import Timer
 
 log = logging.getLogger("shipthread.scheduler")
+# A tick still running when its next turn comes is skipped on purpose (max_instances=1, coalesce):
+# APScheduler logs each skip as a warning, which here is noise, not news.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)
 
 
 class Scheduler(Timer):

@@ -71,7 +71,9 @@ class Ticks:
             return  # an effect is still being retried: its result decides what comes next
         try:
             if dep.phase is Phase.AWAITING_APPROVAL:
-                await self._expire(dep)
+                settled = await self.orch.settle_votes(dep.id)
+                if settled is not None and settled.phase is Phase.AWAITING_APPROVAL:
+                    await self._expire(settled)
             elif dep.phase is Phase.BUILDING:
                 await self._poll_build(dep)
             elif dep.phase is Phase.DEPLOYING:
@@ -174,6 +176,10 @@ class Ticks:
             spec = self.ctx.guard(dep)
             if spec is None:
                 await self._no_guard(dep, now)
+            elif await self._concluded(dep, spec, None, now):
+                # The stored counters already decide the window (its last tick was stored, then
+                # the process stopped before acting on it, or the window's time ran out).
+                continue
             elif _is_due(dep.guard_started_at, dep.guard_ticks, spec, now):
                 due.append(
                     _Due(
@@ -217,11 +223,19 @@ class Ticks:
                 guard.expected_ticks(spec),
             )
         )
+        await self._concluded(new, spec, verdict, now)
+
+    async def _concluded(
+        self, dep: Deployment, spec: GuardSpec, verdict: guard.TickVerdict | None, now: datetime
+    ) -> bool:
+        """Act on the window's verdict from the stored counters; False while it is still running."""
+        if dep.guard_started_at is None:
+            return False
         state = guard.WindowState(
-            new.guard_ticks, new.guard_failed_ticks, new.guard_inconclusive_ticks, new.guard_started_at
+            dep.guard_ticks, dep.guard_failed_ticks, dep.guard_inconclusive_ticks, dep.guard_started_at
         )
         window = guard.window_verdict(spec, state, now)
-        reason = _with_checks(window.reason, verdict)
+        reason = _with_checks(window.reason, verdict) if verdict is not None else window.reason
         event: Event
         if window.status is guard.WindowStatus.FAIL:
             if spec.on_breach is BreachAction.ROLLBACK:
@@ -231,13 +245,14 @@ class Ticks:
         elif window.status is guard.WindowStatus.INCONCLUSIVE:
             event = GuardHeld(reason=reason)
         elif window.status is guard.WindowStatus.PASS:
-            if not self._pause_over(new, now):
-                return
-            event = self.orch.next_step_event(new)
+            if not self._pause_over(dep, now):
+                return False
+            event = self.orch.next_step_event(dep)
         else:
-            return
-        await self.ctx.chat.notify(GuardVerdict(new, window.status.value, reason))
-        await self.orch.try_handle(new.id, event)
+            return False
+        await self.ctx.chat.notify(GuardVerdict(dep, window.status.value, reason))
+        await self.orch.try_handle(dep.id, event)
+        return True
 
     def _pause_over(self, dep: Deployment, now: datetime) -> bool:
         canary = self.ctx.environment(dep).canary

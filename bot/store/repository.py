@@ -347,9 +347,14 @@ class Repository:
         event_payload: Mapping[str, Any],
         at: datetime,
         effects: Sequence[PendingEffect] = (),
+        completes: Sequence[str] = (),
     ) -> None:
         """Write ``new_dep``, append its event and queue ``effects``, if the stored row is still at
         ``expected_version_no``; all in one transaction, all or nothing.
+
+        ``completes`` names outbox effects whose result this event is: they are marked done in the
+        same transaction, so an effect and the event it produced are recorded together or not at all
+        (a crash in between re-runs the effect, whose adapter finds its own earlier work).
 
         The stored ``version_no`` becomes ``expected_version_no + 1`` whatever ``new_dep`` carries
         (``Deployment.with_phase`` already does this). An effect whose key is already in the outbox
@@ -393,6 +398,13 @@ class Repository:
             )
             await session.flush()
             await _queue_effects(session, effects)
+            if completes:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.key.in_(list(completes)), OutboxRow.done_at.is_(None))
+                    .values(done_at=at)
+                    .execution_options(synchronize_session=False)
+                )
 
     async def events_for(self, deployment_id: str) -> list[StoredEvent]:
         """The deployment's history, oldest first."""

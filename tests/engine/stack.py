@@ -162,7 +162,13 @@ class Stack:
 
 
 def create_k8s_deployment(
-    url: str, name: str, image: str, replicas: int = 2, namespace: str = "shop", deadline_s: int = 20
+    url: str,
+    name: str,
+    image: str,
+    replicas: int = 2,
+    namespace: str = "shop",
+    deadline_s: int = 20,
+    track: bool = False,
 ) -> None:
     """The workload as an operator would have it before Shipthread's first deployment."""
     api = k8s.ApiClient(k8s.Configuration(host=url))
@@ -173,7 +179,9 @@ def create_k8s_deployment(
         except k8s.ApiException as exc:
             if exc.status != 409:
                 raise
-        labels = {"app": name}
+        # Canary needs the main Deployment's pods to carry track=stable (its selector too), so
+        # that it never adopts the canary's pods; the Service selects on app only.
+        labels = {"app": name, "track": "stable"} if track else {"app": name}
         apps.create_namespaced_deployment(
             namespace,
             {
@@ -202,6 +210,54 @@ def k8s_image(url: str, name: str, namespace: str = "shop") -> str:
         api.close()
 
 
+def write_stack_files(
+    folder: Path,
+    prometheus_url: str,
+    jenkins: ServerThread,
+    kubernetes_url: str,
+    books: list[dict[str, Any]],
+    config: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Config, playbooks and Jenkins jobs for a stack; returns the environment to run it with."""
+    from bot.sandbox.jenkins import emulator_of
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "playbooks").mkdir(exist_ok=True)
+    for book in books:
+        (folder / "playbooks" / f"{book['service']}.yaml").write_text(yaml.safe_dump(book, sort_keys=False))
+    settings_doc: dict[str, Any] = {
+        "clusters": {"main": {"server": kubernetes_url}},
+        "approver_groups": {"sre": ["U0BOB", "U0CAROL"], "leads": ["U0DAVE"], "oncall": ["U0ERIN"]},
+        "break_glass": "oncall",
+        **(config or {}),
+    }
+    (folder / "shipthread.yaml").write_text(yaml.safe_dump(settings_doc))
+    emulator = emulator_of(jenkins.app)
+    for book in books:
+        if "jenkins" in book:
+            emulator.create_job(book["jenkins"]["job"], job_xml("SHIPTHREAD_KEY", "VERSION"))
+    return {
+        "SHIPTHREAD_CONFIG": str(folder / "shipthread.yaml"),
+        "SHIPTHREAD_PLAYBOOKS": str(folder / "playbooks"),
+        "SHIPTHREAD_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'shipthread.db'}",
+        "JENKINS_URL": jenkins.url,
+        "PROMETHEUS_URL": prometheus_url,
+        "JENKINS_USER": "shipthread",
+        "JENKINS_TOKEN": "sandbox-token",
+    }
+
+
+async def build_from_files(environ: dict[str, str], chat: RecordingChat, **build_options: Any) -> Runtime:
+    """The engine exactly as the files and environment describe it (what a process would build)."""
+    settings = load_settings(environ["SHIPTHREAD_CONFIG"], environ)
+    await upgrade(settings.database_url)
+    playbooks = load_playbooks(environ["SHIPTHREAD_PLAYBOOKS"])
+    build_options.setdefault("use_scheduler", False)
+    build_options.setdefault("retry", FAST_RETRY)
+    build_options.setdefault("poll_interval_s", 0.1)
+    return build(settings, playbooks, chat=chat, **build_options)
+
+
 async def make_stack(
     folder: Path,
     prometheus: PrometheusServer,
@@ -215,38 +271,10 @@ async def make_stack(
 ) -> Stack:
     from bot.sandbox.jenkins import emulator_of
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "playbooks").mkdir(exist_ok=True)
-    for book in books:
-        (folder / "playbooks" / f"{book['service']}.yaml").write_text(yaml.safe_dump(book, sort_keys=False))
-    db = folder / "shipthread.db"
-    settings_doc: dict[str, Any] = {
-        "clusters": {"main": {"server": kubernetes.url}},
-        "approver_groups": {"sre": ["U0BOB", "U0CAROL"], "leads": ["U0DAVE"], "oncall": ["U0ERIN"]},
-        "break_glass": "oncall",
-        **(config or {}),
-    }
-    (folder / "shipthread.yaml").write_text(yaml.safe_dump(settings_doc))
-    environ = {
-        "SHIPTHREAD_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "JENKINS_URL": jenkins.url,
-        "PROMETHEUS_URL": prometheus.url,
-        "JENKINS_USER": "shipthread",
-        "JENKINS_TOKEN": "sandbox-token",
-    }
-    settings = load_settings(folder / "shipthread.yaml", environ)
-    await upgrade(settings.database_url)
-    playbooks = load_playbooks(folder / "playbooks")
-    emulator = emulator_of(jenkins.app)
-    for book in books:
-        if "jenkins" in book:
-            emulator.create_job(book["jenkins"]["job"], job_xml("SHIPTHREAD_KEY", "VERSION"))
+    environ = write_stack_files(folder, prometheus.url, jenkins, kubernetes.url, books, config)
     chat = RecordingChat()
-    build_options.setdefault("use_scheduler", False)
-    build_options.setdefault("retry", FAST_RETRY)
-    build_options.setdefault("poll_interval_s", 0.1)
-    runtime = build(settings, playbooks, chat=chat, **build_options)
-    return Stack(runtime, chat, emulator, kubernetes.url, prometheus, run, folder)
+    runtime = await build_from_files(environ, chat, **build_options)
+    return Stack(runtime, chat, emulator_of(jenkins.app), kubernetes.url, prometheus, run, folder)
 
 
 def new_run() -> str:
