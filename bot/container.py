@@ -82,7 +82,7 @@ def build(
     resolve_handle: HandleResolver | None = None,
     on_transition: TransitionHook | None = None,
     use_scheduler: bool = True,
-    guard_resolution_s: float = 1.0,
+    guard_resolution_s: float = 0.25,
     retry: RetryPolicy | None = None,
     **policy_overrides: object,
 ) -> Runtime:

@@ -30,7 +30,7 @@ class Engine:
         *,
         timer: Timer | None = None,
         on_transition: TransitionHook | None = None,
-        guard_resolution_s: float = 1.0,
+        guard_resolution_s: float = 0.25,
         use_scheduler: bool = True,
     ) -> None:
         self.ctx = ctx
