@@ -69,6 +69,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeAlias
 from urllib.parse import quote, unquote
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 from multidict import CIMultiDict, MultiDict, MultiDictProxy, MultiMapping
@@ -434,6 +435,26 @@ EMPTY_PIPELINE_XML = """<?xml version='1.1' encoding='UTF-8'?>
 
 def _text(element: ET.Element | None) -> str | None:
     return None if element is None else (element.text or "")
+
+
+def parameterized_job_xml(*params: str, concurrent: bool = False, description: str = "") -> str:
+    """A freestyle job's config.xml declaring string parameters ``params``.
+
+    Jenkins drops build parameters a job does not declare, so a job Shipthread builds must declare
+    ``SHIPTHREAD_KEY`` (its idempotency key) next to its own parameters.
+    """
+    definitions = "".join(
+        "<hudson.model.StringParameterDefinition>"
+        f"<name>{escape(name)}</name><description></description><defaultValue></defaultValue>"
+        "<trim>false</trim></hudson.model.StringParameterDefinition>"
+        for name in params
+    )
+    return (
+        f"<?xml version='1.1' encoding='UTF-8'?><project><description>{escape(description)}</description>"
+        "<properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
+        f"{definitions}</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>"
+        f"<disabled>false</disabled><concurrentBuild>{str(concurrent).lower()}</concurrentBuild></project>"
+    )
 
 
 def parse_config(xml: str) -> JobConfig:

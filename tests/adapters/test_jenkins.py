@@ -20,7 +20,7 @@ from bot.adapters.jenkins import MASK, JenkinsCI, redact, tail
 from bot.adapters.retrying import RetryPolicy
 from bot.errors import NotFound, PermanentError, TransientError
 from bot.ports import BuildRef, BuildState
-from bot.sandbox.jenkins import create_jenkins_app, emulator_of
+from bot.sandbox.jenkins import create_jenkins_app, emulator_of, parameterized_job_xml
 from bot.sandbox.server import ServerThread
 
 USER = "shipthread"
@@ -29,18 +29,7 @@ FAST = RetryPolicy(attempts=4, total_s=5.0, initial_s=0.05, max_wait_s=0.2, jitt
 
 
 def _job_xml(*params: str, concurrent: bool = False) -> str:
-    definitions = "".join(
-        "<hudson.model.StringParameterDefinition>"
-        f"<name>{name}</name><description></description><defaultValue></defaultValue><trim>false</trim>"
-        "</hudson.model.StringParameterDefinition>"
-        for name in params
-    )
-    return (
-        "<?xml version='1.1' encoding='UTF-8'?><project><description>test job</description>"
-        "<properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
-        f"{definitions}</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>"
-        f"<disabled>false</disabled><concurrentBuild>{str(concurrent).lower()}</concurrentBuild></project>"
-    )
+    return parameterized_job_xml(*params, concurrent=concurrent, description="test job")
 
 
 JOBS = {

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,29 +190,6 @@ def free_port() -> int:
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emu = Emulator().start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    """The module's emulator, reset to a fresh cluster with an empty ``shop`` namespace."""
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-async def cluster(emu: Emulator) -> AsyncIterator[KubernetesCluster]:
-    adapter_ = adapter((CLUSTER, emu))
-    yield adapter_
-    adapter_.close()
 
 
 @pytest.fixture

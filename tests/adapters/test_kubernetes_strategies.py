@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,33 +17,11 @@ import pytest
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.errors import NotFound, PermanentError
 from bot.ports import RolloutPhase, Target
-from tests.adapters.test_kubernetes import BAD, CLUSTER, NEW, NS, OLD, Emulator, adapter, find_kubectl, settle
+from tests.adapters.test_kubernetes import BAD, CLUSTER, NEW, NS, OLD, Emulator, find_kubectl, settle
 
 NEWER = "registry.example/checkout:1.5.0"
 CANARY = Target(CLUSTER, NS, "checkout", "app", strategy="canary")
 BLUE_GREEN = Target(CLUSTER, NS, "checkout", "app", service="checkout", strategy="blue-green")
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emu = Emulator().start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-async def cluster(emu: Emulator) -> AsyncIterator[KubernetesCluster]:
-    adapter_ = adapter((CLUSTER, emu))
-    yield adapter_
-    adapter_.close()
 
 
 @pytest.fixture

@@ -34,20 +34,6 @@ FAST_RETRY = RetryPolicy(attempts=3, total_s=3.0, initial_s=0.05, max_wait_s=0.2
 RATIO = "service:http_5xx_ratio:rate1m"
 
 
-def job_xml(*params: str) -> str:
-    definitions = "".join(
-        "<hudson.model.StringParameterDefinition>"
-        f"<name>{name}</name><defaultValue></defaultValue></hudson.model.StringParameterDefinition>"
-        for name in params
-    )
-    return (
-        "<?xml version='1.1' encoding='UTF-8'?><project><properties>"
-        "<hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
-        f"{definitions}</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>"
-        "<concurrentBuild>false</concurrentBuild></project>"
-    )
-
-
 def playbook(
     service: str,
     run: str,
@@ -219,7 +205,7 @@ def write_stack_files(
     config: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Config, playbooks and Jenkins jobs for a stack; returns the environment to run it with."""
-    from bot.sandbox.jenkins import emulator_of
+    from bot.sandbox.jenkins import emulator_of, parameterized_job_xml
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "playbooks").mkdir(exist_ok=True)
@@ -235,7 +221,7 @@ def write_stack_files(
     emulator = emulator_of(jenkins.app)
     for book in books:
         if "jenkins" in book:
-            emulator.create_job(book["jenkins"]["job"], job_xml("SHIPTHREAD_KEY", "VERSION"))
+            emulator.create_job(book["jenkins"]["job"], parameterized_job_xml("SHIPTHREAD_KEY", "VERSION"))
     return {
         "SHIPTHREAD_CONFIG": str(folder / "shipthread.yaml"),
         "SHIPTHREAD_PLAYBOOKS": str(folder / "playbooks"),
