@@ -388,3 +388,90 @@ async def test_rollback_command_undoes_the_last_release(
         assert await stack.store.active_locks("production") == []
     finally:
         await stack.runtime.close()
+
+
+async def test_queue_policy_holds_a_second_request_until_the_first_ends(
+    tmp_path, prometheus, jenkins_server, k8s_server, run
+):
+    stack = await _stack(
+        tmp_path,
+        prometheus,
+        jenkins_server,
+        k8s_server,
+        run,
+        playbook("checkout", run),
+        config={"concurrency": "queue"},
+    )
+    try:
+        stack.ratio("checkout", 0.0)
+        first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+        second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0BOB")
+        assert second.ok and "queued" in second.message
+        assert (await stack.get(second.deployment.id)).phase is Phase.REQUESTED
+        assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
+        dep = await stack.finish(second.deployment.id)
+        assert dep.phase is Phase.SUCCEEDED and dep.previous_version == "1.0.0"
+        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.2.0")
+        assert len(stack.jenkins.builds("checkout-build")) == 2
+    finally:
+        await stack.runtime.close()
+
+
+async def test_rollback_command_while_verifying(tmp_path, prometheus, jenkins_server, k8s_server, run):
+    book = playbook("checkout", run, window=30)  # a long window: a person acts before it ends
+    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
+    try:
+        stack.ratio("checkout", 0.0)
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
+        await stack.drive(outcome.deployment.id, lambda d: d.phase is Phase.VERIFYING)
+        back = await stack.engine.rollback(Rollback("checkout", reason="latency looks off"), "U0BOB")
+        assert back.ok and back.deployment.id == outcome.deployment.id
+        dep = await stack.finish(outcome.deployment.id)
+        assert dep.phase is Phase.ROLLED_BACK and dep.reason == "latency looks off"
+        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+        cancel = await stack.engine.cancel(dep.id, "U0ALICE")
+        assert not cancel.ok  # finished: nothing to cancel, and it says so
+    finally:
+        await stack.runtime.close()
+
+
+async def test_breach_with_on_breach_lock_holds_and_locks_without_rolling_back(
+    tmp_path, prometheus, jenkins_server, k8s_server, run
+):
+    book = playbook("checkout", run, on_breach="lock")
+    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
+    try:
+        stack.ratio("checkout", 0.3)
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.5.0"), "U0ALICE")
+        dep = await stack.drive(outcome.deployment.id, lambda d: d.paused or d.phase.terminal)
+        assert dep.phase is Phase.VERIFYING and dep.paused
+        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.5.0")  # left in place
+        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+        back = await stack.engine.rollback(Rollback("checkout"), "U0BOB")  # a person decides
+        assert back.ok
+        assert (await stack.finish(dep.id)).phase is Phase.ROLLED_BACK
+    finally:
+        await stack.runtime.close()
+
+
+async def test_post_rollback_window_still_failing_keeps_the_lock_and_says_why(
+    tmp_path, prometheus, jenkins_server, k8s_server, run
+):
+    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
+    try:
+        stack.ratio("checkout", 0.4)
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.6.0"), "U0ALICE")
+        assert (await stack.finish(outcome.deployment.id)).phase is Phase.ROLLED_BACK
+        import asyncio
+
+        for _ in range(15):
+            await stack.engine.tick()
+            await asyncio.sleep(0.05)
+        notes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.post_rollback]
+        assert notes and notes[0].verdict == "fail"
+        assert "stays locked" in notes[0].reason and "5xx ratio" in notes[0].reason
+        assert len(notes) == 1  # said once, not every window
+        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    finally:
+        await stack.runtime.close()
