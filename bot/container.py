@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from bot.adapters.directory import ConfigDirectory, HandleResolver
 from bot.adapters.jenkins import JenkinsCI
@@ -40,7 +40,6 @@ class Runtime:
     ci: JenkinsCI
     cluster: KubernetesCluster
     metrics: PrometheusMetrics
-    closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.engine.stop()
@@ -61,16 +60,15 @@ def cluster_access(settings: Settings) -> dict[str, ClusterAccess]:
     return clusters
 
 
-def engine_policy(settings: Settings, **overrides: object) -> EnginePolicy:
+def engine_policy(settings: Settings, poll_interval_s: float | None = None) -> EnginePolicy:
+    """The engine's policy from config (``poll_interval_s`` for tests and the sandbox)."""
     policy = EnginePolicy(
         break_glass_group=settings.break_glass,
         freezes=settings.freezes(),
         concurrency=Concurrency(settings.concurrency.value),
         approval_ttl=settings.approval_ttl,
     )
-    from dataclasses import replace
-
-    return replace(policy, **overrides)  # type: ignore[arg-type]
+    return policy if poll_interval_s is None else replace(policy, poll_interval_s=poll_interval_s)
 
 
 def build(
@@ -84,7 +82,7 @@ def build(
     use_scheduler: bool = True,
     guard_resolution_s: float = 0.25,
     retry: RetryPolicy | None = None,
-    **policy_overrides: object,
+    poll_interval_s: float | None = None,
 ) -> Runtime:
     """Wire an engine from config. The database schema must exist (``shipthread db upgrade``)."""
     if settings.jenkins.url is None:
@@ -118,7 +116,7 @@ def build(
         directory=directory,
         clock=clock or SystemClock(),
         playbooks=playbooks,
-        policy=engine_policy(settings, **policy_overrides),
+        policy=engine_policy(settings, poll_interval_s),
         default_channel=settings.slack.default_channel,
     )
     engine = Engine(

@@ -75,7 +75,7 @@ class Engine:
         # A request stored just before a crash (or queued behind one that ended meanwhile) starts now.
         slots = {(d.service, d.env) for d in active}
         for service, env in sorted(slots):
-            await self.orchestrator._start_next(service, env)
+            await self.orchestrator.start_next(service, env)
         log.info("recovered %d unfinished deployment(s)", len(active))
 
     async def _poll(self, deployment_id: str) -> None:

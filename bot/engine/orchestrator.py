@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import approvals
 from bot.domain.audit import AuditEntry
@@ -89,9 +90,10 @@ class Orchestrator:
         self.ctx = ctx
         self.timer = timer or Timer()
         self._on_transition = on_transition
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Weak: a lock lives while someone holds or waits for it, so finished deployments cost nothing.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._running: set[str] = set()
-        self.perform: Callable[[Deployment, Effect], object] | None = None
+        self.perform: Callable[[Deployment, Effect], Awaitable[None]] | None = None
         """Set by the engine: performs one effect (``bot.engine.effects.Effects.perform``)."""
 
     # -- the one way a deployment changes -----------------------------------------------------------
@@ -99,7 +101,8 @@ class Orchestrator:
     def lock_for(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
+            lock = asyncio.Lock()
+            self._locks[key] = lock
         return lock
 
     async def handle(self, deployment_id: str, event: Event, completes: str | None = None) -> Deployment:
@@ -136,7 +139,7 @@ class Orchestrator:
             self.timer.follow(new.id)
         await self.run_effects(new.id)
         if new.phase.terminal:
-            await self._start_next(new.service, new.env)
+            await self.start_next(new.service, new.env)
         return new
 
     async def try_handle(
@@ -175,9 +178,7 @@ class Orchestrator:
 
     async def _perform(self, dep: Deployment, effect: Effect) -> None:
         assert self.perform is not None
-        result = self.perform(dep, effect)
-        if asyncio.iscoroutine(result):
-            await result
+        await self.perform(dep, effect)
 
     async def _effect_failed(self, key: str, error: str) -> None:
         failed = getattr(self.ctx.store, "effect_failed", None)
@@ -304,7 +305,7 @@ class Orchestrator:
             event = ApprovalsRequired()
         return await self.handle(dep.id, event)
 
-    async def _start_next(self, service: str, env: str) -> None:
+    async def start_next(self, service: str, env: str) -> None:
         """A deployment ended: start the oldest queued request for the same service and environment."""
         async with self.lock_for(f"service:{service}/{env}"):
             active = await self.ctx.store.active_deployments(service, env)
@@ -319,11 +320,12 @@ class Orchestrator:
                 log.info("%s stays queued: %s", queued[0].id, exc)
 
     async def _succeeded_in(
-        self, service: str, env: str, version: str, now: datetime, within: object
+        self, service: str, env: str, version: str, now: datetime, within: timedelta | None
     ) -> bool:
+        """Did ``version`` succeed in ``env`` (within ``within`` of now, when given)?"""
         for dep in await self.ctx.store.history(service, env, limit=100):
             if dep.version == version and dep.phase is Phase.SUCCEEDED and not dep.is_rollback:
-                return within is None or dep.updated_at >= now - within  # type: ignore[operator]
+                return within is None or dep.updated_at >= now - within
         return False
 
     # -- approvals ----------------------------------------------------------------------------------
