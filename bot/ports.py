@@ -276,6 +276,10 @@ class Store(Protocol):
 
     async def effect_done(self, key: str, at: datetime) -> None: ...
 
+    async def effect_failed(self, key: str, error: str, at: datetime) -> None:
+        """Count a failed attempt of a pending effect (it stays pending) and keep why."""
+        ...
+
     async def active_deployments(
         self, service: str | None = None, env: str | None = None
     ) -> list[Deployment]: ...

@@ -6,14 +6,18 @@ one place so the orchestrator, the effects and the ticks can never disagree abou
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.domain.deployment import Deployment, Strategy
+from bot.domain.notifications import Notification
 from bot.domain.playbook import Environment, GuardSpec, Playbook, render
 from bot.engine.policy import EnginePolicy
 from bot.ports import CI, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
+
+log = logging.getLogger("shipthread.engine")
 
 
 class UnknownService(LookupError):
@@ -32,6 +36,16 @@ class Context:
     playbooks: Mapping[str, Playbook]
     policy: EnginePolicy
     default_channel: str | None = None
+
+    async def tell(self, notification: Notification) -> None:
+        """Tell people, but never let a chat outage stop a deployment: failures are logged.
+
+        (The state machine's own notices go through the outbox instead, and are retried.)
+        """
+        try:
+            await self.chat.notify(notification)
+        except Exception:
+            log.exception("could not deliver %s", type(notification).__name__)
 
     def playbook(self, service: str) -> Playbook:
         try:

@@ -59,7 +59,7 @@ class Effects:
     async def perform(self, dep: Deployment, effect: Effect) -> None:
         match effect:
             case Notify():
-                await self.ctx.chat.notify(PhaseChanged(dep, effect.event))
+                await self.ctx.chat.notify(PhaseChanged(dep, effect.event))  # retried by the outbox
             case RequestApprovals():
                 await self._request_approvals(dep, effect)
             case ScheduleApprovalExpiry() | StartGuard():
@@ -90,7 +90,7 @@ class Effects:
         votes = await self.ctx.store.votes_for(dep.id)
         progress = approvals.progress(settings.approvals, {stage.group: members}, dep.requester, votes)
         ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
-        await self.ctx.chat.notify(
+        await self.ctx.tell(
             ApprovalNeeded(
                 dep,
                 effect.stage,
@@ -121,7 +121,11 @@ class Effects:
         job = self.ctx.playbook(dep.service).job_path(dep.version, dep.env)
         if job is None or (effect.queue_item is None and effect.number is None):
             return
-        await self.ctx.ci.abort(BuildRef(job, effect.queue_item, effect.number))
+        try:
+            await self.ctx.ci.abort(BuildRef(job, effect.queue_item, effect.number))
+        except PermanentError as exc:
+            # The deployment is already cancelled; a build we cannot stop is worth a log line, not a retry.
+            log.warning("%s: could not abort build %s: %s", dep.id, effect.number or effect.queue_item, exc)
 
     async def _start_rollout(self, dep: Deployment, effect: StartRollout) -> None:
         target = self.ctx.target_of(dep)
@@ -145,12 +149,23 @@ class Effects:
         await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
 
     async def _promote(self, dep: Deployment, effect: PromoteCanary) -> None:
-        await self.ctx.cluster.promote_canary(self.ctx.target_of(dep), self.ctx.image(dep), effect.key)
+        try:
+            await self.ctx.cluster.promote_canary(self.ctx.target_of(dep), self.ctx.image(dep), effect.key)
+        except PermanentError as exc:
+            # The canary is live: a promotion that cannot happen must roll back, not hang.
+            await self.orch.try_handle(dep.id, RolloutFailed(reason=f"promotion failed: {exc}"), effect.key)
+            return
         await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
 
     async def _switch(self, dep: Deployment, effect: SwitchTraffic) -> None:
-        colour = await self._new_colour(dep)
-        await self.ctx.cluster.switch_traffic(self.ctx.target_of(dep), colour, effect.key)
+        try:
+            colour = await self._new_colour(dep)
+            await self.ctx.cluster.switch_traffic(self.ctx.target_of(dep), colour, effect.key)
+        except PermanentError as exc:
+            await self.orch.try_handle(
+                dep.id, RolloutFailed(reason=f"switching traffic failed: {exc}"), effect.key
+            )
+            return
         # Switching a Service's selector is immediate: the step is rolled out as soon as it is done.
         await self.orch.try_handle(dep.id, RolloutCompleted(step=effect.step), effect.key)
 
@@ -163,7 +178,7 @@ class Effects:
 
     async def _rollback(self, dep: Deployment, effect: StartRollback) -> None:
         target = self.ctx.target_of(dep)
-        await self.ctx.chat.notify(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", None))
+        await self.ctx.tell(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", None))
         image = self.ctx.image(dep, effect.to_version) if effect.to_version else None
         try:
             if dep.strategy is Strategy.CANARY:
@@ -205,7 +220,7 @@ class Effects:
         )
         if not existing:
             channel = self.ctx.channel(dep)
-            await self.ctx.chat.notify(
+            await self.ctx.tell(
                 EnvLocked(dep.env, dep.service, LockKind.GUARD.value, effect.reason, BOT, channel)
             )
         if effect.after_rollback and self.ctx.policy.rollback_guard:

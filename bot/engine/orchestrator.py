@@ -181,9 +181,7 @@ class Orchestrator:
         await self.perform(dep, effect)
 
     async def _effect_failed(self, key: str, error: str) -> None:
-        failed = getattr(self.ctx.store, "effect_failed", None)
-        if failed is not None:
-            await failed(key, error[:2000], self.ctx.clock.now())
+        await self.ctx.store.effect_failed(key, error[:2000], self.ctx.clock.now())
 
     async def _load(self, deployment_id: str) -> Deployment:
         dep = await self.ctx.store.get_deployment(deployment_id)
@@ -284,7 +282,7 @@ class Orchestrator:
         )
         if cmd.emergency_reason is not None:
             await self._audit(user, "emergency", channel, dep.id, "accepted", reason=cmd.emergency_reason)
-        await ctx.chat.notify(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
+        await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
         if queued:
             return Outcome(True, f"{dep.id} queued behind {active[0].id}: it starts when that one ends", dep)
         dep = await self._begin(dep)
@@ -369,7 +367,7 @@ class Orchestrator:
                 await self.settle_votes(dep.id)
                 return Outcome(True, "your vote was already recorded", dep)
         await self._audit(user, action, channel, dep.id, "accepted", stage=dep.approval_stage, reason=reason)
-        await self.ctx.chat.notify(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
+        await self.ctx.tell(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
         new = await self.settle_votes(dep.id)
         return Outcome(True, f"{action}d {dep.id}", new or dep)
 
@@ -511,7 +509,7 @@ class Orchestrator:
             dep, "RollbackRequestedByCommand", {"user": user, "channel": channel}
         )
         await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=to_version)
-        await ctx.chat.notify(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
+        await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
         dep = await self._begin(dep)
         return Outcome(True, f"{dep.id}: rolling {cmd.service} in {env} back to {to_version}", dep)
 
@@ -577,7 +575,7 @@ class Orchestrator:
             )
         lock = await self.ctx.store.add_lock(Lock(None, env, service, LockKind.MANUAL, reason, user, now))
         await self._audit(user, "lock", channel, target, "accepted", reason=reason, lock_id=lock.id)
-        await self.ctx.chat.notify(EnvLocked(env, service, LockKind.MANUAL.value, reason, user, channel))
+        await self.ctx.tell(EnvLocked(env, service, LockKind.MANUAL.value, reason, user, channel))
         return Outcome(True, f"locked {target}: {reason}")
 
     async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
@@ -598,7 +596,7 @@ class Orchestrator:
                 for watch in await self.ctx.store.active_watches():
                     if watch.lock_id == lock.id:
                         await self.ctx.store.save_watch(replace(watch, status=WatchStatus.STOPPED))
-            await self.ctx.chat.notify(
+            await self.ctx.tell(
                 EnvUnlocked(env, service, lock.kind.value, f"lifted by <@{user}>", user, channel)
             )
         await self._audit(user, "unlock", channel, target, "accepted", locks=[lk.id for lk in lifted])
@@ -618,7 +616,7 @@ class Orchestrator:
     ) -> Outcome:
         """Say no, record that we did, change nothing else."""
         await self._audit(user, action, channel, target, f"refused: {message}")
-        await self.ctx.chat.notify(Refused(user, channel or "", message))
+        await self.ctx.tell(Refused(user, channel or "", message))
         return Outcome(False, message)
 
     async def _audit(

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bot.domain import approvals, guard
 from bot.domain.deployment import Deployment, Strategy
+from bot.domain.effects import PromoteCanary, StartRollback, StartRollout, SwitchTraffic, TriggerBuild
 from bot.domain.events import (
     ApprovalExpired,
     BuildFailed,
@@ -30,7 +31,14 @@ from bot.domain.events import (
     RolloutFailed,
 )
 from bot.domain.measurements import Measurement, QueryFailed
-from bot.domain.notifications import BuildProgress, EnvUnlocked, GuardTick, GuardVerdict, RolloutProgress
+from bot.domain.notifications import (
+    BuildProgress,
+    EnvUnlocked,
+    GuardTick,
+    GuardVerdict,
+    Notification,
+    RolloutProgress,
+)
 from bot.domain.phases import Phase
 from bot.domain.playbook import BreachAction, GuardSpec
 from bot.domain.watch import GuardWatch, WatchStatus
@@ -40,6 +48,12 @@ from bot.errors import ShipthreadError
 from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
 
 log = logging.getLogger("shipthread.ticks")
+
+STEP_EFFECTS = frozenset(
+    t.__name__ for t in (TriggerBuild, StartRollout, PromoteCanary, SwitchTraffic, StartRollback)
+)
+"""Effects whose result the next step waits for. A pending notice (a Slack outage) never stalls a
+deployment: only a pending change to Jenkins or the cluster does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +81,8 @@ class Ticks:
         if dep is None or dep.phase.terminal:
             self.orch.timer.forget(deployment_id)
             return
-        if await self.ctx.store.pending_effects(deployment_id):
-            return  # an effect is still being retried: its result decides what comes next
+        if any(p.effect_type in STEP_EFFECTS for p in await self.ctx.store.pending_effects(deployment_id)):
+            return  # a CI or cluster change is still being retried: its result decides what comes next
         try:
             if dep.phase is Phase.AWAITING_APPROVAL:
                 settled = await self.orch.settle_votes(dep.id)
@@ -127,8 +141,6 @@ class Ticks:
             return f"(console unavailable: {exc})"
 
     async def _poll_rollout(self, dep: Deployment) -> None:
-        if not await self._effect_done(f"{dep.id}:rollout:{dep.step}", f"{dep.id}:promote:{dep.step}"):
-            return
         status = await self.ctx.cluster.rollout(self.ctx.target_of(dep))
         weights = self.ctx.canary_steps(dep)
         weight = weights[dep.step] if dep.strategy is Strategy.CANARY and dep.step < len(weights) else None
@@ -150,19 +162,14 @@ class Ticks:
                 dep.id, RollbackFailed(reason=f"the rollback's rollout failed: {status.message}")
             )
 
-    async def _effect_done(self, *keys: str) -> bool:
-        """True once one of ``keys`` is no longer pending (the step's cluster change was made)."""
-        pending = {p.key for p in await self.ctx.store.pending_effects()}
-        return any(k not in pending for k in keys)
-
-    async def _say(self, dep: Deployment, note: object, bucket: object = None) -> None:
+    async def _say(self, dep: Deployment, note: Notification, bucket: object = None) -> None:
         """Tell the chat, but only when something a person would notice changed."""
         key = f"{dep.id}:{type(note).__name__}"
         marker = (dep.phase, dep.step, bucket if bucket is not None else repr(note))
         if self._last_said.get(key) == marker:
             return
         self._last_said[key] = marker
-        await self.ctx.chat.notify(note)  # type: ignore[arg-type]
+        await self.ctx.tell(note)
 
     # -- the QoS guard --------------------------------------------------------------------------------
 
@@ -214,7 +221,7 @@ class Ticks:
         new = await self.orch.try_handle(dep.id, GuardTicked(outcome=verdict.outcome))
         if new is None or new.guard_started_at is None:
             return
-        await self.ctx.chat.notify(
+        await self.ctx.tell(
             GuardTick(
                 new,
                 verdict.outcome,
@@ -250,7 +257,7 @@ class Ticks:
             event = self.orch.next_step_event(dep)
         else:
             return False
-        await self.ctx.chat.notify(GuardVerdict(dep, window.status.value, reason))
+        await self.ctx.tell(GuardVerdict(dep, window.status.value, reason))
         await self.orch.try_handle(dep.id, event)
         return True
 
@@ -264,7 +271,7 @@ class Ticks:
     async def _no_guard(self, dep: Deployment, now: datetime) -> None:
         if not self._pause_over(dep, now):
             return
-        await self.ctx.chat.notify(GuardVerdict(dep, "pass", "no guard is configured for this step"))
+        await self.ctx.tell(GuardVerdict(dep, "pass", "no guard is configured for this step"))
         await self.orch.try_handle(dep.id, self.orch.next_step_event(dep))
 
     def _watch_spec(self, watch: GuardWatch) -> GuardSpec | None:
@@ -280,7 +287,7 @@ class Ticks:
         watch = watch.ticked(verdict.outcome)
         dep = await self.ctx.store.get_deployment(watch.deployment_id)
         if dep is not None:
-            await self.ctx.chat.notify(
+            await self.ctx.tell(
                 GuardTick(
                     dep,
                     verdict.outcome,
@@ -302,8 +309,8 @@ class Ticks:
                 replace(watch, status=WatchStatus.CLEARED, last_reason=window.reason)
             )
             if dep is not None:
-                await self.ctx.chat.notify(GuardVerdict(dep, "pass", window.reason, post_rollback=True))
-            await self.ctx.chat.notify(
+                await self.ctx.tell(GuardVerdict(dep, "pass", window.reason, post_rollback=True))
+            await self.ctx.tell(
                 EnvUnlocked(
                     watch.env,
                     watch.service,
@@ -320,7 +327,7 @@ class Ticks:
         await self.ctx.store.save_watch(watch.next_window(now, why))
         if dep is not None and first:
             reason = f"{why}; {watch.env} stays locked and the guard keeps watching"
-            await self.ctx.chat.notify(GuardVerdict(dep, window.status.value, reason, post_rollback=True))
+            await self.ctx.tell(GuardVerdict(dep, window.status.value, reason, post_rollback=True))
 
 
 def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:

@@ -253,12 +253,13 @@ async def make_stack(
     *,
     run: str,
     config: dict[str, Any] | None = None,
+    chat: RecordingChat | None = None,
     **build_options: Any,
 ) -> Stack:
     from bot.sandbox.jenkins import emulator_of
 
     environ = write_stack_files(folder, prometheus.url, jenkins, kubernetes.url, books, config)
-    chat = RecordingChat()
+    chat = chat or RecordingChat()
     runtime = await build_from_files(environ, chat, **build_options)
     return Stack(runtime, chat, emulator_of(jenkins.app), kubernetes.url, prometheus, run, folder)
 

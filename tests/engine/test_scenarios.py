@@ -11,6 +11,7 @@ from bot.domain.locks import LockKind
 from bot.domain.notifications import ApprovalNeeded, EnvLocked, EnvUnlocked, GuardVerdict, Refused
 from bot.domain.phases import Phase
 from bot.domain.watch import WatchStatus
+from bot.sandbox.chat import RecordingChat
 from tests.engine.stack import Stack, create_k8s_deployment, k8s_deployment, k8s_image, make_stack, playbook
 
 IMAGE = "registry.example.com/checkout:{}"
@@ -473,5 +474,31 @@ async def test_post_rollback_window_still_failing_keeps_the_lock_and_says_why(
         assert "stays locked" in notes[0].reason and "5xx ratio" in notes[0].reason
         assert len(notes) == 1  # said once, not every window
         assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    finally:
+        await stack.runtime.close()
+
+
+class _SlackDown(RecordingChat):
+    """A chat whose every delivery fails, as during a Slack outage."""
+
+    async def notify(self, notification):
+        await super().notify(notification)
+        raise ConnectionError("slack.com is unreachable")
+
+
+async def test_a_chat_outage_never_stalls_a_deployment(tmp_path, prometheus, jenkins_server, k8s_server, run):
+    stack = await _stack(
+        tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run), chat=_SlackDown()
+    )
+    try:
+        stack.ratio("checkout", 0.0)
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.7.0"), "U0ALICE")
+        dep = await stack.finish(outcome.deployment.id)
+        assert dep.phase is Phase.SUCCEEDED
+        # The thread's notices are still owed: they stay in the outbox, with why, to be retried.
+        pending = await stack.store.pending_effects(dep.id)
+        assert pending and {p.effect_type for p in pending} == {"Notify"}
+        entry = await stack.store.outbox_entry(pending[0].key)
+        assert entry.attempts >= 1 and "unreachable" in entry.last_error
     finally:
         await stack.runtime.close()
