@@ -49,6 +49,9 @@ from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
 
 log = logging.getLogger("shipthread.ticks")
 
+_SAID_MEMORY = 4096
+"""How many (deployment, notice kind) pairs ``_say`` remembers to avoid repeating itself."""
+
 STEP_EFFECTS = frozenset(
     t.__name__ for t in (TriggerBuild, StartRollout, PromoteCanary, SwitchTraffic, StartRollback)
 )
@@ -169,6 +172,8 @@ class Ticks:
         if self._last_said.get(key) == marker:
             return
         self._last_said[key] = marker
+        while len(self._last_said) > _SAID_MEMORY:  # forget the oldest; a repeat notice is harmless
+            del self._last_said[next(iter(self._last_said))]
         await self.ctx.tell(note)
 
     # -- the QoS guard --------------------------------------------------------------------------------
