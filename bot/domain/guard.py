@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.measurements import Measurement, NoData, QueryFailed, TickOutcome
-from bot.domain.playbook import CheckSpec, GuardSpec, NoDataPolicy
+from bot.domain.playbook import CheckSpec, GuardSpec, NoDataPolicy, format_duration
 
 
 class CheckStatus(StrEnum):
@@ -224,7 +224,7 @@ def window_verdict(spec: GuardSpec, state: WindowState, now: datetime) -> Window
     if elapsed >= spec.window and state.ticks >= needed:
         return WindowVerdict(
             WindowStatus.PASS,
-            f"clean window: {_ticks(state.ticks)} over {_duration(spec.window)} "
+            f"clean window: {_ticks(state.ticks)} over {format_duration(spec.window)} "
             f"({state.failed} failed, {state.inconclusive} inconclusive)",
         )
     if elapsed >= spec.window:
@@ -234,16 +234,5 @@ def window_verdict(spec: GuardSpec, state: WindowState, now: datetime) -> Window
         )
     return WindowVerdict(
         WindowStatus.RUNNING,
-        f"{state.ticks} of {needed} ticks, {_duration(max(spec.window - elapsed, timedelta(0)))} to go",
+        f"{state.ticks} of {needed} ticks, {format_duration(max(spec.window - elapsed, timedelta(0)))} to go",
     )
-
-
-def _duration(span: timedelta) -> str:
-    """``5m``, ``1h30m``, ``45s``: the same notation playbooks use."""
-    seconds = int(span.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h"] if hours else []
-    parts += [f"{minutes}m"] if minutes else []
-    parts += [f"{secs}s"] if secs or not parts else []
-    return "".join(parts)

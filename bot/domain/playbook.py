@@ -338,6 +338,16 @@ class GuardSpec(_Model):
             raise ValueError("interval must be positive")
         if self.window < self.interval:
             raise ValueError("window is shorter than interval")
+        # Measurements and rendered queries are keyed by check name: a repeated name would have one
+        # check judged against the other's query.
+        seen: set[str] = set()
+        problems: list[tuple[Loc, str]] = []
+        for i, check in enumerate(self.checks):
+            if check.name in seen:
+                problems.append((("checks", i, "name"), f"check name {check.name!r} is used twice"))
+            seen.add(check.name)
+        if problems:
+            raise FieldErrors(problems)
         return self
 
 

@@ -434,7 +434,11 @@ class Repository:
         )
 
     async def last_succeeded(self, service: str, env: str) -> Deployment | None:
-        """The deployment that most recently finished ``succeeded``: what should be live now."""
+        """The deployment that most recently finished ``succeeded``.
+
+        Not necessarily what is live now: a later ``/rollback`` ends ``rolled_back`` and restores an
+        older version, so ask the cluster for the live image.
+        """
         query = self._filtered(select(DeploymentRow), service, env).where(
             DeploymentRow.phase == Phase.SUCCEEDED.value
         )

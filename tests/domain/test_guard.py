@@ -409,3 +409,15 @@ def test_window_verdict_properties(
     within_limits = current.failed <= failure_limit and current.inconclusive <= inconclusive_limit
     assert (status is WindowStatus.PASS) == (whole_window and within_limits)
     assert (status is WindowStatus.RUNNING) == (not whole_window and within_limits)
+
+
+def test_check_names_are_unique_within_a_guard() -> None:
+    # Measurements and rendered queries are keyed by check name: a second check of the same name
+    # would silently be judged against the other one's query.
+    with pytest.raises(ValueError, match="check name 'errors' is used twice"):
+        GuardSpec(
+            checks=(
+                CheckSpec(name="errors", query="sum(rate(errors[1m]))", max=1),
+                CheckSpec(name="errors", query="histogram_quantile(0.99, latency)", max=0.5),
+            )
+        )
