@@ -248,6 +248,18 @@ class PendingEffect:
     done_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One entry of a deployment's append-only history."""
+
+    deployment_id: str
+    seq: int
+    """1 for the event that created the deployment, then one more per saved transition."""
+    type: str
+    payload: Mapping[str, Any]
+    at: datetime
+
+
 class Store(Protocol):
     """What the engine needs of the database (``bot.store.repository.Repository``)."""
 
@@ -289,6 +301,12 @@ class Store(Protocol):
     ) -> list[Deployment]: ...
 
     async def last_succeeded(self, service: str, env: str) -> Deployment | None: ...
+
+    async def succeeded(self, service: str, env: str, version: str) -> Deployment | None:
+        """The latest non-rollback deployment of ``version`` there that ended ``succeeded``."""
+        ...
+
+    async def events_for(self, deployment_id: str) -> list[StoredEvent]: ...
 
     async def add_vote(self, vote: Vote) -> bool: ...
 

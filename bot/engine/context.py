@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.notifications import Notification
@@ -115,3 +116,15 @@ def version_of_image(playbook: Playbook, env: str, image: str | None) -> str | N
     pattern = re.escape(literal).replace(re.escape(marker), r"(?P<version>[A-Za-z0-9][A-Za-z0-9._+-]*)")
     match = re.fullmatch(pattern, image)
     return match.group("version") if match else None
+
+
+async def approvals_opened_at(ctx: Context, dep: Deployment) -> datetime:
+    """When the deployment started waiting for approvals: the approval time limit counts from here.
+
+    Not ``created_at``: a request queued behind a busy environment must not expire the moment its
+    approvals open.
+    """
+    for event in reversed(await ctx.store.events_for(dep.id)):
+        if event.type == "ApprovalsRequired":
+            return event.at
+    return dep.created_at

@@ -41,7 +41,7 @@ from bot.domain.events import (
 from bot.domain.locks import Lock, LockKind
 from bot.domain.notifications import ApprovalNeeded, EnvLocked, PhaseChanged, RollbackStarted
 from bot.domain.watch import GuardWatch
-from bot.engine.context import Context
+from bot.engine.context import Context, approvals_opened_at
 from bot.engine.orchestrator import BOT, Orchestrator
 from bot.errors import PermanentError
 from bot.ports import BuildRef
@@ -86,9 +86,10 @@ class Effects:
         if effect.stage >= len(settings.approvals):
             return
         stage = settings.approvals[effect.stage]
-        members = await self.ctx.directory.members(stage.group)
+        groups = {s.group: await self.ctx.directory.members(s.group) for s in settings.approvals}
+        members = groups[stage.group]
         votes = await self.ctx.store.votes_for(dep.id)
-        progress = approvals.progress(settings.approvals, {stage.group: members}, dep.requester, votes)
+        progress = approvals.progress(settings.approvals, groups, dep.requester, votes)
         ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
         await self.ctx.tell(
             ApprovalNeeded(
@@ -97,7 +98,7 @@ class Effects:
                 stage.group,
                 progress.needed if progress.stage == effect.stage else stage.count,
                 tuple(sorted(members - {dep.requester})),
-                approvals.approval_deadline(dep.created_at, ttl),
+                approvals.approval_deadline(await approvals_opened_at(self.ctx, dep), ttl),
             )
         )
 

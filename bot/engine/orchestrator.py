@@ -201,7 +201,7 @@ class Orchestrator:
             settings = pb.environment(env)
             check_version(cmd.version)
         except (UnknownService, UnknownEnvironment, ValueError) as exc:
-            return await self._refuse(user, channel, "deploy", f"{cmd.service}/{cmd.env}", str(exc))
+            return await self._refuse(user, channel, "deploy", _target(cmd.service, cmd.env), str(exc))
         strategy = cmd.strategy or settings.strategy
         if strategy is Strategy.CANARY and settings.canary is None:
             return await self._refuse(
@@ -321,10 +321,8 @@ class Orchestrator:
         self, service: str, env: str, version: str, now: datetime, within: timedelta | None
     ) -> bool:
         """Did ``version`` succeed in ``env`` (within ``within`` of now, when given)?"""
-        for dep in await self.ctx.store.history(service, env, limit=100):
-            if dep.version == version and dep.phase is Phase.SUCCEEDED and not dep.is_rollback:
-                return within is None or dep.updated_at >= now - within
-        return False
+        dep = await self.ctx.store.succeeded(service, env, version)
+        return dep is not None and (within is None or dep.updated_at >= now - within)
 
     # -- approvals ----------------------------------------------------------------------------------
 
@@ -437,7 +435,7 @@ class Orchestrator:
             if cmd.to_version is not None:
                 check_version(cmd.to_version)
         except (UnknownService, UnknownEnvironment, ValueError) as exc:
-            return await self._refuse(user, channel, "rollback", f"{cmd.service}/{cmd.env}", str(exc))
+            return await self._refuse(user, channel, "rollback", _target(cmd.service, cmd.env), str(exc))
         reason = cmd.reason or f"rollback requested by <@{user}>"
         active = await ctx.store.active_deployments(cmd.service, env)
         live = [d for d in active if d.phase in _ROLLBACKABLE]
@@ -640,6 +638,11 @@ class Orchestrator:
 
 class UnknownDeployment(ShipthreadError):
     """An event or effect for a deployment the store does not have."""
+
+
+def _target(service: str, env: str | None) -> str:
+    """The audit target of a request: ``service/env``, or the service alone before env is known."""
+    return f"{service}/{env}" if env else service
 
 
 def _pending(effect: Effect, now: datetime) -> PendingEffect:

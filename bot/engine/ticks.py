@@ -42,7 +42,7 @@ from bot.domain.notifications import (
 from bot.domain.phases import Phase
 from bot.domain.playbook import BreachAction, GuardSpec
 from bot.domain.watch import GuardWatch, WatchStatus
-from bot.engine.context import Context
+from bot.engine.context import Context, approvals_opened_at
 from bot.engine.orchestrator import BOT, Orchestrator
 from bot.errors import ShipthreadError
 from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
@@ -102,7 +102,7 @@ class Ticks:
 
     async def _expire(self, dep: Deployment) -> None:
         ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
-        if approvals.is_expired(dep.created_at, ttl, self.ctx.clock.now()):
+        if approvals.is_expired(await approvals_opened_at(self.ctx, dep), ttl, self.ctx.clock.now()):
             await self.orch.try_handle(dep.id, ApprovalExpired())
 
     async def _poll_build(self, dep: Deployment) -> None:

@@ -30,7 +30,7 @@ from bot.domain.locks import Lock, LockKind
 from bot.domain.phases import TERMINAL, Phase
 from bot.domain.watch import GuardWatch, WatchStatus
 from bot.errors import NotFound, PermanentError, TransientError
-from bot.ports import PendingEffect, Store
+from bot.ports import PendingEffect, Store, StoredEvent
 from bot.store.models import (
     ONE_ACTIVE_INDEX,
     ApprovalRow,
@@ -86,18 +86,6 @@ class Busy(TransientError):
 
 class DuplicateDeployment(PermanentError):
     """A deployment with this id is already stored (ids come from the caller)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One entry of a deployment's append-only history."""
-
-    deployment_id: str
-    seq: int
-    """1 for the event that created the deployment, then one more per saved transition."""
-    type: str
-    payload: Mapping[str, Any]
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +421,16 @@ class Repository:
             query.order_by(DeploymentRow.created_at.desc(), DeploymentRow.id.desc()).limit(limit)
         )
 
+    async def succeeded(self, service: str, env: str, version: str) -> Deployment | None:
+        """The latest deployment of ``version`` that finished ``succeeded`` there (not a rollback)."""
+        query = self._filtered(select(DeploymentRow), service, env).where(
+            DeploymentRow.phase == Phase.SUCCEEDED.value,
+            DeploymentRow.version == version,
+            DeploymentRow.is_rollback.is_(False),
+        )
+        found = await self._deployments(query.order_by(DeploymentRow.updated_at.desc()).limit(1))
+        return found[0] if found else None
+
     async def last_succeeded(self, service: str, env: str) -> Deployment | None:
         """The deployment that most recently finished ``succeeded``.
 
@@ -464,9 +462,11 @@ class Repository:
     # -- approvals --------------------------------------------------------------------------------
 
     async def add_vote(self, vote: Vote) -> bool:
-        """Record a vote; False (and nothing written) if this user already voted at this stage.
+        """Record a vote; False (and nothing written) if this user already voted so at this stage.
 
-        Raises ``NotFound`` if the deployment does not exist.
+        One vote per person and stage, with one exception: a rejection replaces the same person's
+        approval (an approver who spots a problem after approving must be able to stop it). Raises
+        ``NotFound`` if the deployment does not exist.
         """
         try:
             async with self._sessions.begin() as session:
@@ -483,7 +483,22 @@ class Repository:
                     .on_conflict_do_nothing(index_elements=["deployment_id", "stage", "user_id"])
                     .returning(ApprovalRow.id)
                 )
-                return inserted.first() is not None
+                if inserted.first() is not None:
+                    return True
+                if vote.approve:
+                    return False
+                changed = await session.execute(
+                    update(ApprovalRow)
+                    .where(
+                        ApprovalRow.deployment_id == vote.deployment_id,
+                        ApprovalRow.stage == vote.stage,
+                        ApprovalRow.user_id == vote.user,
+                        ApprovalRow.approve.is_(True),
+                    )
+                    .values(approve=False, at=vote.at, reason=vote.reason)
+                    .execution_options(synchronize_session=False)
+                )
+                return _rowcount(changed) == 1
         except IntegrityError as exc:  # only the foreign key is left to violate
             raise NotFound(f"deployment {vote.deployment_id} not found") from exc
 

@@ -502,3 +502,46 @@ async def test_a_chat_outage_never_stalls_a_deployment(tmp_path, prometheus, jen
         assert entry.attempts >= 1 and "unreachable" in entry.last_error
     finally:
         await stack.runtime.close()
+
+
+async def test_an_approver_can_still_reject_after_approving(
+    tmp_path, prometheus, jenkins_server, k8s_server, run
+):
+    book = playbook("checkout", run, approvals=[{"group": "sre", "count": 2}])
+    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
+    try:
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.8.0"), "U0ALICE")
+        did = outcome.deployment.id
+        assert (await stack.engine.approve(did, "U0BOB")).ok
+        assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL  # one of two
+        no = await stack.engine.reject(did, "U0BOB", "the error budget is spent")
+        assert no.ok
+        dep = await stack.get(did)
+        assert dep.phase is Phase.REJECTED and dep.reason == "the error budget is spent"
+        assert stack.jenkins.builds() == []
+    finally:
+        await stack.runtime.close()
+
+
+async def test_a_queued_request_gets_its_full_approval_time(
+    tmp_path, prometheus, jenkins_server, k8s_server, run
+):
+    book = playbook("checkout", run, approvals=[{"group": "sre", "count": 1}])
+    book["environments"]["production"]["approval_ttl"] = 1.5
+    stack = await _stack(
+        tmp_path, prometheus, jenkins_server, k8s_server, run, book, config={"concurrency": "queue"}
+    )
+    try:
+        stack.ratio("checkout", 0.0)
+        first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+        second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
+        import asyncio
+
+        await asyncio.sleep(1.6)  # the second request waits in the queue longer than its approval time
+        assert (await stack.engine.approve(first.deployment.id, "U0BOB")).ok
+        assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
+        await stack.engine.tick()
+        assert (await stack.get(second.deployment.id)).phase is Phase.AWAITING_APPROVAL  # not expired
+        assert (await stack.finish(second.deployment.id, timeout=5)).phase is Phase.EXPIRED
+    finally:
+        await stack.runtime.close()

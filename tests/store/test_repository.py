@@ -373,15 +373,23 @@ async def test_one_vote_per_user_and_stage(repo: Repository) -> None:
     await stored(repo, deployment())
     bob = Vote(deployment_id="d1", stage=0, user="U_BOB", approve=True, at=at(1))
     assert await repo.add_vote(bob) is True
-    assert (
-        await repo.add_vote(dataclasses.replace(bob, approve=False, reason="changed my mind", at=at(2)))
-        is False
-    )
+    assert await repo.add_vote(dataclasses.replace(bob, at=at(2))) is False  # a double click
     carol = Vote(deployment_id="d1", stage=0, user="U_CAROL", approve=False, at=at(3), reason="not today")
     assert await repo.add_vote(carol) is True
-    bob_next = dataclasses.replace(bob, stage=1, at=at(4))
+    assert await repo.add_vote(dataclasses.replace(carol, approve=True, at=at(4))) is False  # no un-reject
+    bob_next = dataclasses.replace(bob, stage=1, at=at(5))
     assert await repo.add_vote(bob_next) is True
     assert await repo.votes_for("d1") == [bob, carol, bob_next]
+
+
+async def test_a_rejection_replaces_the_same_persons_approval(repo: Repository) -> None:
+    await stored(repo, deployment())
+    bob = Vote(deployment_id="d1", stage=0, user="U_BOB", approve=True, at=at(1))
+    assert await repo.add_vote(bob) is True
+    late_no = dataclasses.replace(bob, approve=False, reason="saw the error budget", at=at(2))
+    assert await repo.add_vote(late_no) is True
+    assert await repo.add_vote(late_no) is False  # and only once
+    assert await repo.votes_for("d1") == [late_no]
 
 
 async def test_concurrent_duplicate_votes_count_once(repo: Repository) -> None:
