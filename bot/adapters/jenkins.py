@@ -17,14 +17,12 @@ HTTP status from the exception's chain rather than from its message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -32,7 +30,7 @@ import jenkins
 import requests
 
 from bot.adapters.blocking import BlockingRunner
-from bot.adapters.retrying import RetryPolicy, retry
+from bot.adapters.retrying import RetryPolicy, retry, retry_after, untrusted_certificate
 from bot.errors import NotFound, PermanentError, ShipthreadError, TransientError
 from bot.ports import BuildRef, BuildState, BuildStatus
 
@@ -261,6 +259,13 @@ class JenkinsCI:
 
     def _translate(self, exc: Exception, what: str) -> ShipthreadError:
         chain = list(_chain(exc))
+        certificate = untrusted_certificate(exc)
+        if certificate is not None:
+            return PermanentError(
+                f"Jenkins at {self._where} presented a TLS certificate Shipthread does not trust "
+                f"({certificate.verify_message}) while {what}; fix the certificate or point "
+                f"REQUESTS_CA_BUNDLE at the CA that signed it"
+            )
         if any(isinstance(e, requests.Timeout | jenkins.TimeoutException) for e in chain):
             return TransientError(f"Jenkins at {self._where} did not answer {what} within {self._timeout:g}s")
         if any(isinstance(e, requests.ConnectionError) for e in chain):
@@ -281,7 +286,7 @@ class JenkinsCI:
             if status == 429 or status >= 500:
                 return TransientError(
                     f"Jenkins at {self._where} answered HTTP {status} to {what}",
-                    retry_in=_retry_after(response.headers.get("Retry-After")),
+                    retry_in=retry_after(response.headers.get("Retry-After")),
                 )
             return PermanentError(f"Jenkins at {self._where} refused {what} (HTTP {status})")
         detail = redact(str(exc), [self._token])[:300]
@@ -369,22 +374,6 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-def _retry_after(value: str | None, default: float = 1.0) -> float:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return default
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _without_userinfo(url: str) -> str:

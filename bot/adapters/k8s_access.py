@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from bot.adapters.blocking import BlockingRunner
+from bot.adapters.retrying import retry_after, untrusted_certificate
 from bot.errors import ConfigError, NotFound, PermanentError, ShipthreadError, TransientError
 
 log = logging.getLogger("shipthread.kubernetes")
@@ -159,9 +160,28 @@ class ClusterApi:
         return await self._call(ref, patch, ref.name, ref.namespace, body)
 
     async def create_deployment(self, ref: Ref, body: Json) -> Json:
-        apps, _ = await self._apis()
-        model = k8s.V1Deployment.from_dict(body)
-        return await self._call(ref, apps.create_namespaced_deployment, ref.namespace, model)
+        """Create ``body`` exactly as given. The client's ``create_namespaced_deployment`` only takes
+        its typed model, which drops (or, given a dict, refuses) every field it does not know, so a
+        copy of a pod template from a cluster newer than the client would lose fields on the way."""
+        await self._apis()
+        path = f"/apis/apps/v1/namespaces/{ref.namespace}/deployments"
+        return await self._call(ref, self._post, path, body)
+
+    def _post(self, path: str, body: Json, *, _request_timeout: float, _preload_content: bool) -> Any:
+        """POST plain JSON through the client's own plumbing (auth, TLS, host), as its API methods do."""
+        assert self._client is not None
+        request = self._client.param_serialize(
+            "POST",
+            path,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._client.call_api(*request, _request_timeout=_request_timeout)
+        if not 200 <= response.status <= 299:
+            response.read()  # type: ignore[no-untyped-call]
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     async def replica_sets(self, ref: Ref, selector: str) -> list[Json]:
         """The ReplicaSets of ``ref``'s namespace matching the label ``selector``."""
@@ -177,6 +197,13 @@ class ClusterApi:
         except ApiException as exc:
             raise translate(exc, ref) from exc
         except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
+            certificate = untrusted_certificate(exc)
+            if certificate is not None:
+                raise PermanentError(
+                    f"cannot talk to cluster {self.name} ({self.access.describe()}) about {ref.local()}: "
+                    f"its TLS certificate is not trusted ({certificate.verify_message}); set the "
+                    f"cluster's CA file or fix the certificate"
+                ) from exc
             raise TransientError(
                 f"cluster {self.name} ({self.access.describe()}) did not answer about {ref.local()} "
                 f"(timeout {self._timeout:g}s): {_transport_reason(exc)}",
@@ -213,7 +240,8 @@ def translate(exc: ApiException, ref: Ref) -> ShipthreadError:
         )
     if status == 429 or status >= 500:
         return TransientError(
-            f"cluster {ref.cluster} answered {status} for {where}: {message}", retry_in=_retry_after(exc)
+            f"cluster {ref.cluster} answered {status} for {where}: {message}",
+            retry_in=retry_after((exc.headers or {}).get("Retry-After")),
         )
     if status in (401, 403):
         return PermanentError(
@@ -244,14 +272,6 @@ def _status_message(exc: ApiException) -> str:
         if isinstance(parsed, dict) and parsed.get("message"):
             return str(parsed["message"])[:500]
     return str(exc.reason or "no reason given")
-
-
-def _retry_after(exc: ApiException) -> float:
-    headers = exc.headers or {}
-    try:
-        return max(0.0, float(headers.get("Retry-After", 1.0)))
-    except (TypeError, ValueError):
-        return 1.0
 
 
 def _transport_reason(exc: BaseException) -> str:

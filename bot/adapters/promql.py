@@ -7,7 +7,8 @@ requests per tick grow with the number of query shapes, not with the number of d
 
 The rewrite is deliberately conservative: anything whose label set we cannot reason about
 (``without``, vector matching modifiers, functions that drop or invent labels, a ``{service}``
-placeholder anywhere but a ``service="{service}"`` matcher) is not batched and runs one query each.
+placeholder anywhere but a ``service="{service}"`` matcher, a selector without that matcher) is not
+batched and runs one query each.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ _UNBATCHABLE = re.compile(
     r"|absent|absent_over_time|label_replace|label_join|sort|sort_desc|limitk|limit_ratio)\b"
 )
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_SELECTOR = re.compile(r"\{[^}]*\}")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_IDENT = re.compile(r"(?<![\w.:])[A-Za-z_:][\w:]*")
+_NOT_METRICS = frozenset({"by", "bool", "offset", "and", "or", "unless", "inf", "nan"})
 
 
 def _mask_strings(text: str) -> str:
@@ -41,6 +46,26 @@ def _matching_paren(masked: str, open_at: int) -> int | None:
     return None
 
 
+def _every_selector_has_service(template: str, masked: str) -> bool:
+    """Whether each vector selector holds the ``service="{service}"`` matcher.
+
+    A selector without it spans every service in the single query; grouped ``by (service)`` in the
+    batch it would be split per service, so "a's errors over all requests" would silently become
+    "a's errors over a's requests".
+    """
+    if any(not _SERVICE_MATCHER.search(template, s.start(), s.end()) for s in _SELECTOR.finditer(masked)):
+        return False
+    # A bare metric name (no braces at all) selects every service too. Blank what is not code
+    # (matchers, grouping labels, durations) and look for a name that calls nothing and has no braces.
+    code = _SELECTOR.sub(lambda m: "{" + " " * (len(m.group(0)) - 2) + "}", masked)
+    code = _RANGE.sub(" ", _BY_CLAUSE.sub(" ", code))
+    for name in _IDENT.finditer(code):
+        follows = code[name.end() :].lstrip()[:1]
+        if follows not in ("(", "{") and name.group(0).lower() not in _NOT_METRICS:
+            return False
+    return True
+
+
 def _with_service(labels: str) -> str:
     names = [n.strip() for n in labels.split(",") if n.strip()]
     if "service" not in names:
@@ -57,6 +82,8 @@ def batch_template(template: str) -> str | None:
     if placeholders == 0 or len(_SERVICE_MATCHER.findall(template)) != placeholders:
         return None
     masked = _mask_strings(template)
+    if not _every_selector_has_service(template, masked):
+        return None
     # Selectors' braces hold label matchers, not keywords: blank them too before looking for keywords.
     code = re.sub(r"\{[^}]*\}", lambda m: " " * len(m.group(0)), masked)
     if _UNBATCHABLE.search(code):

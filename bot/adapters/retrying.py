@@ -3,13 +3,18 @@
 Exponential backoff with jitter, bounded both in attempts and in total time, retrying only
 ``TransientError`` (a ``PermanentError`` fails at once), honouring the error's own ``retry_in``
 (e.g. Retry-After) when that is longer, and logging each attempt. No hand-written retry loops.
+Also the two facts every adapter's error mapping needs to tell transient from permanent: the delay a
+``Retry-After`` header asks for, and whether a failure is a certificate the bot does not trust.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from tenacity import (
@@ -78,3 +83,39 @@ async def retry(policy: RetryPolicy, what: str, call: Callable[[], Awaitable[T]]
         with attempt:
             return await call()
     raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+def retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc``, if that is what it is.
+
+    Client libraries wrap it several times (urllib3's MaxRetryError keeps it as ``reason``, requests
+    and python-jenkins chain it), and it must not pass for a timeout or an unreachable host: no retry
+    makes an untrusted certificate trusted.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+    return None

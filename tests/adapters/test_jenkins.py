@@ -440,3 +440,14 @@ def test_tail_is_bounded_and_strips_colour():
     assert "\x1b" not in out
     assert tail("a\nb\nc\n", 2) == "b\nc"
     assert tail("a\nb", 0) == ""
+
+
+async def test_an_untrusted_certificate_is_permanent_and_hides_the_token(untrusted_tls_url):
+    ci = JenkinsCI(untrusted_tls_url, USER, TOKEN, timeout_s=2, policy=FAST)
+    try:
+        with pytest.raises(PermanentError, match="certificate") as caught:
+            await ci.status(BuildRef("checkout-build", number=1))
+    finally:
+        ci.close()
+    assert not isinstance(caught.value, TransientError)
+    assert TOKEN not in str(caught.value)

@@ -602,3 +602,14 @@ def test_the_token_stays_out_of_reprs():
 
     assert "s3cr3t" not in repr(access)
     assert "s3cr3t" not in access.describe()
+
+
+async def test_an_untrusted_certificate_is_permanent_not_a_timeout(untrusted_tls_url: str, target: Target):
+    """A certificate the bot does not trust will not fix itself on retry, and is no timeout."""
+    tls = KubernetesCluster({CLUSTER: ClusterAccess(server=untrusted_tls_url)}, timeout_s=2.0, policy=FAST)
+    try:
+        with pytest.raises(PermanentError, match="certificate") as caught:
+            await tls.live(target)
+    finally:
+        tls.close()
+    assert not isinstance(caught.value, TransientError)

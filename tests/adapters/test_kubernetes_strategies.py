@@ -259,3 +259,32 @@ async def test_a_service_without_a_colour_in_its_selector_is_explained(
 
     with pytest.raises(PermanentError, match="does not select on the 'color' label"):
         await cluster.deploy_color(BLUE_GREEN, NEW, "dep-1:deploy")
+
+
+async def test_a_canary_keeps_pod_fields_the_client_does_not_model(emu: Emulator, cluster: KubernetesCluster):
+    """The canary copies the main pod template as the server sent it: a field newer than the kubernetes
+    client's models (a cluster ahead of the client) must not be dropped on the way."""
+    await canary_setup(emu, cluster)
+    emu.apps.patch_namespaced_deployment(
+        "checkout", NS, [{"op": "add", "path": "/spec/template/spec/futurePodField", "value": "kept"}]
+    )
+    assert (await settle(cluster, CANARY)).phase is RolloutPhase.DONE  # no 409 to retry: one create
+
+    await cluster.canary_step(CANARY, NEW, 50, "dep-1:canary-0")
+
+    assert emu.read("checkout-canary")["spec"]["template"]["spec"].get("futurePodField") == "kept"
+
+
+async def test_errors_of_the_canary_create_are_translated(emu: Emulator, cluster: KubernetesCluster):
+    await canary_setup(emu, cluster)
+    emu.fault("/deployments$", method="POST", status=503, count=1)
+
+    await cluster.canary_step(CANARY, NEW, 50, "dep-1:canary-0")  # a 503 is retried
+
+    assert emu.calls("POST", "/deployments")[-2:] == [503, 201]
+    assert emu.read("checkout-canary")["metadata"]["generation"] == 1
+    emu.reset()
+    await canary_setup(emu, cluster)
+    emu.fault("/deployments$", method="POST", status=403, count=5)
+    with pytest.raises(PermanentError, match="refused Shipthread access"):
+        await cluster.canary_step(CANARY, NEW, 50, "dep-2:canary-0")

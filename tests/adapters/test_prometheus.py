@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from bot.adapters.prometheus import PrometheusMetrics
+from bot.adapters.promql import batch_template
 from bot.adapters.retrying import RetryPolicy
 from bot.domain.measurements import NoData, QueryFailed, Value
 from bot.ports import GuardQuery
@@ -216,3 +217,42 @@ async def test_unbatchable_shapes_still_answer_one_each(prometheus, metrics):
 def test_label_values_are_escaped_in_queries():
     q = GuardQuery.of('up{service="{service}"}', service='x"} or vector(1) or {a="')
     assert re.fullmatch(r'up\{service="x\\"\} or vector\(1\) or \{a=\\""\}', q.rendered())
+
+
+async def test_a_share_of_unfiltered_traffic_is_not_split_by_service(prometheus, metrics):
+    """A selector without the service matcher spans every service in the single query; grouping it
+    ``by (service)`` in a batch would silently change what the check measures."""
+    run = _run_id()
+    push(
+        prometheus.url,
+        _traffic(run, "a", ok_per_s=8, err_per_s=2) + _traffic(run, "b", ok_per_s=10, err_per_s=0),
+    )
+    share = (
+        'sum(rate(http_requests_total{service="{service}",run="{env}",code=~"5.."}[2m]))'
+        ' / sum(rate(http_requests_total{run="{env}"}[2m]))'
+    )
+    queries = [GuardQuery.of(share, service=s, env=run) for s in ("a", "b")]
+
+    result = await metrics.evaluate(queries)
+
+    assert result[queries[0]] == Value(pytest.approx(0.1, abs=0.01))  # 2 errors/s of 20 requests/s in all
+    assert result[queries[1]] == Value(0.0)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'sum(rate(errors_total{service="{service}"}[2m])) / sum(rate(requests_total[2m]))',
+        'sum(rate(errors_total{service="{service}"}[2m])) / sum(rate(requests_total{run="x"}[2m]))',
+        'sum(rate(errors_total{service="{service}"}[2m])) / cluster:requests:rate2m',
+    ],
+)
+def test_selectors_without_the_service_matcher_are_not_batched(template):
+    assert batch_template(template) is None
+
+
+def test_filtered_shapes_still_batch():
+    assert batch_template(ERROR_RATIO) is not None
+    assert batch_template(P99) is not None
+    shifted = 'sum(rate(job:errors:total{service="{service}"}[5m] offset 1m)) > bool 0.5'
+    assert batch_template(shifted) is not None
