@@ -1,0 +1,35 @@
+"""Text for Slack's mrkdwn: escaping user and CI text so it can never ping, link or phish.
+
+In mrkdwn only ``&``, ``<`` and ``>`` are special (they build ``<!channel>``, ``<@U123>``,
+``<!subteam^S1>`` and ``<url|label>``); escaping exactly those three, once, where text enters a
+message, is what keeps a commit message or a Jenkins log line from mentioning the whole company.
+"""
+
+from __future__ import annotations
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+SECTION_LIMIT = 3000
+"""Slack's limit on a section block's text."""
+
+
+def escape(text: str) -> str:
+    """``text`` with ``&``, ``<`` and ``>`` escaped, and nothing else changed."""
+    return text.translate(_ESCAPES)
+
+
+def code_block(text: str, limit: int = SECTION_LIMIT) -> str:
+    """``text`` (a console tail, say) escaped in a code block that fits a section block.
+
+    Keeps the end of the text when it must cut (the last lines say why a build failed), and
+    never leaves a half escape sequence or a closing fence inside the text.
+    """
+    body = escape(text.replace("```", "'''"))
+    room = limit - len("```\n\n```") - 1
+    if len(body) > room:
+        body = body[-room:]
+        amp = body.find(";")
+        if 0 <= amp < 5 and "&" not in body[:amp]:  # the cut split an escape such as &lt;
+            body = body[amp + 1 :]
+        body = "…" + body
+    return f"```\n{body}\n```"
