@@ -50,11 +50,12 @@ Control API (no auth, no crumb):
 ``POST /_sandbox/clock/advance`` ``{"seconds": s}``.
 
 The emulator is split into small modules, all re-exported here: ``jenkins_config`` (config.xml),
-``jenkins_steering`` (build scripts, faults, records), ``jenkins_model`` (clock, jobs, builds, queue
+``jenkins_steering`` (build scripts, faults, records), ``jenkins_model`` (jobs, builds, queue
 items), ``jenkins_tree`` (``?tree=``), ``jenkins_calls`` (plain requests and replies),
 ``jenkins_emulator`` (the stateful core and its routes), ``jenkins_shapes`` (Jenkins' JSON answers),
 ``jenkins_http`` (aiohttp handler and middlewares) and ``jenkins_control`` (``/_sandbox/``). This
 module wires them into an app.
+Its clock is the sandbox-wide :class:`bot.sandbox.clock.EmulatedClock`, re-exported as ``Clock``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from bot.sandbox.clock import EmulatedClock as Clock  # the emulator's clock, under its old name
 from bot.sandbox.jenkins_config import (
     EMPTY_FOLDER_XML,
     EMPTY_PIPELINE_XML,
@@ -97,7 +99,7 @@ from bot.sandbox.jenkins_http import (
     _security,
     emulator_of,
 )
-from bot.sandbox.jenkins_model import PERMALINKS, Clock
+from bot.sandbox.jenkins_model import PERMALINKS
 from bot.sandbox.jenkins_steering import RESULTS, BuildRecord, BuildScript, Fault, QueueRecord
 from bot.sandbox.jenkins_tree import TreeSpec, apply_tree, parse_tree
 

@@ -16,6 +16,7 @@ import threading
 from collections import deque
 from dataclasses import replace
 
+from bot.sandbox.clock import EmulatedClock
 from bot.sandbox.jenkins_calls import (
     _Call,
     _error_page,
@@ -44,7 +45,6 @@ from bot.sandbox.jenkins_config import (
 )
 from bot.sandbox.jenkins_model import (
     PERMALINKS,
-    Clock,
     _Build,
     _Folder,
     _Item,
@@ -94,7 +94,7 @@ class JenkinsEmulator:
         self.user = user
         self.token = token
         self.password = password
-        self.clock = Clock(time_scale)
+        self.clock = EmulatedClock(time_scale)
         self.anonymous_read = anonymous_read
         self.crumb_exempt_api_token = crumb_exempt_api_token
         self.default_script = BuildScript(duration=default_duration, queue_wait=default_queue_wait)

@@ -1,4 +1,4 @@
-"""The Jenkins emulator's state: its clock, folders, jobs, builds and queue items.
+"""The Jenkins emulator's state: its folders, jobs, builds and queue items.
 
 Why it exists: these plain records are what the emulator's routes read and change. Keeping them
 apart from the routes keeps each small; how a build's result, duration and console follow from the
@@ -7,9 +7,6 @@ emulated time lives here, next to the data it is computed from.
 
 from __future__ import annotations
 
-import math
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -26,37 +23,6 @@ PERMALINKS = (
     "lastUnsuccessfulBuild",
     "lastCompletedBuild",
 )
-
-
-class Clock:
-    """Emulated time in epoch seconds: scaled real time plus whatever was advanced by hand."""
-
-    def __init__(self, time_scale: float = 1.0) -> None:
-        if time_scale < 0 or not math.isfinite(time_scale):
-            raise ValueError(f"time_scale must be a finite number >= 0, not {time_scale!r}")
-        self._scale = time_scale
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
-        self._offset = 0.0
-        self._lock = threading.Lock()
-
-    @property
-    def time_scale(self) -> float:
-        return self._scale
-
-    def now(self) -> float:
-        elapsed = time.monotonic() - self._mono0
-        run = elapsed / self._scale if self._scale > 0 else 0.0
-        with self._lock:
-            return self._wall0 + run + self._offset
-
-    def advance(self, seconds: float) -> float:
-        """Move the clock forward by ``seconds`` (emulated); returns the new now."""
-        if seconds < 0 or not math.isfinite(seconds):
-            raise ValueError(f"the clock only moves forward by a finite amount, not {seconds!r}")
-        with self._lock:
-            self._offset += seconds
-        return self.now()
 
 
 @dataclass(eq=False)

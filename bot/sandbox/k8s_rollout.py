@@ -30,6 +30,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
+from bot.sandbox.clock import EmulatedClock
 from bot.sandbox.k8s_admission import Admission, surge_and_unavailable
 from bot.sandbox.k8s_api import DEPLOYMENTS, PODS, REPLICASETS, JsonDict, ResourceType
 from bot.sandbox.k8s_store import Store, controller_uid
@@ -57,33 +58,23 @@ NODE_NAME = "sandbox-node"
 NODE_IP = "172.18.0.2"
 
 
-class ScaledClock:
-    """Emulated seconds: wall time divided by ``time_scale`` (0.01 makes a minute pass in 0.6 s)."""
+class ScaledClock(EmulatedClock):
+    """Emulated seconds from 0: wall time divided by ``time_scale`` (0.01 makes a minute pass in 0.6 s).
+
+    Never frozen: the controller's ticker sleeps ``real_seconds`` until the next pod start is due.
+    """
 
     def __init__(self, time_scale: float, monotonic: Callable[[], float] = time.monotonic):
-        if time_scale <= 0:
-            raise ValueError("time_scale must be > 0")
-        self._monotonic = monotonic
-        self._scale = time_scale
-        self._base_real = monotonic()
-        self._base_emulated = 0.0
-
-    @property
-    def time_scale(self) -> float:
-        return self._scale
-
-    def now(self) -> float:
-        return self._base_emulated + (self._monotonic() - self._base_real) / self._scale
+        super().__init__(_running(time_scale), start=0.0, source=monotonic)
 
     def set_time_scale(self, time_scale: float) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be > 0")
-        self._base_emulated = self.now()
-        self._base_real = self._monotonic()
-        self._scale = time_scale
+        super().set_time_scale(_running(time_scale))
 
-    def real_seconds(self, emulated: float) -> float:
-        return emulated * self._scale
+
+def _running(time_scale: float) -> float:
+    if time_scale <= 0:
+        raise ValueError("time_scale must be > 0")
+    return time_scale
 
 
 def _annotations(obj: JsonDict) -> dict[str, str]:

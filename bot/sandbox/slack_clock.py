@@ -1,14 +1,25 @@
 """The Slack emulator's clock, kept apart so anything that needs emulator time can share it.
 
 Trigger expiry, response_url lifetimes and rate-limit windows all read this clock; a test runs it
-scaled, frozen (scale 0) or moves it forward, so nothing in the sandbox has to sleep.
+scaled, frozen (scale 0) or moves it forward, so nothing in the sandbox has to sleep. The time
+itself is kept by the sandbox-wide :class:`~bot.sandbox.clock.EmulatedClock`; this adapter only
+keeps the Slack emulator's own vocabulary, where ``scale`` is a speed rather than a time scale.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
 from collections.abc import Callable
+
+from bot.sandbox.clock import EmulatedClock
+
+
+def _time_scale_for(scale: float) -> float:
+    """Speed (emulated seconds per real second) → time scale (real seconds per emulated second)."""
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"clock scale must be a finite number >= 0, not {scale!r}")
+    return 0.0 if scale == 0 else 1.0 / scale
 
 
 class Clock:
@@ -23,12 +34,8 @@ class Clock:
         scale: float = 1.0,
         source: Callable[[], float] = time.monotonic,
     ) -> None:
-        if scale < 0:
-            raise ValueError("clock scale must be >= 0")
-        self._source = source
-        self._lock = threading.Lock()
-        self._origin = time.time() if start is None else start
-        self._origin_real = source()
+        self._clock = EmulatedClock(_time_scale_for(scale), start=start, source=source)
+        # Kept as given: 1 / (1 / scale) need not give back the same float.
         self._scale = scale
 
     @property
@@ -36,18 +43,12 @@ class Clock:
         return self._scale
 
     def now(self) -> float:
-        with self._lock:
-            return self._origin + (self._source() - self._origin_real) * self._scale
+        return self._clock.now()
 
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._origin += seconds
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward by ``seconds``; returns the new now."""
+        return self._clock.advance(seconds)
 
     def set_scale(self, scale: float) -> None:
-        if scale < 0:
-            raise ValueError("clock scale must be >= 0")
-        now = self.now()
-        with self._lock:
-            self._origin, self._origin_real, self._scale = now, self._source(), scale
+        self._clock.set_time_scale(_time_scale_for(scale))
+        self._scale = scale
