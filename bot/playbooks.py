@@ -30,6 +30,7 @@ from bot.config import (
     read_yaml,
     secret_locations,
 )
+from bot.domain.approvals import validate_stages
 from bot.domain.playbook import Loc, Playbook, SourceMap, format_duration
 
 EXAMPLE_CONFIG = "config/shipthread.example.yaml"
@@ -202,6 +203,32 @@ def playbook_problems(playbook: Playbook, settings: Settings) -> list[str]:
     return [problem_at(source, loc, message) for loc, message in found]
 
 
+def approval_warnings(playbook: Playbook, settings: Settings) -> list[str]:
+    """Approval stages that some deployments could never get through, as warnings.
+
+    Valid but probably unintended: e.g. a stage needing every member of a group, which nobody in
+    that group can ever pass for their own deployment (the requester never counts). Judged only for
+    groups listed as user ids; a Slack user group's members are known only at run time.
+    """
+    source = playbook.source or SourceMap(f"playbook {playbook.service}")
+    warnings: list[str] = []
+    for name, env in playbook.environments.items():
+        if not env.approvals:
+            continue
+        members: dict[str, frozenset[str]] = {}
+        for stage in env.approvals:
+            ids = settings.approver_groups.get(stage.group, ())
+            if settings.group_size(stage.group) is None:
+                break  # a user group is involved: its members are known only at run time
+            members[stage.group] = frozenset(ids)
+        else:
+            for message in validate_stages(env.approvals, members):
+                warnings.append(
+                    problem_at(source, ("environments", name, "approvals"), f"warning: {message}")
+                )
+    return warnings
+
+
 def _freeze_problems(playbooks: Mapping[str, Playbook], settings: Settings) -> list[str]:
     if not playbooks:
         return []
@@ -245,6 +272,8 @@ def validate_command(paths: list[str], config_path: str | None) -> int:
         errors += cross
         if not cross:
             print(f"ok: {playbook.source.path if playbook.source else playbook.service}")
+            for warning in approval_warnings(playbook, settings) if settings is not None else []:
+                print(warning, file=sys.stderr)
     if settings is not None:
         config_errors += _freeze_problems(playbooks, settings)
         if settings.source is not None and not config_errors:

@@ -547,3 +547,25 @@ def test_jenkins_parameters_are_strings_on_the_wire() -> None:
     assert loaded.template_params("2.0.0", "staging") == {"DRY_RUN": "false", "SHARDS": "3", "TAG": "v2.0.0"}
     assert Playbook.model_validate(playbook()).template_params("2.0.0", "staging") == {}
     assert Playbook.model_validate(playbook()).job_path("2.0.0", "staging") is None
+
+
+def test_a_stage_nobody_in_it_could_pass_is_a_warning_not_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    book = yaml.safe_load((EXAMPLES / "checkout.yaml").read_text())
+    book["environments"]["production"]["approvals"] = [{"group": "sre", "count": 2}]
+    path = tmp_path / "checkout.yaml"
+    path.write_text(yaml.safe_dump(book, sort_keys=False))
+    config = tmp_path / "shipthread.yaml"
+    config.write_text(
+        "clusters:\n  prod-eu: {context: prod-eu}\n  staging-eu: {context: staging-eu}\n"
+        "approver_groups:\n  sre: [U0SRE00001, U0SRE00002]\n  tech-leads: [U0LEAD0001, U0LEAD0002]\n"
+        "slack: {default_channel: C0DEPLOYS}\n"
+    )
+    code, out, err = run(capsys, "validate", str(path), "--config", str(config))
+    assert code == 0, err
+    assert f"ok: {path}" in out
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith(f"{path}:") and "environments.production.approvals" in warnings[0]
+    assert "needs all 2 members of group sre" in warnings[0]
