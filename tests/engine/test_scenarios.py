@@ -6,6 +6,10 @@ it tick by tick, asserting on what the cluster, Jenkins, the store and the chat 
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.locks import LockKind
 from bot.domain.notifications import ApprovalNeeded, EnvLocked, EnvUnlocked, GuardVerdict, Refused
@@ -17,66 +21,70 @@ from tests.engine.stack import Stack, create_k8s_deployment, k8s_deployment, k8s
 IMAGE = "registry.example.com/checkout:{}"
 
 
-async def _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, *books, **options) -> Stack:
-    stack = await make_stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, list(books), run=run, **options
-    )
-    for book in books:
-        create_k8s_deployment(
-            k8s_server.url, book["service"], IMAGE.format("1.0.0").replace("checkout", book["service"])
+@pytest.fixture
+async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
+    """Build a stack for the given playbooks (their Deployments at 1.0.0); closed after the test."""
+    built: list[Stack] = []
+
+    async def build(*books, **options) -> Stack:
+        stack = await make_stack(
+            tmp_path, prometheus, jenkins_server, k8s_server, list(books), run=run, **options
         )
-    return stack
+        built.append(stack)
+        for book in books:
+            create_k8s_deployment(
+                k8s_server.url, book["service"], IMAGE.format("1.0.0").replace("checkout", book["service"])
+            )
+        return stack
 
-
-async def test_rolling_happy_path(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        stack.ratio("checkout", 0.01)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        assert outcome.ok, outcome.message
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.SUCCEEDED, dep.reason
-        assert dep.previous_version == "1.0.0"
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.1.0")
-        builds = stack.jenkins.builds("checkout-build")
-        assert len(builds) == 1
-        assert builds[0].parameters["VERSION"] == "1.1.0"
-        assert builds[0].parameters["SHIPTHREAD_KEY"] == f"{dep.id}:build:1"
-        verdicts = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict)]
-        assert [v.verdict for v in verdicts] == ["pass"]
-        assert not await stack.store.pending_effects()
-    finally:
+    yield build
+    for stack in built:
         await stack.runtime.close()
 
 
-async def test_canary_with_three_steps(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def test_rolling_happy_path(k8s_server, run, stack_of):
+    stack = await stack_of(playbook("checkout", run))
+    stack.ratio("checkout", 0.01)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    assert outcome.ok, outcome.message
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED, dep.reason
+    assert dep.previous_version == "1.0.0"
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.1.0")
+    builds = stack.jenkins.builds("checkout-build")
+    assert len(builds) == 1
+    assert builds[0].parameters["VERSION"] == "1.1.0"
+    assert builds[0].parameters["SHIPTHREAD_KEY"] == f"{dep.id}:build:1"
+    verdicts = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict)]
+    assert [v.verdict for v in verdicts] == ["pass"]
+    assert not await stack.store.pending_effects()
+
+
+async def test_canary_with_three_steps(k8s_server, run, stack_of):
     book = playbook("checkout", run, strategy="canary", steps=(10, 50, 100))
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "2.0.0"), "U0ALICE", "C0DEPLOYS")
-        seen_steps = set()
+    stack = await stack_of(book)
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "2.0.0"), "U0ALICE", "C0DEPLOYS")
+    seen_steps = set()
 
-        def progressed(dep):
-            seen_steps.add(dep.step)
-            return dep.phase.terminal
+    def progressed(dep):
+        seen_steps.add(dep.step)
+        return dep.phase.terminal
 
-        dep = await stack.drive(outcome.deployment.id, progressed)
-        assert dep.phase is Phase.SUCCEEDED, dep.reason
-        assert seen_steps >= {0, 1, 2, 3}  # three canary steps, then the promoted main Deployment
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("2.0.0")
-        assert k8s_deployment(k8s_server.url, "checkout-canary")["spec"]["replicas"] == 0
-        passes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.verdict == "pass"]
-        assert len(passes) == 4
-    finally:
-        await stack.runtime.close()
+    dep = await stack.drive(outcome.deployment.id, progressed)
+    assert dep.phase is Phase.SUCCEEDED, dep.reason
+    assert seen_steps >= {0, 1, 2, 3}  # three canary steps, then the promoted main Deployment
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("2.0.0")
+    assert k8s_deployment(k8s_server.url, "checkout-canary")["spec"]["replicas"] == 0
+    passes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.verdict == "pass"]
+    assert len(passes) == 4
 
 
-async def test_blue_green_switches_the_service(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def test_blue_green_switches_the_service(k8s_server, run, stack_of):
     from kubernetes import client as k8s
 
     book = playbook("payments", run, strategy="blue-green")
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
+    stack = await stack_of(book)
     api = k8s.ApiClient(k8s.Configuration(host=k8s_server.url))
     try:
         # Before the first switch the main Deployment's pods are the live colour (blue).
@@ -103,196 +111,139 @@ async def test_blue_green_switches_the_service(tmp_path, prometheus, jenkins_ser
         )
     finally:
         api.close()
-        await stack.runtime.close()
 
 
-async def test_jenkins_failure_fails_with_nothing_deployed(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_jenkins_failure_fails_with_nothing_deployed(k8s_server, run, stack_of):
     from bot.sandbox.jenkins import BuildScript
 
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        stack.jenkins.script(
-            "checkout-build", BuildScript(result="FAILURE", console="compiling\nerror: <!channel> broke")
-        )
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.FAILED
-        assert "FAILURE" in (dep.reason or "")
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
-        assert len(stack.jenkins.builds("checkout-build")) == 1
-        from bot.domain.notifications import BuildProgress
+    stack = await stack_of(playbook("checkout", run))
+    stack.jenkins.script(
+        "checkout-build", BuildScript(result="FAILURE", console="compiling\nerror: <!channel> broke")
+    )
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.FAILED
+    assert "FAILURE" in (dep.reason or "")
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+    assert len(stack.jenkins.builds("checkout-build")) == 1
+    from bot.domain.notifications import BuildProgress
 
-        failed = [n for n in stack.chat.notifications if isinstance(n, BuildProgress) and n.console_tail]
-        assert failed and "broke" in failed[-1].console_tail
-    finally:
-        await stack.runtime.close()
+    failed = [n for n in stack.chat.notifications if isinstance(n, BuildProgress) and n.console_tail]
+    assert failed and "broke" in failed[-1].console_tail
 
 
-async def test_failed_rollout_rolls_back_and_guard_lock_lifts(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_failed_rollout_rolls_back_and_guard_lock_lifts(k8s_server, run, stack_of):
     from bot.sandbox.kubernetes import kubernetes_sandbox
 
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        kubernetes_sandbox(k8s_server.app).set_bad_images(["*:1.1.0-broken"])
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0-broken"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.ROLLED_BACK, dep.reason
-        assert "ProgressDeadlineExceeded" in (dep.reason or "") or "deadline" in (dep.reason or "").lower()
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
-        locks = await stack.store.active_locks("production")
-        assert [lk.kind for lk in locks] == [LockKind.GUARD]
-        # The restored version stays clean for a window: the guard lifts its own lock.
-        await _drive_watch(stack)
-        assert await stack.store.active_locks("production") == []
-        assert any(isinstance(n, EnvUnlocked) for n in stack.chat.notifications)
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(playbook("checkout", run))
+    kubernetes_sandbox(k8s_server.app).set_bad_images(["*:1.1.0-broken"])
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0-broken"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.ROLLED_BACK, dep.reason
+    assert "ProgressDeadlineExceeded" in (dep.reason or "") or "deadline" in (dep.reason or "").lower()
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+    locks = await stack.store.active_locks("production")
+    assert [lk.kind for lk in locks] == [LockKind.GUARD]
+    # The restored version stays clean for a window: the guard lifts its own lock.
+    await stack.end_watches()
+    assert await stack.store.active_locks("production") == []
+    assert any(isinstance(n, EnvUnlocked) for n in stack.chat.notifications)
 
 
-async def _drive_watch(stack: Stack, timeout: float = 15.0) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while await stack.store.active_watches():
-        assert time.monotonic() < deadline, "the post-rollback watch never ended"
-        await stack.engine.tick()
-        await asyncio.sleep(0.05)
-
-
-async def test_guard_breach_rolls_back_locks_and_unlocks_after_clean_window(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        stack.ratio("checkout", 0.01)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.drive(outcome.deployment.id, lambda d: d.phase is Phase.VERIFYING)
-        stack.ratio("checkout", 0.20)  # the new version serves 20 % errors
-        dep = await stack.finish(dep.id)
-        assert dep.phase is Phase.ROLLED_BACK
-        assert "5xx ratio" in (dep.reason or "")
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
-        assert any(isinstance(n, EnvLocked) and n.kind == "guard" for n in stack.chat.notifications)
-        # While the ratio stays high, the lock holds and says why.
-        for _ in range(8):
-            await stack.engine.tick()
-            import asyncio
-
-            await asyncio.sleep(0.1)
-        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
-        refused = await stack.engine.deploy(Deploy("checkout", "1.2.1"), "U0ALICE", "C0DEPLOYS")
-        assert not refused.ok and "locked" in refused.message
-        stack.ratio("checkout", 0.0)  # the restored version recovers
-        await _drive_watch(stack)
-        assert await stack.store.active_locks("production") == []
-        watches = await stack.store.watches_for("checkout", "production")
-        assert watches[-1].status is WatchStatus.CLEARED
-    finally:
-        await stack.runtime.close()
+async def test_guard_breach_rolls_back_locks_and_unlocks_after_clean_window(k8s_server, run, stack_of):
+    stack = await stack_of(playbook("checkout", run))
+    stack.ratio("checkout", 0.01)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.drive(outcome.deployment.id, lambda d: d.phase is Phase.VERIFYING)
+    stack.ratio("checkout", 0.20)  # the new version serves 20 % errors
+    dep = await stack.finish(dep.id)
+    assert dep.phase is Phase.ROLLED_BACK
+    assert "5xx ratio" in (dep.reason or "")
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+    assert any(isinstance(n, EnvLocked) and n.kind == "guard" for n in stack.chat.notifications)
+    # While the ratio stays high, the lock holds and says why.
+    await stack.tick_for(0.8)
+    assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    refused = await stack.engine.deploy(Deploy("checkout", "1.2.1"), "U0ALICE", "C0DEPLOYS")
+    assert not refused.ok and "locked" in refused.message
+    stack.ratio("checkout", 0.0)  # the restored version recovers
+    await stack.end_watches()
+    assert await stack.store.active_locks("production") == []
+    watches = await stack.store.watches_for("checkout", "production")
+    assert watches[-1].status is WatchStatus.CLEARED
 
 
-async def test_no_data_fail_policy_breaches(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    stack = await _stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run, no_data="fail")
-    )
-    try:  # nothing pushed for this run: the check has no data
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.ROLLED_BACK
-        assert "no data" in (dep.reason or "")
-    finally:
-        await stack.runtime.close()
+async def test_no_data_fail_policy_breaches(run, stack_of):
+    stack = await stack_of(playbook("checkout", run, no_data="fail"))
+    # Nothing is pushed for this run: the check has no data.
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.ROLLED_BACK
+    assert "no data" in (dep.reason or "")
 
 
-async def test_no_data_inconclusive_policy_holds_for_a_person(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_no_data_inconclusive_policy_holds_for_a_person(run, stack_of):
     book = playbook("checkout", run, no_data="inconclusive", approvals=[{"group": "sre", "count": 1}])
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        assert (await stack.engine.approve(outcome.deployment.id, "U0BOB")).ok
-        dep = await stack.drive(outcome.deployment.id, lambda d: d.paused)
-        assert dep.phase is Phase.VERIFYING
-        assert any(
-            isinstance(n, GuardVerdict) and n.verdict == "inconclusive" for n in stack.chat.notifications
-        )
-        # Never a silent pass: it waits for a person's judgment.
-        for _ in range(5):
-            await stack.engine.tick()
-        assert (await stack.get(dep.id)).phase is Phase.VERIFYING
-        assert not (await stack.engine.promote(dep.id, "U0ALICE")).ok  # the requester cannot judge
-        assert (await stack.engine.promote(dep.id, "U0CAROL")).ok
-        assert (await stack.get(dep.id)).phase is Phase.SUCCEEDED
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    assert (await stack.engine.approve(outcome.deployment.id, "U0BOB")).ok
+    dep = await stack.drive(outcome.deployment.id, lambda d: d.paused)
+    assert dep.phase is Phase.VERIFYING
+    assert any(isinstance(n, GuardVerdict) and n.verdict == "inconclusive" for n in stack.chat.notifications)
+    # Never a silent pass: it waits for a person's judgment.
+    for _ in range(5):
+        await stack.engine.tick()
+    assert (await stack.get(dep.id)).phase is Phase.VERIFYING
+    assert not (await stack.engine.promote(dep.id, "U0ALICE")).ok  # the requester cannot judge
+    assert (await stack.engine.promote(dep.id, "U0CAROL")).ok
+    assert (await stack.get(dep.id)).phase is Phase.SUCCEEDED
 
 
-async def test_no_data_ignore_policy_is_never_a_pass(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    stack = await _stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run, no_data="ignore")
-    )
-    try:
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.drive(outcome.deployment.id, lambda d: d.paused or d.phase.terminal)
-        # The only check was ignored on every tick: nothing was measured, so it holds, never passes.
-        assert dep.phase is Phase.VERIFYING and dep.paused
-    finally:
-        await stack.runtime.close()
+async def test_no_data_ignore_policy_is_never_a_pass(run, stack_of):
+    stack = await stack_of(playbook("checkout", run, no_data="ignore"))
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.drive(outcome.deployment.id, lambda d: d.paused or d.phase.terminal)
+    # The only check was ignored on every tick: nothing was measured, so it holds, never passes.
+    assert dep.phase is Phase.VERIFYING and dep.paused
 
 
-async def test_approvals_four_eyes_and_two_stages(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def test_approvals_four_eyes_and_two_stages(run, stack_of):
     stages = [{"group": "leads", "count": 1}, {"group": "sre", "count": 1}]
-    stack = await _stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run, approvals=stages)
-    )
-    try:
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0BOB", "C0DEPLOYS")
-        did = outcome.deployment.id
-        assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL
-        asked = [n for n in stack.chat.notifications if isinstance(n, ApprovalNeeded)]
-        assert [(n.stage, n.group) for n in asked] == [(0, "leads")]
-        refused = await stack.engine.approve(did, "U0CAROL")  # sre, but stage 1 is leads
-        assert not refused.ok
-        assert (await stack.engine.approve(did, "U0DAVE")).ok
-        assert (await stack.get(did)).approval_stage == 1
-        own = await stack.engine.approve(did, "U0BOB")  # the requester is in sre: still not allowed
-        assert not own.ok and "four-eyes" in own.message
-        assert (await stack.engine.approve(did, "U0CAROL")).ok
-        dep = await stack.finish(did)
-        assert dep.phase is Phase.SUCCEEDED
-        audit = await stack.store.audit_entries(target=did)
-        assert {e.action for e in audit} >= {"deploy", "approve"}
-        assert any(e.outcome.startswith("refused") for e in audit)
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(playbook("checkout", run, approvals=stages))
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0BOB", "C0DEPLOYS")
+    did = outcome.deployment.id
+    assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL
+    asked = [n for n in stack.chat.notifications if isinstance(n, ApprovalNeeded)]
+    assert [(n.stage, n.group) for n in asked] == [(0, "leads")]
+    refused = await stack.engine.approve(did, "U0CAROL")  # sre, but stage 1 is leads
+    assert not refused.ok
+    assert (await stack.engine.approve(did, "U0DAVE")).ok
+    assert (await stack.get(did)).approval_stage == 1
+    own = await stack.engine.approve(did, "U0BOB")  # the requester is in sre: still not allowed
+    assert not own.ok and "four-eyes" in own.message
+    assert (await stack.engine.approve(did, "U0CAROL")).ok
+    dep = await stack.finish(did)
+    assert dep.phase is Phase.SUCCEEDED
+    audit = await stack.store.audit_entries(target=did)
+    assert {e.action for e in audit} >= {"deploy", "approve"}
+    assert any(e.outcome.startswith("refused") for e in audit)
 
 
-async def test_approval_expiry(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def test_approval_expiry(run, stack_of):
     book = playbook("checkout", run, approvals=[{"group": "sre", "count": 1}])
     book["environments"]["production"]["approval_ttl"] = 0.3
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        dep = await stack.finish(outcome.deployment.id, timeout=5)
-        assert dep.phase is Phase.EXPIRED
-        late = await stack.engine.approve(dep.id, "U0BOB")
-        assert not late.ok
-        assert stack.jenkins.builds() == []
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.finish(outcome.deployment.id, timeout=5)
+    assert dep.phase is Phase.EXPIRED
+    late = await stack.engine.approve(dep.id, "U0BOB")
+    assert not late.ok
+    assert stack.jenkins.builds() == []
 
 
-async def test_locked_environment_refuses_and_break_glass_skips_only_freezes(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_locked_environment_refuses_and_break_glass_skips_only_freezes(run, stack_of):
     freeze = {
         "name": "always",
         "cron": "* * * * *",
@@ -300,182 +251,125 @@ async def test_locked_environment_refuses_and_break_glass_skips_only_freezes(
         "envs": ["production"],
         "reason": "holidays",
     }
-    stack = await _stack(
-        tmp_path,
-        prometheus,
-        jenkins_server,
-        k8s_server,
-        run,
+    stack = await stack_of(
         playbook("checkout", run, approvals=[{"group": "sre", "count": 1}]),
         config={"freeze_windows": [freeze]},
     )
-    try:
-        stack.ratio("checkout", 0.0)
-        frozen = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
-        assert not frozen.ok and "holidays" in frozen.message
-        assert await stack.store.active_deployments() == []
-        assert any(isinstance(n, Refused) for n in stack.chat.notifications)
-        not_allowed = await stack.engine.deploy(
-            Deploy("checkout", "1.1.0", emergency_reason="outage"), "U0ALICE"
-        )
-        assert not not_allowed.ok  # alice is not in the break-glass group
-        emergency = await stack.engine.deploy(
-            Deploy("checkout", "1.1.0", emergency_reason="outage"), "U0ERIN"
-        )
-        assert emergency.ok, emergency.message
-        dep = await stack.finish(emergency.deployment.id)
-        assert dep.phase is Phase.SUCCEEDED and dep.emergency_reason == "outage"
-        audit = await stack.store.audit_entries(target=dep.id)
-        assert any(e.action == "emergency" for e in audit)
-        # A manual lock holds even against break-glass.
-        assert (await stack.engine.lock("production", None, "incident 42", "U0BOB")).ok
-        locked = await stack.engine.deploy(Deploy("checkout", "1.1.1", emergency_reason="again"), "U0ERIN")
-        assert not locked.ok and "incident 42" in locked.message
-        assert (await stack.engine.unlock("production", None, "U0BOB")).ok
-    finally:
-        await stack.runtime.close()
+    stack.ratio("checkout", 0.0)
+    frozen = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    assert not frozen.ok and "holidays" in frozen.message
+    assert await stack.store.active_deployments() == []
+    assert any(isinstance(n, Refused) for n in stack.chat.notifications)
+    not_allowed = await stack.engine.deploy(Deploy("checkout", "1.1.0", emergency_reason="outage"), "U0ALICE")
+    assert not not_allowed.ok  # alice is not in the break-glass group
+    emergency = await stack.engine.deploy(Deploy("checkout", "1.1.0", emergency_reason="outage"), "U0ERIN")
+    assert emergency.ok, emergency.message
+    dep = await stack.finish(emergency.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED and dep.emergency_reason == "outage"
+    audit = await stack.store.audit_entries(target=dep.id)
+    assert any(e.action == "emergency" for e in audit)
+    # A manual lock holds even against break-glass.
+    assert (await stack.engine.lock("production", None, "incident 42", "U0BOB")).ok
+    locked = await stack.engine.deploy(Deploy("checkout", "1.1.1", emergency_reason="again"), "U0ERIN")
+    assert not locked.ok and "incident 42" in locked.message
+    assert (await stack.engine.unlock("production", None, "U0BOB")).ok
 
 
-async def test_production_requires_staging_first(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    stack = await _stack(
-        tmp_path,
-        prometheus,
-        jenkins_server,
-        k8s_server,
-        run,
+async def test_production_requires_staging_first(run, stack_of):
+    stack = await stack_of(
         playbook("checkout", run, requires_staging=True),
     )
-    try:
-        stack.ratio("checkout", 0.0)
-        early = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="production"), "U0ALICE")
-        assert not early.ok and "staging" in early.message
-        staged = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="staging"), "U0ALICE")
-        assert (await stack.finish(staged.deployment.id)).phase is Phase.SUCCEEDED
-        prod = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="production"), "U0ALICE")
-        assert prod.ok, prod.message
-        await stack.finish(prod.deployment.id)
-    finally:
-        await stack.runtime.close()
+    stack.ratio("checkout", 0.0)
+    early = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="production"), "U0ALICE")
+    assert not early.ok and "staging" in early.message
+    staged = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="staging"), "U0ALICE")
+    assert (await stack.finish(staged.deployment.id)).phase is Phase.SUCCEEDED
+    prod = await stack.engine.deploy(Deploy("checkout", "1.1.0", env="production"), "U0ALICE")
+    assert prod.ok, prod.message
+    await stack.finish(prod.deployment.id)
 
 
-async def test_second_request_is_refused_while_one_is_active(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_second_request_is_refused_while_one_is_active(run, stack_of):
     book = playbook("checkout", run, approvals=[{"group": "sre", "count": 1}])
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
-        second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
-        assert not second.ok and first.deployment.id in second.message
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+    second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
+    assert not second.ok and first.deployment.id in second.message
 
 
-async def test_rollback_command_undoes_the_last_release(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
-        assert (await stack.finish(outcome.deployment.id)).phase is Phase.SUCCEEDED
-        back = await stack.engine.rollback(Rollback("checkout", reason="customers see 1.3.0 bugs"), "U0BOB")
-        assert back.ok, back.message
-        dep = await stack.finish(back.deployment.id)
-        assert dep.phase is Phase.ROLLED_BACK and dep.version == "1.0.0"
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
-        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
-        await _drive_watch(stack)
-        assert await stack.store.active_locks("production") == []
-    finally:
-        await stack.runtime.close()
+async def test_rollback_command_undoes_the_last_release(k8s_server, run, stack_of):
+    stack = await stack_of(playbook("checkout", run))
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
+    assert (await stack.finish(outcome.deployment.id)).phase is Phase.SUCCEEDED
+    back = await stack.engine.rollback(Rollback("checkout", reason="customers see 1.3.0 bugs"), "U0BOB")
+    assert back.ok, back.message
+    dep = await stack.finish(back.deployment.id)
+    assert dep.phase is Phase.ROLLED_BACK and dep.version == "1.0.0"
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+    assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    await stack.end_watches()
+    assert await stack.store.active_locks("production") == []
 
 
-async def test_queue_policy_holds_a_second_request_until_the_first_ends(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
-    stack = await _stack(
-        tmp_path,
-        prometheus,
-        jenkins_server,
-        k8s_server,
-        run,
+async def test_queue_policy_holds_a_second_request_until_the_first_ends(k8s_server, run, stack_of):
+    stack = await stack_of(
         playbook("checkout", run),
         config={"concurrency": "queue"},
     )
-    try:
-        stack.ratio("checkout", 0.0)
-        first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
-        second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0BOB")
-        assert second.ok and "queued" in second.message
-        assert (await stack.get(second.deployment.id)).phase is Phase.REQUESTED
-        assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
-        dep = await stack.finish(second.deployment.id)
-        assert dep.phase is Phase.SUCCEEDED and dep.previous_version == "1.0.0"
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.2.0")
-        assert len(stack.jenkins.builds("checkout-build")) == 2
-    finally:
-        await stack.runtime.close()
+    stack.ratio("checkout", 0.0)
+    first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+    second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0BOB")
+    assert second.ok and "queued" in second.message
+    assert (await stack.get(second.deployment.id)).phase is Phase.REQUESTED
+    assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
+    dep = await stack.finish(second.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED and dep.previous_version == "1.0.0"
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.2.0")
+    assert len(stack.jenkins.builds("checkout-build")) == 2
 
 
-async def test_rollback_command_while_verifying(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def test_rollback_command_while_verifying(k8s_server, run, stack_of):
     book = playbook("checkout", run, window=30)  # a long window: a person acts before it ends
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
-        await stack.drive(outcome.deployment.id, lambda d: d.phase is Phase.VERIFYING)
-        back = await stack.engine.rollback(Rollback("checkout", reason="latency looks off"), "U0BOB")
-        assert back.ok and back.deployment.id == outcome.deployment.id
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.ROLLED_BACK and dep.reason == "latency looks off"
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
-        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
-        cancel = await stack.engine.cancel(dep.id, "U0ALICE")
-        assert not cancel.ok  # finished: nothing to cancel, and it says so
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
+    await stack.drive(outcome.deployment.id, lambda d: d.phase is Phase.VERIFYING)
+    back = await stack.engine.rollback(Rollback("checkout", reason="latency looks off"), "U0BOB")
+    assert back.ok and back.deployment.id == outcome.deployment.id
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.ROLLED_BACK and dep.reason == "latency looks off"
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+    assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    cancel = await stack.engine.cancel(dep.id, "U0ALICE")
+    assert not cancel.ok  # finished: nothing to cancel, and it says so
 
 
-async def test_breach_with_on_breach_lock_holds_and_locks_without_rolling_back(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_breach_with_on_breach_lock_holds_and_locks_without_rolling_back(k8s_server, run, stack_of):
     book = playbook("checkout", run, on_breach="lock")
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        stack.ratio("checkout", 0.3)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.5.0"), "U0ALICE")
-        dep = await stack.drive(outcome.deployment.id, lambda d: d.paused or d.phase.terminal)
-        assert dep.phase is Phase.VERIFYING and dep.paused
-        assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.5.0")  # left in place
-        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
-        back = await stack.engine.rollback(Rollback("checkout"), "U0BOB")  # a person decides
-        assert back.ok
-        assert (await stack.finish(dep.id)).phase is Phase.ROLLED_BACK
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    stack.ratio("checkout", 0.3)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.5.0"), "U0ALICE")
+    dep = await stack.drive(outcome.deployment.id, lambda d: d.paused or d.phase.terminal)
+    assert dep.phase is Phase.VERIFYING and dep.paused
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.5.0")  # left in place
+    assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
+    back = await stack.engine.rollback(Rollback("checkout"), "U0BOB")  # a person decides
+    assert back.ok
+    assert (await stack.finish(dep.id)).phase is Phase.ROLLED_BACK
 
 
-async def test_post_rollback_window_still_failing_keeps_the_lock_and_says_why(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run))
-    try:
-        stack.ratio("checkout", 0.4)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.6.0"), "U0ALICE")
-        assert (await stack.finish(outcome.deployment.id)).phase is Phase.ROLLED_BACK
-        import asyncio
-
-        for _ in range(15):
-            await stack.engine.tick()
-            await asyncio.sleep(0.05)
-        notes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.post_rollback]
-        assert notes and notes[0].verdict == "fail"
-        assert "stays locked" in notes[0].reason and "5xx ratio" in notes[0].reason
-        assert len(notes) == 1  # said once, not every window
-        assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
-    finally:
-        await stack.runtime.close()
+async def test_post_rollback_window_still_failing_keeps_the_lock_and_says_why(run, stack_of):
+    stack = await stack_of(playbook("checkout", run))
+    stack.ratio("checkout", 0.4)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.6.0"), "U0ALICE")
+    assert (await stack.finish(outcome.deployment.id)).phase is Phase.ROLLED_BACK
+    await stack.tick_for(0.75)
+    notes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.post_rollback]
+    assert notes and notes[0].verdict == "fail"
+    assert "stays locked" in notes[0].reason and "5xx ratio" in notes[0].reason
+    assert len(notes) == 1  # said once, not every window
+    assert [lk.kind for lk in await stack.store.active_locks("production")] == [LockKind.GUARD]
 
 
 class _SlackDown(RecordingChat):
@@ -486,62 +380,43 @@ class _SlackDown(RecordingChat):
         raise ConnectionError("slack.com is unreachable")
 
 
-async def test_a_chat_outage_never_stalls_a_deployment(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    stack = await _stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, run, playbook("checkout", run), chat=_SlackDown()
-    )
-    try:
-        stack.ratio("checkout", 0.0)
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.7.0"), "U0ALICE")
-        dep = await stack.finish(outcome.deployment.id)
-        assert dep.phase is Phase.SUCCEEDED
-        # The thread's notices are still owed: they stay in the outbox, with why, to be retried.
-        pending = await stack.store.pending_effects(dep.id)
-        assert pending and {p.effect_type for p in pending} == {"Notify"}
-        entry = await stack.store.outbox_entry(pending[0].key)
-        assert entry.attempts >= 1 and "unreachable" in entry.last_error
-    finally:
-        await stack.runtime.close()
+async def test_a_chat_outage_never_stalls_a_deployment(run, stack_of):
+    stack = await stack_of(playbook("checkout", run), chat=_SlackDown())
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.7.0"), "U0ALICE")
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED
+    # The thread's notices are still owed: they stay in the outbox, with why, to be retried.
+    pending = await stack.store.pending_effects(dep.id)
+    assert pending and {p.effect_type for p in pending} == {"Notify"}
+    entry = await stack.store.outbox_entry(pending[0].key)
+    assert entry.attempts >= 1 and "unreachable" in entry.last_error
 
 
-async def test_an_approver_can_still_reject_after_approving(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_an_approver_can_still_reject_after_approving(run, stack_of):
     book = playbook("checkout", run, approvals=[{"group": "sre", "count": 2}])
-    stack = await _stack(tmp_path, prometheus, jenkins_server, k8s_server, run, book)
-    try:
-        outcome = await stack.engine.deploy(Deploy("checkout", "1.8.0"), "U0ALICE")
-        did = outcome.deployment.id
-        assert (await stack.engine.approve(did, "U0BOB")).ok
-        assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL  # one of two
-        no = await stack.engine.reject(did, "U0BOB", "the error budget is spent")
-        assert no.ok
-        dep = await stack.get(did)
-        assert dep.phase is Phase.REJECTED and dep.reason == "the error budget is spent"
-        assert stack.jenkins.builds() == []
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.8.0"), "U0ALICE")
+    did = outcome.deployment.id
+    assert (await stack.engine.approve(did, "U0BOB")).ok
+    assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL  # one of two
+    no = await stack.engine.reject(did, "U0BOB", "the error budget is spent")
+    assert no.ok
+    dep = await stack.get(did)
+    assert dep.phase is Phase.REJECTED and dep.reason == "the error budget is spent"
+    assert stack.jenkins.builds() == []
 
 
-async def test_a_queued_request_gets_its_full_approval_time(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+async def test_a_queued_request_gets_its_full_approval_time(run, stack_of):
     book = playbook("checkout", run, approvals=[{"group": "sre", "count": 1}])
     book["environments"]["production"]["approval_ttl"] = 1.5
-    stack = await _stack(
-        tmp_path, prometheus, jenkins_server, k8s_server, run, book, config={"concurrency": "queue"}
-    )
-    try:
-        stack.ratio("checkout", 0.0)
-        first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
-        second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
-        import asyncio
-
-        await asyncio.sleep(1.6)  # the second request waits in the queue longer than its approval time
-        assert (await stack.engine.approve(first.deployment.id, "U0BOB")).ok
-        assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
-        await stack.engine.tick()
-        assert (await stack.get(second.deployment.id)).phase is Phase.AWAITING_APPROVAL  # not expired
-        assert (await stack.finish(second.deployment.id, timeout=5)).phase is Phase.EXPIRED
-    finally:
-        await stack.runtime.close()
+    stack = await stack_of(book, config={"concurrency": "queue"})
+    stack.ratio("checkout", 0.0)
+    first = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+    second = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
+    await asyncio.sleep(1.6)  # the second request waits in the queue longer than its approval time
+    assert (await stack.engine.approve(first.deployment.id, "U0BOB")).ok
+    assert (await stack.finish(first.deployment.id)).phase is Phase.SUCCEEDED
+    await stack.engine.tick()
+    assert (await stack.get(second.deployment.id)).phase is Phase.AWAITING_APPROVAL  # not expired
+    assert (await stack.finish(second.deployment.id, timeout=5)).phase is Phase.EXPIRED
