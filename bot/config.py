@@ -9,6 +9,20 @@ no repr or log line shows them.
 
 The YAML reader keeps the line of every key and list item, so that every mistake, in config or in
 a playbook, is reported as ``path:line: field.path: message`` and never as a traceback.
+
+The reader also stands between hostile or broken files and everything after it, so that loading
+never crashes and never hangs, whatever the file holds:
+
+- a file over 128 KiB is refused (playbooks and configs are a few KB; the pure-Python YAML
+  scanner, the one that keeps exact lines and messages, needs up to a few microseconds a character,
+  so this keeps the worst file well under a second); bytes that are not UTF-8 are refused with the
+  line of the first bad byte, a control character with its line (YAML allows only printable ones);
+- nesting is bounded (32 levels) while the document is composed, before any code recurses over it;
+- anchors and aliases are supported (operators share a guard or an environment with them, and merge
+  keys ``<<: *base`` are common), but an alias of a value that contains it is refused, and a file
+  may hold at most 5,000 values with every alias counted as the values it stands for, so an alias
+  bomb is refused after a few milliseconds instead of being expanded by the steps that walk the data;
+- a value the YAML library cannot build (``2024-02-30``, a 5,000-digit number) is refused at its line.
 """
 
 from __future__ import annotations
@@ -16,6 +30,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,7 +54,7 @@ from pydantic import (
 )
 
 from bot.domain.locks import FreezeWindow
-from bot.domain.playbook import Channel, Duration, FieldErrors, Loc, Name, SourceMap, dotted
+from bot.domain.playbook import Channel, Duration, FieldErrors, Loc, LongDuration, Name, SourceMap, dotted
 from bot.errors import ConfigError
 
 DEFAULT_CONFIG = "config/shipthread.yaml"
@@ -64,18 +80,28 @@ SECRET_VARIABLES: tuple[str, ...] = (
 )
 """The only place secrets come from."""
 
-_MAX_FILE_BYTES = 1_000_000
+_MAX_FILE_BYTES = 128 * 1024
+_MAX_DEPTH = 32
+"""Nesting levels (mappings and lists) a file may have; playbooks need about 8."""
+_MAX_VALUES = 5_000
+"""Values (keys, scalars, collections) a file may hold, aliases expanded; playbooks hold a few hundred."""
 
 
 # ---------------------------------------------------------------------------------------------------
 # Errors with file, line and field
 
 
+_MAX_PROBLEM_CHARS = 500
+"""A message quotes the value it refuses: a 100 KB value must not become a 100 KB line."""
+
+
 class ConfigProblems(ConfigError):
     """One or more mistakes in config files or playbooks, each a ``path:line: field: message`` line."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
+        self.problems: tuple[str, ...] = tuple(
+            p if len(p) <= _MAX_PROBLEM_CHARS else p[: _MAX_PROBLEM_CHARS - 1] + "…" for p in problems
+        )
         super().__init__("\n".join(self.problems))
 
 
@@ -207,35 +233,56 @@ def read_yaml(path: str | os.PathLike[str], *, shown: str | None = None) -> Yaml
     name = shown or str(path)
     file = Path(path)
     try:
-        if file.stat().st_size > _MAX_FILE_BYTES:
-            raise ConfigProblems([f"{name}: larger than {_MAX_FILE_BYTES} bytes: not a config file"])
-        text = file.read_text(encoding="utf-8")
+        mode = file.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+            raise ConfigProblems([f"{name}:1: not a regular file"])
+        with file.open("rb") as stream:
+            raw = stream.read(_MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigProblems([f"{name}: no such file"]) from None
     except IsADirectoryError:
         raise ConfigProblems([f"{name}: is a folder, not a file"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigProblems([f"{name}: not UTF-8 text ({exc.reason})"]) from None
     except OSError as exc:
         raise ConfigProblems([f"{name}: cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > _MAX_FILE_BYTES:
+        size = f"{_MAX_FILE_BYTES} bytes ({_MAX_FILE_BYTES // 1024} KiB)"
+        raise ConfigProblems([f"{name}:1: larger than {size}: not a config file"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigProblems(
+            [
+                f"{name}:{line}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte offset "
+                f"{exc.start} ({exc.reason})"
+            ]
+        ) from None
     return parse_yaml(text, name)
 
 
 def parse_yaml(text: str, name: str) -> YamlDocument:
     """Parse YAML ``text`` read from ``name``; see ``read_yaml``."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # the reader refuses non-printable characters right here
+    except yaml.reader.ReaderError as exc:
+        raise ConfigProblems([_reader_problem(text, name, exc)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(None, SourceMap(name, {(): 1}))
-        duplicates = list(_duplicates(loader, node, (), name, set()))
+        duplicates = list(_duplicates(loader, node, (), name))
         if duplicates:
             raise ConfigProblems(duplicates)
         data = loader.construct_document(node)
         lines: dict[Loc, int] = {}
-        _record_lines(loader, node, (), lines, set())
+        _record_lines(loader, node, (), lines)
         lines[()] = node.start_mark.line + 1
         return YamlDocument(data, SourceMap(name, lines))
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigProblems([f"{name}:{line}: {exc.problem}"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -246,10 +293,103 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
                 context += f" at line {exc.context_mark.line + 1}"
             what += f" ({context})"
         raise ConfigProblems([f"{name}:{line}: YAML syntax error: {what}"]) from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigProblems([_reader_problem(text, name, exc)]) from None
     except yaml.YAMLError as exc:
         raise ConfigProblems([f"{name}:1: YAML syntax error: {exc}"]) from None
     finally:
         loader.dispose()
+
+
+def _reader_problem(text: str, name: str, exc: yaml.reader.ReaderError) -> str:
+    # For text (not bytes) input the reader's position is an index into the text.
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    character = exc.character if isinstance(exc.character, str) else text[position : position + 1]
+    kind = "control character" if unicodedata.category(character[:1] or " ") == "Cc" else "character"
+    return f"{name}:{line}: {kind} {character!r} is not allowed in YAML"
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A well-formed file this reader will not take (too deep, a recursive alias, an alias bomb)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+_COLLECTION_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, with the limits of the module docstring enforced while composing.
+
+    PyYAML's parser is a state machine, but its scanner looks ahead once per open flow level, its
+    composer and constructor recurse once per level, and it shares an anchored node among its
+    aliases, so everything that walks the data afterwards (duplicate keys, lines, secrets,
+    validation) sees each alias expanded. Counting here, as the events arrive, stops a bad file at
+    its first excess, before any of that work is done.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._open: set[str] = set()
+        """Anchors of the collections being composed: an alias of one of them is recursive."""
+        self._values = 0
+        self._sizes: dict[str, int] = {}
+        """Anchor → how many values the anchored node holds, itself included."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner looks ahead for a ':' after every open '[' or '{' (a possible key), which costs
+        # quadratic time in the flow depth: a line of '[' must stop here, before the composer sees it.
+        if self.flow_level >= _MAX_DEPTH:
+            raise _Refused(f"nested more than {_MAX_DEPTH} levels deep", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor in self._open:
+                raise _Refused(f"alias *{anchor} refers to a value that contains it", event.start_mark)
+            node = super().compose_node(parent, index)  # refuses an undefined alias
+            self._count(self._sizes.get(anchor, 1), event.start_mark, alias=True)
+            return node
+        before = self._values
+        self._count(1, event.start_mark, alias=False)
+        collection = isinstance(event, _COLLECTION_STARTS)
+        if collection:
+            if self._depth >= _MAX_DEPTH:
+                raise _Refused(f"nested more than {_MAX_DEPTH} levels deep", event.start_mark)
+            self._depth += 1
+            if event.anchor is not None:
+                self._open.add(event.anchor)
+        node = super().compose_node(parent, index)
+        if collection:
+            self._depth -= 1
+            self._open.discard(event.anchor)
+        if event.anchor is not None:
+            self._sizes[event.anchor] = self._values - before
+        return node
+
+    def _count(self, values: int, mark: Any, *, alias: bool) -> None:
+        self._values += values
+        if self._values > _MAX_VALUES:
+            what = "aliases expand this file to" if alias else "this file holds"
+            raise _Refused(f"{what} more than {_MAX_VALUES} values", mark)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # A value the resolver took for a date or a number may still fail to build (2024-02-30,
+        # "!!timestamp soon", 5,000 digits): name the value's line rather than crash.
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:
+            reason = str(exc).split(";")[0]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value ({reason})", node.start_mark
+            ) from None
 
 
 def _key(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -260,12 +400,11 @@ def _key(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     return f"<{node.tag} at line {node.start_mark.line + 1}>"
 
 
-def _duplicates(
-    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, name: str, active: set[int]
-) -> Iterator[str]:
-    if id(node) in active:  # an alias of one of its own ancestors
-        return
-    active.add(id(node))
+# The composer has refused recursive aliases and bounded the expanded size, so these walks end,
+# and quickly, even though they visit an aliased node once per alias.
+
+
+def _duplicates(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, name: str) -> Iterator[str]:
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -278,19 +417,13 @@ def _duplicates(
                 yield f"{name}:{line}: {where}duplicate key '{key}' (first at line {first[key]})"
             else:
                 first[key] = line
-            yield from _duplicates(loader, value_node, (*loc, key), name, active)
+            yield from _duplicates(loader, value_node, (*loc, key), name)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicates(loader, item, (*loc, index), name, active)
-    active.discard(id(node))
+            yield from _duplicates(loader, item, (*loc, index), name)
 
 
-def _record_lines(
-    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], active: set[int]
-) -> None:
-    if id(node) in active:
-        return
-    active.add(id(node))
+def _record_lines(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
     # After construction, merge keys ("<<: *base") are flattened into node.value, explicit keys last.
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -298,12 +431,11 @@ def _record_lines(
                 continue
             here = (*loc, _key(loader, key_node))
             lines[here] = key_node.start_mark.line + 1
-            _record_lines(loader, value_node, here, lines, active)
+            _record_lines(loader, value_node, here, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*loc, index)] = item.start_mark.line + 1
-            _record_lines(loader, item, (*loc, index), lines, active)
-    active.discard(id(node))
+            _record_lines(loader, item, (*loc, index), lines)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -452,6 +584,10 @@ class SlackSettings(_Settings):
     default_channel: Channel | None = None
     """Channel for environments whose playbook names none."""
     timeout: Duration = timedelta(seconds=10)
+    posts_per_second: float = Field(default=1.0, gt=0)
+    """The notifier's pace of chat.postMessage per channel (Slack allows about 1/s)."""
+    updates_per_minute: float = Field(default=45.0, gt=0)
+    """The notifier's budget of chat.update per workspace (Slack's Tier 3 is about 50/min)."""
 
 
 class JenkinsSettings(_Settings):
@@ -471,7 +607,8 @@ class PrometheusSettings(_Settings):
 
 
 class ClusterSettings(_Settings):
-    """How to reach one Kubernetes cluster: a kubeconfig context, or an API server URL."""
+    """How to reach one Kubernetes cluster: a kubeconfig context, an API server URL, or the
+    service account of the pod the bot runs in."""
 
     context: str | None = Field(default=None, min_length=1)
     """A context of the kubeconfig (``KUBECONFIG`` or ``kubeconfig``)."""
@@ -479,11 +616,16 @@ class ClusterSettings(_Settings):
     """An API server URL, for clusters (or emulators) reached without a kubeconfig."""
     insecure: bool = False
     """Skip TLS verification of ``server`` (labs and emulators only)."""
+    in_cluster: bool = False
+    """The cluster the bot runs in, with its pod's service account token (``deploy/kubernetes``)."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> ClusterSettings:
-        if (self.context is None) == (self.server is None):
-            raise ValueError("give either context (a kubeconfig context) or server (an API server URL)")
+        if (self.context is not None) + (self.server is not None) + self.in_cluster != 1:
+            raise ValueError(
+                "give either context (a kubeconfig context), server (an API server URL) "
+                "or in_cluster: true (the pod's service account)"
+            )
         if self.insecure and self.server is None:
             raise FieldErrors([(("insecure",), "insecure applies only to server")])
         return self
@@ -495,7 +637,7 @@ class FreezeWindowSpec(_Settings):
     name: str = Field(min_length=1)
     cron: Annotated[str, AfterValidator(_cron)]
     """When it starts (UTC), five-field cron: ``0 16 * * fri`` is Friday 16:00."""
-    duration: Duration
+    duration: LongDuration
     envs: tuple[Name, ...] = ()
     """Environments it freezes; empty: all."""
     reason: str = ""

@@ -14,10 +14,16 @@ Templates (Jenkins job and parameters, the image, PromQL queries) use ``{service
 ``{version}`` and ``{namespace}``. Only ``{identifier}`` is a placeholder: any other brace is left
 alone, because PromQL label matchers (``{code=~"5.."}``) are braces too. An unknown placeholder is a
 validation error when the playbook is loaded, never a surprise at deploy time.
+
+Durations (``Duration``) go from 0s to 30 days: every timeout, interval and approval time fits, and
+an infinite, not-a-number or absurd value (``.inf``, ``99999999999999``) is refused with the range
+rather than overflowing ``timedelta``. Spans that look back or cover a season (``LongDuration``: a
+prerequisite's ``within``, a freeze window) may reach 366 days.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,28 +46,79 @@ from pydantic import (
     model_validator,
 )
 
+from bot.domain import settling
 from bot.domain.deployment import Strategy
 
 _DURATION = re.compile(r"^\s*(?:(?P<h>\d+)h)?\s*(?:(?P<m>\d+)m)?\s*(?:(?P<s>\d+)s)?\s*$")
 
+MAX_DURATION = timedelta(days=30)
+"""The longest timeout, interval, window or approval time."""
+MAX_LONG_DURATION = timedelta(days=366)
+"""The longest look-back (``within``) or freeze window."""
 
-def _parse_duration(value: Any) -> Any:
-    """Accept ``90``, ``"90s"``, ``"5m"``, ``"1h30m"`` (and pass timedelta/ISO 8601 through)."""
+
+def _parse_duration(value: Any, limit: timedelta = MAX_DURATION) -> Any:
+    """Accept ``90``, ``"90s"``, ``"5m"``, ``"1h30m"`` (and pass timedelta/ISO 8601 through).
+
+    Numbers and ``h``/``m``/``s`` strings are range-checked before a ``timedelta`` is built: one
+    outside it would overflow (``OverflowError``, which validation does not catch) or never end.
+    """
     if isinstance(value, bool):
         raise ValueError("not a duration")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"not a finite number of seconds: {value}")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _in_range(value, f"{value} seconds", limit)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match and any(match.group(k) for k in ("h", "m", "s")):
-            return timedelta(
-                hours=int(match.group("h") or 0),
-                minutes=int(match.group("m") or 0),
-                seconds=int(match.group("s") or 0),
-            )
+            hours, minutes, seconds = (int(match.group(k) or 0) for k in ("h", "m", "s"))
+            return _in_range(hours * 3600 + minutes * 60 + seconds, value.strip(), limit)
         if not value.strip().upper().startswith("P"):
             raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h30m)")
     return value
+
+
+def _in_range(seconds: float, shown: str, limit: timedelta) -> timedelta:
+    # Compared as numbers first: ints of any size compare exactly, and timedelta is built only in range.
+    if not 0 <= seconds <= limit.total_seconds():
+        raise ValueError(
+            f"{shown} is out of range (a duration is 0s to {format_duration(limit)}, {limit.days} days)"
+        )
+    return timedelta(seconds=seconds)
+
+
+def _check_range(span: timedelta, limit: timedelta = MAX_DURATION) -> timedelta:
+    """The range check again for what came through as ISO 8601 or as a ``timedelta``."""
+    return _in_range(span.total_seconds(), format_duration(span), limit)
+
+
+def _parse_long_duration(value: Any) -> Any:
+    return _parse_duration(value, MAX_LONG_DURATION)
+
+
+def _check_long_range(span: timedelta) -> timedelta:
+    return _check_range(span, MAX_LONG_DURATION)
+
+
+def _duration_schema(limit: timedelta) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": int(limit.total_seconds()),
+                    "description": "seconds",
+                },
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$|^P",
+                    "description": f"30s, 5m, 1h30m (or ISO 8601, e.g. PT5M), up to {format_duration(limit)}",
+                },
+            ]
+        }
+    )
 
 
 def format_duration(span: timedelta) -> str:
@@ -76,25 +133,25 @@ def format_duration(span: timedelta) -> str:
     return sign + "".join(parts)
 
 
+# JSON output and the schema speak the notation people write, not ISO 8601 ("PT30S").
+_AS_WRITTEN = PlainSerializer(format_duration, return_type=str, when_used="json")
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_parse_duration),
-    # JSON output and the schema speak the notation people write, not ISO 8601 ("PT30S").
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "description": "seconds"},
-                {
-                    "type": "string",
-                    "pattern": r"^\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$|^P",
-                    "description": "30s, 5m, 1h30m (or ISO 8601, e.g. PT5M)",
-                },
-            ]
-        }
-    ),
+    AfterValidator(_check_range),
+    _AS_WRITTEN,
+    _duration_schema(MAX_DURATION),
 ]
-"""A duration written as seconds or ``30s`` / ``5m`` / ``1h30m``."""
+"""A duration written as seconds or ``30s`` / ``5m`` / ``1h30m``, from 0s to 30 days."""
+LongDuration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_long_duration),
+    AfterValidator(_check_long_range),
+    _AS_WRITTEN,
+    _duration_schema(MAX_LONG_DURATION),
+]
+"""Like ``Duration``, up to 366 days: look-backs and freeze windows."""
 
 
 Loc = tuple[str | int, ...]
@@ -156,6 +213,8 @@ class _Model(BaseModel):
 
 TEMPLATE_FIELDS: tuple[str, ...] = ("service", "env", "version", "namespace")
 """The placeholders a template may use."""
+QUERY_FIELDS: tuple[str, ...] = (*TEMPLATE_FIELDS, "track")
+"""A guard check's placeholders: ``{track}`` is the canary/stable track (or blue-green colour)."""
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -171,11 +230,11 @@ def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
-def check_template(template: str) -> str:
+def check_template(template: str, fields: tuple[str, ...] = TEMPLATE_FIELDS) -> str:
     """``template`` itself, or ``ValueError`` naming the first placeholder that is not allowed."""
     for name in placeholders(template):
-        if name not in TEMPLATE_FIELDS:
-            allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        if name not in fields:
+            allowed = ", ".join("{" + f + "}" for f in fields)
             raise ValueError(f"unknown placeholder {{{name}}} (allowed: {allowed})")
     return template
 
@@ -276,6 +335,22 @@ class NoDataPolicy(StrEnum):
     """No data makes the tick inconclusive (counts against ``inconclusive_limit``)."""
 
 
+class Baseline(StrEnum):
+    """What a relative check compares the version under test with (``max_increase``/``max_ratio``)."""
+
+    STABLE = "stable"
+    """The same query on the stable track (canary) or the live colour (blue-green), at the same tick."""
+    BEFORE = "before"
+    """The same query evaluated at the change time: what the service did just before it (any strategy)."""
+
+
+BASELINE_STRATEGIES: Mapping[Baseline, frozenset[Strategy]] = {
+    Baseline.STABLE: frozenset({Strategy.CANARY, Strategy.BLUE_GREEN}),
+    Baseline.BEFORE: frozenset(Strategy),
+}
+"""Which strategies allow which baseline: ``stable`` needs the old version running alongside."""
+
+
 class BreachAction(StrEnum):
     """What the guard does when the window breaches."""
 
@@ -297,19 +372,46 @@ class CheckSpec(_Model):
     max: float | None = None
     no_data: NoDataPolicy | None = None
     """Overrides the guard's ``no_data`` policy for this check."""
+    baseline: Baseline | None = None
+    """Judge the value relative to a baseline too: ``stable`` (canary, blue-green) or ``before``."""
+    max_increase: float | None = Field(default=None, ge=0)
+    """With ``baseline``: the value may exceed the baseline's by at most this much (absolute)."""
+    max_ratio: float | None = Field(default=None, gt=0)
+    """With ``baseline``: the value may be at most this many times the baseline's (relative)."""
 
     @field_validator("query")
     @classmethod
     def _known_placeholders(cls, query: str) -> str:
-        return check_template(query)
+        check_template(query, QUERY_FIELDS)
+        settling.lookback(query)  # unreadable ranges or a fixed '@' are refused at load time
+        return query
 
     @model_validator(mode="after")
     def _has_threshold(self) -> CheckSpec:
-        if self.min is None and self.max is None:
-            raise ValueError("a check needs min, max or both")
+        tolerance = self.max_increase is not None or self.max_ratio is not None
+        if self.min is None and self.max is None and not tolerance:
+            raise ValueError("a check needs min, max or both (or a baseline with max_increase/max_ratio)")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
+        problems: list[tuple[Loc, str]] = []
+        if self.baseline is not None and not tolerance:
+            problems.append((("baseline",), "a baseline needs max_increase, max_ratio or both"))
+        if self.baseline is None:
+            for name in ("max_increase", "max_ratio"):
+                if getattr(self, name) is not None:
+                    problems.append(((name,), f"{name} needs a baseline (stable or before)"))
+        if self.baseline is Baseline.STABLE and "track" not in placeholders(self.query):
+            problems.append(
+                (("query",), "baseline: stable needs a {track} placeholder to tell canary from stable")
+            )
+        if problems:
+            raise FieldErrors(problems)
         return self
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far back the query looks (its settling time; see ``bot.domain.settling``)."""
+        return settling.lookback(self.query)
 
     def render_query(self, values: Mapping[str, str]) -> str:
         """The PromQL to run, placeholders filled (see ``Playbook.values``)."""
@@ -331,6 +433,9 @@ class GuardSpec(_Model):
     inconclusive_limit: int = Field(default=0, ge=0)
     no_data: NoDataPolicy = NoDataPolicy.INCONCLUSIVE
     on_breach: BreachAction = BreachAction.ROLLBACK
+    initial_delay: Duration | None = None
+    """Wait this long after the change before judging (Argo Rollouts' ``initialDelay``); it replaces
+    every check's own settling time (its longest look-back). None: each check settles by itself."""
 
     @model_validator(mode="after")
     def _window_covers_interval(self) -> GuardSpec:
@@ -484,7 +589,7 @@ class Prerequisite(_Model):
 
     succeeded_in: Name
     """The same version must have succeeded in this (earlier) environment."""
-    within: Duration | None = None
+    within: LongDuration | None = None
     """And not longer ago than this; None: at any time."""
 
 
@@ -567,9 +672,13 @@ class Playbook(_Model):
         for position, (name, env) in enumerate(self.environments.items()):
             at: Loc = ("environments", name)
             problems += self._guard_problems((*at, "guard"), env.guard)
+            problems += self._strategy_problems(name, env.strategy, (*at, "guard"), env.guard)
             steps = env.canary.steps if env.canary else ()
             for i, step in enumerate(steps):
                 problems += self._guard_problems((*at, "canary", "steps", i, "guard"), step.guard)
+                problems += self._strategy_problems(
+                    name, env.strategy, (*at, "canary", "steps", i, "guard"), step.guard
+                )
             for i, prerequisite in enumerate(env.requires):
                 other = prerequisite.succeeded_in
                 where = (*at, "requires", i, "succeeded_in")
@@ -597,6 +706,37 @@ class Playbook(_Model):
             known = ", ".join(self.guards) or "none"
             return [(loc, f"unknown guard {guard!r} (defined in guards: {known})")]
         return []
+
+    def _strategy_problems(
+        self, env: str, strategy: Strategy, loc: Loc, guard: str | GuardSpec | None
+    ) -> list[tuple[Loc, str]]:
+        """Baselines and ``{track}`` the environment's strategy cannot give (``BASELINE_STRATEGIES``).
+
+        A named guard's mistake is reported at the check in ``guards``, naming the environment.
+        """
+        base: Loc = loc
+        if isinstance(guard, str):
+            spec, base, used = self.guards.get(guard), ("guards", guard), f" (used by {env!r})"
+        else:
+            spec, used = guard, ""
+        if spec is None:
+            return []
+        problems: list[tuple[Loc, str]] = []
+        tracked = BASELINE_STRATEGIES[Baseline.STABLE]  # the strategies that run two tracks
+        for i, check in enumerate(spec.checks):
+            where: Loc = (*base, "checks", i)
+            if check.baseline is not None and strategy not in BASELINE_STRATEGIES[check.baseline]:
+                allowed = " or ".join(sorted(s.value for s in BASELINE_STRATEGIES[check.baseline]))
+                problems.append(
+                    (
+                        (*where, "baseline"),
+                        f"baseline: {check.baseline} needs strategy {allowed}, not {strategy}{used}",
+                    )
+                )
+            elif "track" in placeholders(check.query) and strategy not in tracked:
+                why = f"{{track}} needs strategy canary or blue-green, not {strategy}{used}"
+                problems.append(((*where, "query"), why))
+        return problems
 
     def _unknown_env(self, env: str) -> str:
         return f"unknown environment {env!r} (defined: {', '.join(self.environments)})"
