@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from bot.domain.locks import Lock
 from bot.domain.measurements import Measurement
 from bot.domain.notifications import Notification
 from bot.domain.watch import GuardWatch
+from bot.errors import PermanentError, ShipthreadError
 
 # --- CI (Jenkins) -------------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Cluster(Protocol):
 
 # --- Metrics (Prometheus) ------------------------------------------------------------------------
 
-PLACEHOLDER = re.compile(r"\{(service|env|namespace|version)\}")
+PLACEHOLDER = re.compile(r"\{(service|env|namespace|version|track)\}")
 """Placeholders of check templates; PromQL's own ``{label="x"}`` braces are left alone."""
 
 _PROMQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
@@ -182,17 +183,25 @@ def promql_string(value: str) -> str:
 class GuardQuery:
     """A check's PromQL template and the values of its placeholders for one deployment.
 
-    Templates use ``{service}``, ``{env}``, ``{namespace}``, ``{version}``; values are escaped for
-    PromQL strings when rendered. Keeping template and values apart (rather than a rendered string)
-    is what lets the metrics adapter batch the same check of many services into one query.
+    Templates use ``{service}``, ``{env}``, ``{namespace}``, ``{version}``, ``{track}``; values are
+    escaped for PromQL strings when rendered. Keeping template and values apart (rather than a
+    rendered string) is what lets the metrics adapter batch the same check of many services into one
+    query. ``at`` evaluates the query at that time instead of now (a ``baseline: before`` check asks
+    Prometheus what the query said at the change time); it is part of the query's identity, so
+    batches never mix evaluation times.
     """
 
     template: str
     params: tuple[tuple[str, str], ...]
+    at: datetime | None = None
 
     @classmethod
     def of(cls, template: str, **params: str) -> GuardQuery:
         return cls(template, tuple(sorted(params.items())))
+
+    def evaluated_at(self, at: datetime | None) -> GuardQuery:
+        """The same query, evaluated at ``at`` (None: now)."""
+        return replace(self, at=at)
 
     def param(self, name: str) -> str | None:
         return dict(self.params).get(name)
@@ -208,7 +217,10 @@ class Metrics(Protocol):
         ...
 
     async def evaluate(self, queries: Sequence[GuardQuery]) -> Mapping[GuardQuery, Measurement]:
-        """Every query of one tick; the same check of several services batched into one query."""
+        """Every query of one tick; the same check of several services batched into one query.
+
+        Each query is evaluated at its ``at`` (None: now); a batch holds one evaluation time.
+        """
         ...
 
 
@@ -260,12 +272,18 @@ class StoredEvent:
     at: datetime
 
 
+class DuplicateDeployment(PermanentError):
+    """A deployment with this id is already stored (ids come from the caller, who draws another)."""
+
+
 class Store(Protocol):
     """What the engine needs of the database (``bot.store.repository.Repository``)."""
 
     async def create_deployment(
         self, dep: Deployment, event_type: str, event_payload: Mapping[str, Any]
-    ) -> None: ...
+    ) -> None:
+        """Raises ``DuplicateDeployment`` when ``dep.id`` is taken (and only then)."""
+        ...
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None: ...
 
@@ -333,6 +351,30 @@ class Store(Protocol):
     async def save_watch(self, watch: GuardWatch) -> None: ...
 
     async def active_watches(self) -> list[GuardWatch]: ...
+
+
+class LeaseHeld(ShipthreadError):
+    """Another live engine holds the database: this one must not run (the message names it)."""
+
+
+class LeaseLost(ShipthreadError):
+    """The engine's lease was taken over (it missed its heartbeats): it must stop working."""
+
+
+class EngineLease(Protocol):
+    """The right to run the one engine of a database (``bot.domain.lease`` has the rule)."""
+
+    async def acquire(self) -> None:
+        """Take the lease, or take over a dead holder's; raises ``LeaseHeld`` naming a live one."""
+        ...
+
+    async def renew(self) -> None:
+        """The heartbeat; raises ``LeaseLost`` when someone else holds the lease now."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up (if still ours), so the next engine starts at once."""
+        ...
 
 
 class KeyResult(Protocol):

@@ -1,8 +1,10 @@
 """The engine assembled: orchestrator, effects, ticks and timer, with recovery at start-up.
 
-``Engine`` is what the Slack layer and the CLI talk to. ``start()`` rebuilds everything time-driven
-from the store: it finishes the effects a crash interrupted, resumes polling every unfinished
-deployment, begins queued requests whose slot is free, and starts the guard timer.
+``Engine`` is what the Slack layer and the CLI talk to. ``start()`` first takes the engine lease (one
+engine per database: a second one refuses to start and names the holder, ``bot.domain.lease``), then
+rebuilds everything time-driven from the store: it finishes the effects a crash interrupted, resumes
+polling every unfinished deployment, begins queued requests whose slot is free, and starts the guard
+timer and the lease's heartbeat. ``stop()`` gives the lease up.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from bot.domain import lease as lease_rule
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.phases import Phase
 from bot.engine.context import Context
 from bot.engine.effects import Effects
-from bot.engine.orchestrator import Orchestrator, Outcome, Timer, TransitionHook
+from bot.engine.orchestrator import IdSource, Orchestrator, Outcome, Timer, TransitionHook
 from bot.engine.scheduler import Scheduler
 from bot.engine.ticks import Ticks
+from bot.ports import EngineLease, LeaseLost
 
 log = logging.getLogger("shipthread.engine")
 
@@ -32,8 +36,11 @@ class Engine:
         on_transition: TransitionHook | None = None,
         guard_resolution_s: float = 0.25,
         use_scheduler: bool = True,
+        lease: EngineLease | None = None,
+        new_id: IdSource | None = None,
     ) -> None:
         self.ctx = ctx
+        self.lease = lease
         self.scheduler: Scheduler | None = None
         if timer is None and use_scheduler:
             timer = self.scheduler = Scheduler(
@@ -42,16 +49,26 @@ class Engine:
                 poll_interval_s=ctx.policy.poll_interval_s,
                 guard_resolution_s=guard_resolution_s,
             )
-        self.orchestrator = Orchestrator(ctx, timer=timer, on_transition=on_transition)
+        self.orchestrator = Orchestrator(ctx, timer=timer, on_transition=on_transition, new_id=new_id)
         self.effects = Effects(ctx, self.orchestrator)
         self.orchestrator.perform = self.effects.perform
         self.ticks = Ticks(ctx, self.orchestrator)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Recover from the store, then start the timer."""
-        await self.recover()
+        """Take the lease (``LeaseHeld`` if another engine runs here), recover, start the timer."""
+        if self.lease is not None:
+            await self.lease.acquire()
+            try:
+                await self.recover()
+            except BaseException:
+                await self.lease.release()
+                raise
+            self._heartbeat = asyncio.create_task(self._renew_lease(self.lease), name="lease heartbeat")
+        else:
+            await self.recover()
         if self.scheduler is not None:
             self.scheduler.start()
 
@@ -64,6 +81,28 @@ class Engine:
             await asyncio.wait(set(self._inflight), timeout=grace_s)
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
+            assert self.lease is not None
+            await self.lease.release()
+
+    async def _renew_lease(self, lease: EngineLease) -> None:
+        """The heartbeat. A lease lost to another engine stops this one's timer: only one may work."""
+        while not self._stopping:
+            await asyncio.sleep(lease_rule.RENEW_EVERY.total_seconds())
+            try:
+                await lease.renew()
+            except LeaseLost as exc:
+                log.critical("%s; this engine stops its timer", exc)
+                self._stopping = True
+                if self.scheduler is not None:
+                    self.scheduler.shutdown()
+                return
+            except Exception:
+                # The database may be back by the next beat; the TTL allows for missing two.
+                log.exception("lease heartbeat failed")
 
     async def recover(self) -> None:
         """Resume every unfinished deployment from its stored progress; run no effect twice."""

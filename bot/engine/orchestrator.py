@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain import approvals
+from bot.domain import approvals, ids
 from bot.domain.audit import AuditEntry
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.deployment import Deployment, Strategy
@@ -40,6 +40,7 @@ from bot.domain.events import (
     event_type_name,
 )
 from bot.domain.locks import Lock, LockKind, lock_status
+from bot.domain.message import Code, Mention, Message, join
 from bot.domain.notifications import ApprovalGiven, DeploymentOpened, EnvLocked, EnvUnlocked, Refused
 from bot.domain.phases import Phase
 from bot.domain.playbook import UnknownEnvironment, check_version
@@ -48,7 +49,7 @@ from bot.domain.watch import WatchStatus
 from bot.engine.context import Context, UnknownService, version_of_image
 from bot.engine.policy import Concurrency
 from bot.errors import ShipthreadError, TransientError
-from bot.ports import PendingEffect
+from bot.ports import DuplicateDeployment, PendingEffect
 
 log = logging.getLogger("shipthread.engine")
 
@@ -61,10 +62,13 @@ _CANCELLABLE = (Phase.REQUESTED, Phase.AWAITING_APPROVAL, Phase.BUILDING)
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The answer to a person's command: what happened, in words they can act on."""
+    """The answer to a person's command: what happened, in words they can act on.
+
+    ``message`` is structured (the Slack layer renders it, ``str()`` gives the CLI and logs' form).
+    """
 
     ok: bool
-    message: str
+    message: Message
     deployment: Deployment | None = None
 
 
@@ -78,6 +82,12 @@ class Timer:
         """Stop polling it."""
 
 
+IdSource = Callable[[], str]
+"""Where new deployment ids come from (the default draws ``bot.domain.ids`` ids; tests inject)."""
+
+_ID_ATTEMPTS = 5
+"""Ids drawn for one new deployment before a taken id is an error (one retry is already unheard of)."""
+
 TransitionHook = Callable[[str, Deployment, Event], None]
 """Called with ``"before"`` just before a transition is stored and ``"after"`` right after it,
 before its effects run. The crash tests hook in here to kill the process at every transition."""
@@ -85,9 +95,15 @@ before its effects run. The crash tests hook in here to kill the process at ever
 
 class Orchestrator:
     def __init__(
-        self, ctx: Context, *, timer: Timer | None = None, on_transition: TransitionHook | None = None
+        self,
+        ctx: Context,
+        *,
+        timer: Timer | None = None,
+        on_transition: TransitionHook | None = None,
+        new_id: IdSource | None = None,
     ) -> None:
         self.ctx = ctx
+        self._id_source = new_id
         self.timer = timer or Timer()
         self._on_transition = on_transition
         # Weak: a lock lives while someone holds or waits for it, so finished deployments cost nothing.
@@ -225,9 +241,13 @@ class Orchestrator:
             status = lock_status(cmd.service, env, now, await ctx.store.active_locks(env), ctx.policy.freezes)
             blockers = status.emergency_blockers if cmd.emergency_reason is not None else status.reasons
             if blockers:
-                why = "; ".join(f"{r.kind}: {r.reason}" for r in blockers)
+                why = join("; ", (Message.of(f"{r.kind}: ", r.reason) for r in blockers))
                 return await self._refuse(
-                    user, channel, "deploy", target_name, f"{env} is locked for {cmd.service} ({why})"
+                    user,
+                    channel,
+                    "deploy",
+                    target_name,
+                    Message.of(f"{env} is locked for {cmd.service} (", why, ")"),
                 )
             for prerequisite in settings.requires:
                 if not await self._succeeded_in(
@@ -249,8 +269,11 @@ class Orchestrator:
                     channel,
                     "deploy",
                     target_name,
-                    f"{cmd.service} is already being deployed to {env}: "
-                    f"{busy.id} ({busy.version}, {busy.phase})",
+                    Message.of(
+                        f"{cmd.service} is already being deployed to {env}: ",
+                        Code(busy.id),
+                        f" ({busy.version}, {busy.phase})",
+                    ),
                 )
             try:
                 live = await ctx.cluster.live(ctx.target(cmd.service, env, strategy))
@@ -271,7 +294,7 @@ class Orchestrator:
                 emergency_reason=cmd.emergency_reason,
                 previous_version=version_of_image(pb, env, live.image),
             )
-            await ctx.store.create_deployment(
+            dep = await self._store_new(
                 dep, "DeploymentRequested", {"user": user, "channel": channel, "live_image": live.image}
             )
         queued = bool(active)
@@ -282,9 +305,14 @@ class Orchestrator:
             await self._audit(user, "emergency", channel, dep.id, "accepted", reason=cmd.emergency_reason)
         await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
         if queued:
-            return Outcome(True, f"{dep.id} queued behind {active[0].id}: it starts when that one ends", dep)
+            queued_behind = Message.of(
+                Code(dep.id), " queued behind ", Code(active[0].id), ": it starts when that one ends"
+            )
+            return Outcome(True, queued_behind, dep)
         dep = await self._begin(dep)
-        return Outcome(True, f"{dep.id}: deploying {dep.service} {dep.version} to {dep.env}", dep)
+        return Outcome(
+            True, Message.of(Code(dep.id), f": deploying {dep.service} {dep.version} to {dep.env}"), dep
+        )
 
     async def _begin(self, dep: Deployment) -> Deployment:
         """The first event of a deployment that holds its service and environment."""
@@ -361,11 +389,11 @@ class Orchestrator:
             vote = approvals.Vote(dep.id, dep.approval_stage, user, approve, self.ctx.clock.now(), reason)
             if not await self.ctx.store.add_vote(vote):
                 await self.settle_votes(dep.id)
-                return Outcome(True, "your vote was already recorded", dep)
+                return Outcome(True, Message.of("your vote was already recorded"), dep)
         await self._audit(user, action, channel, dep.id, "accepted", stage=dep.approval_stage, reason=reason)
         await self.ctx.tell(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
         new = await self.settle_votes(dep.id)
-        return Outcome(True, f"{action}d {dep.id}", new or dep)
+        return Outcome(True, Message.of(f"{action}d ", Code(dep.id)), new or dep)
 
     async def settle_votes(self, deployment_id: str) -> Deployment | None:
         """Bring an awaiting deployment up to date with its stored votes.
@@ -412,7 +440,7 @@ class Orchestrator:
                 channel,
                 "cancel",
                 dep.id,
-                f"only the requester (<@{dep.requester}>) or break-glass may cancel",
+                Message.of("only the requester (", Mention(dep.requester), ") or break-glass may cancel"),
             )
         if dep.phase not in _CANCELLABLE:
             hint = " — use /rollback to undo it" if dep.phase in _ROLLBACKABLE else ""
@@ -421,7 +449,7 @@ class Orchestrator:
         if new is None:
             return await self._refuse(user, channel, "cancel", dep.id, f"{dep.id} can no longer be cancelled")
         await self._audit(user, "cancel", channel, dep.id, "accepted", reason=reason)
-        return Outcome(True, f"cancelled {dep.id}", new)
+        return Outcome(True, Message.of("cancelled ", Code(dep.id)), new)
 
     async def rollback(self, cmd: Rollback, user: str, channel: str | None) -> Outcome:
         """``/rollback service [to version] [in env]``: undo the live deployment or the last release."""
@@ -434,7 +462,8 @@ class Orchestrator:
                 check_version(cmd.to_version)
         except (UnknownService, UnknownEnvironment, ValueError) as exc:
             return await self._refuse(user, channel, "rollback", _target(cmd.service, cmd.env), str(exc))
-        reason = cmd.reason or f"rollback requested by <@{user}>"
+        # Plain words only: who asked is the event's ``user`` (and the audit's actor), never markup.
+        reason = cmd.reason or "rollback requested"
         active = await ctx.store.active_deployments(cmd.service, env)
         live = [d for d in active if d.phase in _ROLLBACKABLE]
         if live:
@@ -447,7 +476,7 @@ class Orchestrator:
                     user, channel, "rollback", dep.id, f"{dep.id} can no longer be rolled back"
                 )
             await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=cmd.to_version)
-            return Outcome(True, f"rolling back {dep.id}", new)
+            return Outcome(True, Message.of("rolling back ", Code(dep.id)), new)
         if any(d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL) for d in active):
             busy = next(d for d in active if d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL))
             return await self._refuse(
@@ -455,7 +484,11 @@ class Orchestrator:
                 channel,
                 "rollback",
                 busy.id,
-                f"{busy.id} has deployed nothing yet ({busy.phase}): use /deploy cancel {busy.id}",
+                Message.of(
+                    Code(busy.id),
+                    f" has deployed nothing yet ({busy.phase}): use ",
+                    Code(f"/deploy cancel {busy.id}"),
+                ),
             )
         last = next(
             (d for d in await ctx.store.history(cmd.service, env, limit=50) if d.phase is Phase.SUCCEEDED),
@@ -467,8 +500,10 @@ class Orchestrator:
                 channel,
                 "rollback",
                 f"{cmd.service}/{env}",
-                f"no succeeded release of {cmd.service} in {env} to undo; name a version: "
-                f"/rollback {cmd.service} to <version> in {env}",
+                Message.of(
+                    f"no succeeded release of {cmd.service} in {env} to undo; name a version: ",
+                    Code(f"/rollback {cmd.service} to <version> in {env}"),
+                ),
             )
         to_version = cmd.to_version or (last.previous_version if last else None)
         if to_version is None:
@@ -477,8 +512,10 @@ class Orchestrator:
                 channel,
                 "rollback",
                 f"{cmd.service}/{env}",
-                f"I do not know what ran before {last.version if last else 'it'}; name it: "
-                f"/rollback {cmd.service} to <version> in {env}",
+                Message.of(
+                    f"I do not know what ran before {last.version if last else 'it'}; name it: ",
+                    Code(f"/rollback {cmd.service} to <version> in {env}"),
+                ),
             )
         now = ctx.clock.now()
         try:
@@ -501,13 +538,13 @@ class Orchestrator:
             previous_version=version_of_image(pb, env, current.image),
             reason=reason,
         )
-        await ctx.store.create_deployment(
-            dep, "RollbackRequestedByCommand", {"user": user, "channel": channel}
-        )
+        dep = await self._store_new(dep, "RollbackRequestedByCommand", {"user": user, "channel": channel})
         await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=to_version)
         await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
         dep = await self._begin(dep)
-        return Outcome(True, f"{dep.id}: rolling {cmd.service} in {env} back to {to_version}", dep)
+        return Outcome(
+            True, Message.of(Code(dep.id), f": rolling {cmd.service} in {env} back to {to_version}"), dep
+        )
 
     async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
         """A person's judgment on a held deployment: go on (next step, or finish)."""
@@ -537,7 +574,7 @@ class Orchestrator:
         if new is None:
             return await self._refuse(user, channel, "promote", dep.id, f"{dep.id} cannot be promoted now")
         await self._audit(user, "promote", channel, dep.id, "accepted")
-        return Outcome(True, f"promoted {dep.id}", new)
+        return Outcome(True, Message.of("promoted ", Code(dep.id)), new)
 
     def next_step_event(self, dep: Deployment, user: str | None = None) -> Event:
         """What a clean window (or a person's promote) means for the step the deployment is at."""
@@ -567,12 +604,16 @@ class Orchestrator:
                 channel,
                 "lock",
                 target,
-                f"{target} is already locked by <@{existing[0].author}>: {existing[0].reason}",
+                Message.of(
+                    f"{target} is already locked by ", Mention(existing[0].author), ": ", existing[0].reason
+                ),
             )
         lock = await self.ctx.store.add_lock(Lock(None, env, service, LockKind.MANUAL, reason, user, now))
         await self._audit(user, "lock", channel, target, "accepted", reason=reason, lock_id=lock.id)
-        await self.ctx.tell(EnvLocked(env, service, LockKind.MANUAL.value, reason, user, channel))
-        return Outcome(True, f"locked {target}: {reason}")
+        await self.ctx.tell(
+            EnvLocked(env, service, LockKind.MANUAL.value, reason, user, channel, lock_id=lock.id)
+        )
+        return Outcome(True, Message.of(f"locked {target}: ", reason))
 
     async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
         """Lift the manual and guard locks on ``env`` (or on one service there); freezes are config."""
@@ -592,11 +633,13 @@ class Orchestrator:
                 for watch in await self.ctx.store.active_watches():
                     if watch.lock_id == lock.id:
                         await self.ctx.store.save_watch(replace(watch, status=WatchStatus.STOPPED))
-            await self.ctx.tell(
-                EnvUnlocked(env, service, lock.kind.value, f"lifted by <@{user}>", user, channel)
+            # No reason: a person lifted it, and ``by`` says who (the renderer words it).
+            unlocked = EnvUnlocked(
+                env, service, lock.kind.value, None, user, channel, lock.deployment_id, lock.id
             )
+            await self.ctx.tell(unlocked)
         await self._audit(user, "unlock", channel, target, "accepted", locks=[lk.id for lk in lifted])
-        return Outcome(True, f"unlocked {target}")
+        return Outcome(True, Message.of(f"unlocked {target}"))
 
     # -- small helpers --------------------------------------------------------------------------------
 
@@ -608,12 +651,13 @@ class Orchestrator:
         return await self.ctx.directory.members(group) if group else frozenset()
 
     async def _refuse(
-        self, user: str, channel: str | None, action: str, target: str, message: str
+        self, user: str, channel: str | None, action: str, target: str, message: Message | str
     ) -> Outcome:
-        """Say no, record that we did, change nothing else."""
-        await self._audit(user, action, channel, target, f"refused: {message}")
-        await self.ctx.tell(Refused(user, channel or "", message))
-        return Outcome(False, message)
+        """Say no, record that we did, change nothing else. A bare ``str`` is plain text."""
+        said = message if isinstance(message, Message) else Message.of(message)
+        await self._audit(user, action, channel, target, f"refused: {said}")
+        await self.ctx.tell(Refused(user, channel or "", said, action, target))
+        return Outcome(False, said)
 
     async def _audit(
         self, actor: str, action: str, channel: str | None, target: str | None, outcome: str, **detail: object
@@ -630,8 +674,23 @@ class Orchestrator:
         await self.ctx.store.record_audit(entry)
 
     def _new_id(self) -> str:
-        # Short enough to type in /deploy cancel; the store refuses the rare collision.
-        return f"{self.ctx.policy.id_prefix}{secrets.token_hex(3)}"
+        # Short enough to type in /deploy cancel, wide enough for millions (odds in bot.domain.ids).
+        if self._id_source is not None:
+            return self._id_source()
+        return ids.deployment_id(self.ctx.policy.id_prefix, secrets.randbits(ids.ID_BITS))
+
+    async def _store_new(self, dep: Deployment, event_type: str, payload: dict[str, object]) -> Deployment:
+        """Store a new deployment; a taken id is a retry with a fresh one, not the requester's problem."""
+        for attempt in range(1, _ID_ATTEMPTS + 1):
+            try:
+                await self.ctx.store.create_deployment(dep, event_type, payload)
+                return dep
+            except DuplicateDeployment:
+                if attempt == _ID_ATTEMPTS:
+                    raise
+                log.warning("deployment id %s is taken (attempt %d): drawing another", dep.id, attempt)
+                dep = replace(dep, id=self._new_id())
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 class UnknownDeployment(ShipthreadError):
