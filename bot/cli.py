@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot import __version__
+from bot import __version__, logs
 from bot.errors import ShipthreadError
 
 
@@ -36,6 +36,20 @@ def _build_parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="create or migrate the schema (safe to run twice)")
     upgrade.add_argument("--url", help="database URL (default: $SHIPTHREAD_DATABASE_URL or config)")
 
+    serve = sub.add_parser("serve", help="run the bot: Slack app, engine, /healthz, /readyz, /metrics")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")  # noqa: S104
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default: 3000; 0: a free one)")
+    serve.add_argument(
+        "--socket-mode", action="store_true", help="receive Slack over Socket Mode (needs SLACK_APP_TOKEN)"
+    )
+    serve.add_argument(
+        "--upgrade", action="store_true", help="migrate the database at start instead of refusing an old one"
+    )
+    serve.add_argument("--drain", type=float, default=20.0, help="seconds SIGTERM waits for acked work")
+    serve.add_argument(
+        "--poll-interval", type=float, default=None, help="seconds between polls of a deployment (default 2)"
+    )
+
     sandbox = sub.add_parser("sandbox", help="run Shipthread against local emulators")
     sb_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION")
     emulators = sb_sub.add_parser("emulators", help="start the Slack, Jenkins and Kubernetes emulators")
@@ -51,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(parser, args)
     except ShipthreadError as exc:
-        print(f"shipthread: {exc}", file=sys.stderr)
+        # Through the process's redactor: an error may quote a URL or a token it was handed.
+        print(f"shipthread: {logs.installed().redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -73,6 +88,12 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from bot.store.migrate import upgrade_command
 
         return upgrade_command(args.url)
+    elif args.command == "serve":
+        from bot.serve import ServeOptions, serve_command
+
+        return serve_command(
+            ServeOptions(args.host, args.port, args.socket_mode, args.upgrade, args.drain, args.poll_interval)
+        )
     elif args.command == "sandbox" and args.sandbox_command == "emulators":
         from bot.sandbox.runner import emulators_command
 

@@ -42,6 +42,15 @@ def test_unknown_subcommand_is_a_usage_error_not_a_traceback():
     assert "Traceback" not in result.stderr
 
 
+def test_an_error_message_never_carries_a_token_it_quotes():
+    # The database name here is a GitHub token shape: the error quotes the URL, the redactor masks it.
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    result = _run("db", "upgrade", "--url", f"postgresql+asyncpg://bot:hunter2pw@127.0.0.1:1/{token}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach the database" in result.stderr
+    assert token not in result.stderr and "hunter2pw" not in result.stderr
+
+
 def test_validate_the_shipped_playbooks():
     result = _run("playbook", "validate", "playbooks/")
     assert result.returncode == 0, result.stderr

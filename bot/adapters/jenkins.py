@@ -11,7 +11,8 @@ python-jenkins is synchronous and runs in a bounded thread pool; each worker thr
 (python-jenkins resolves auth and the CSRF crumb lazily, without locks). Its errors are mapped into
 ``bot.errors`` here, and never carry the API token. python-jenkins wraps most HTTP errors into a
 generic ``JenkinsException`` (a 503 on job info reads "job does not exist"), so the mapping reads the
-HTTP status from the exception's chain rather than from its message.
+HTTP status from the exception's chain rather than from its message. Console tails and error details
+are masked by ``bot.domain.redact`` (the API token always, and whatever else the redactor holds).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import requests
 
 from bot.adapters.blocking import BlockingRunner
 from bot.adapters.retrying import RetryPolicy, retry, retry_after, untrusted_certificate
+from bot.domain.redact import Redactor
 from bot.errors import NotFound, PermanentError, ShipthreadError, TransientError
 from bot.ports import BuildRef, BuildState, BuildStatus
 
@@ -44,9 +46,6 @@ RECENT_BUILDS = 20
 
 CONSOLE_MAX_CHARS = 3000
 """A console tail is posted in a Slack section, whose text is limited to 3000 characters."""
-
-MASK = "****"
-"""What a redacted secret becomes; the same mask Jenkins' credentials binding prints."""
 
 _RESULTS = {
     "SUCCESS": BuildState.SUCCEEDED,
@@ -70,11 +69,14 @@ class JenkinsCI:
         policy: RetryPolicy | None = None,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
+        redactor: Redactor | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._where = _without_userinfo(self.url)
         self._user = user
         self._token = token
+        # Whatever else it masks, it masks our own token.
+        self._redactor = (redactor or Redactor()).including([token])
         self._timeout = timeout_s
         self._policy = policy or RetryPolicy(
             attempts=4, total_s=max(3 * timeout_s, 10.0), initial_s=0.5, max_wait_s=5.0
@@ -216,7 +218,7 @@ class JenkinsCI:
         text = await self._call(
             f"console of {ref.job} #{ref.number}", "get_build_console_output", ref.job, ref.number
         )
-        return tail(str(text or ""), lines, secrets=[self._token])
+        return tail(str(text or ""), lines, redact=self._redactor.redact)
 
     async def _abort(self, ref: BuildRef) -> None:
         ref, item = await self._resolve(ref)
@@ -289,7 +291,7 @@ class JenkinsCI:
                     retry_in=retry_after(response.headers.get("Retry-After")),
                 )
             return PermanentError(f"Jenkins at {self._where} refused {what} (HTTP {status})")
-        detail = redact(str(exc), [self._token])[:300]
+        detail = self._redactor.redact(str(exc))[:300]
         return PermanentError(f"Jenkins at {self._where} failed {what}: {type(exc).__name__}: {detail}")
 
 
@@ -386,62 +388,20 @@ def _without_userinfo(url: str) -> str:
 # --- console text, made safe to show ------------------------------------------------------------
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-_NAMED_SECRET = re.compile(
-    r"""(?ix)
-    (\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)
-      [\w.-]*["']?\s*[=:]\s*["']?)          # a name that says "secret", then = or :
-    ([^\s"',;&]+)                           # its value, up to a space, quote or separator
-    """
-)
-_SECRET_FLAG = re.compile(
-    r"(?i)(\s--?[\w-]*(?:password|passwd|token|secret|api[_-]?key)[\w-]*\s+)([^\s-]\S*)"
-)
-_AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)([^\r\n\"']+)")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^/\s@]+)(@)", re.IGNORECASE)
-_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
-_AWS_SECRET = re.compile(
-    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
-)
-_VENDOR_TOKEN = re.compile(
-    r"\b(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{30,})"
-)
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
-)
+_SHAPES_ONLY = Redactor()
 
 
-def _mask_value(match: re.Match[str]) -> str:
-    return match.group(1) + MASK
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with secrets replaced by ``****``.
-
-    Masks each of ``secrets`` (exact text, longest first; those under four characters are ignored,
-    they would mangle every line), values of names that say password/token/secret/key,
-    ``--password VALUE`` style flags, ``Authorization:`` headers, bearer tokens, passwords in URLs,
-    AWS access key ids and secret keys, Slack and GitHub tokens, and PEM private keys. Jenkins' own
-    ``****`` masks stay as they are.
-    """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    text = _PRIVATE_KEY.sub(MASK, text)
-    text = _AUTH_HEADER.sub(_mask_value, text)
-    text = _BEARER.sub(_mask_value, text)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-    text = _NAMED_SECRET.sub(_mask_value, text)
-    text = _SECRET_FLAG.sub(_mask_value, text)
-    text = _AWS_KEY_ID.sub(MASK, text)
-    text = _AWS_SECRET.sub(MASK, text)
-    return _VENDOR_TOKEN.sub(MASK, text)
-
-
-def tail(text: str, lines: int, *, secrets: Iterable[str] = (), max_chars: int = CONSOLE_MAX_CHARS) -> str:
+def tail(
+    text: str,
+    lines: int,
+    *,
+    redact: Callable[[str], str] = _SHAPES_ONLY.redact,
+    max_chars: int = CONSOLE_MAX_CHARS,
+) -> str:
     """The last ``lines`` lines of a console, without colour codes, redacted, at most ``max_chars``."""
     # Redact a wider window than is shown, so a secret spanning lines (a PEM key) is seen whole.
     window = text.splitlines()[-max(4 * lines, 200) :]
-    clean = redact(_ANSI.sub("", "\n".join(window)).replace("\r", ""), secrets)
+    clean = redact(_ANSI.sub("", "\n".join(window)).replace("\r", ""))
     shown = "\n".join(clean.splitlines()[-lines:]) if lines > 0 else ""
     if len(shown) > max_chars:
         shown = "…" + shown[-(max_chars - 1) :]

@@ -28,10 +28,12 @@ from bot.domain.audit import AuditEntry
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.locks import Lock, LockKind
 from bot.domain.phases import TERMINAL, Phase
+from bot.domain.redact import Redactor
 from bot.domain.watch import GuardWatch, WatchStatus
 from bot.errors import NotFound, PermanentError, TransientError
-from bot.ports import PendingEffect, Store, StoredEvent
+from bot.ports import DuplicateDeployment, PendingEffect, Store, StoredEvent
 from bot.store.models import (
+    NAME,
     ONE_ACTIVE_INDEX,
     ApprovalRow,
     AuditRow,
@@ -82,10 +84,6 @@ class Busy(TransientError):
         self.service = service
         self.env = env
         self.deployment_id = deployment_id
-
-
-class DuplicateDeployment(PermanentError):
-    """A deployment with this id is already stored (ids come from the caller)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +229,7 @@ def _violates_one_active(exc: IntegrityError) -> bool:
     return ONE_ACTIVE_INDEX in message or "deployments.service, deployments.env" in message
 
 
-async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect]) -> None:
+async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect], redactor: Redactor) -> None:
     """Insert ``effects`` into the outbox, in order; a key already queued is left as it is.
 
     One statement per effect, so ``seq`` follows the order of ``effects`` on every backend.
@@ -244,7 +242,7 @@ async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect]
                     key=effect.key,
                     deployment_id=effect.deployment_id,
                     effect_type=effect.effect_type,
-                    payload=dict(effect.payload),
+                    payload=redactor.redact_data(dict(effect.payload)),
                     created_at=effect.created_at,
                     done_at=effect.done_at,
                     attempts=0,
@@ -274,9 +272,22 @@ def _rowcount(result: Any) -> int:
 class Repository:
     """Async access to the store over one ``AsyncEngine``. Safe to share; each call is a transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, redactor: Redactor | None = None) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Free text (reasons, audit outcomes, payloads, errors) is redacted on its way into a row:
+        # a database is a way out of the process too (backups, replicas, people reading it).
+        self._redactor = redactor or Redactor()
+
+    def _masked(self, values: dict[str, Any], *fields: str) -> dict[str, Any]:
+        """``values`` with the text of ``fields`` redacted."""
+        return {
+            k: self._redactor.redact(v) if k in fields and isinstance(v, str) else v
+            for k, v in values.items()
+        }
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._redactor.redact(text)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -300,7 +311,7 @@ class Repository:
             try:
                 inserted = await session.execute(
                     _insert(session, DeploymentRow)
-                    .values(**_deployment_values(dep))
+                    .values(**self._masked(_deployment_values(dep), "reason", "emergency_reason"))
                     .on_conflict_do_nothing(index_elements=["id"])
                     .returning(DeploymentRow.id)
                 )
@@ -315,12 +326,12 @@ class Repository:
                     deployment_id=dep.id,
                     seq=1,
                     type=event_type,
-                    payload=dict(event_payload),
+                    payload=self._redactor.redact_data(dict(event_payload)),
                     at=dep.created_at,
                 )
             )
             await session.flush()
-            await _queue_effects(session, effects)
+            await _queue_effects(session, effects, self._redactor)
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None:
         async with self._sessions() as session:
@@ -352,7 +363,7 @@ class Repository:
         deployment past ``requested`` of its service and environment. Nothing is written then.
         """
         stored = dataclasses.replace(new_dep, version_no=expected_version_no + 1)
-        values = _deployment_values(stored)
+        values = self._masked(_deployment_values(stored), "reason", "emergency_reason")
         del values["id"]
         async with self._sessions.begin() as session:
             # The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite),
@@ -380,12 +391,12 @@ class Repository:
                     deployment_id=new_dep.id,
                     seq=int(last_seq or 0) + 1,
                     type=event_type,
-                    payload=dict(event_payload),
+                    payload=self._redactor.redact_data(dict(event_payload)),
                     at=at,
                 )
             )
             await session.flush()
-            await _queue_effects(session, effects)
+            await _queue_effects(session, effects, self._redactor)
             if completes:
                 await session.execute(
                     update(OutboxRow)
@@ -478,7 +489,7 @@ class Repository:
                         user_id=vote.user,
                         approve=vote.approve,
                         at=vote.at,
-                        reason=vote.reason,
+                        reason=self._text(vote.reason),
                     )
                     .on_conflict_do_nothing(index_elements=["deployment_id", "stage", "user_id"])
                     .returning(ApprovalRow.id)
@@ -495,7 +506,7 @@ class Repository:
                         ApprovalRow.user_id == vote.user,
                         ApprovalRow.approve.is_(True),
                     )
-                    .values(approve=False, at=vote.at, reason=vote.reason)
+                    .values(approve=False, at=vote.at, reason=self._text(vote.reason))
                     .execution_options(synchronize_session=False)
                 )
                 return _rowcount(changed) == 1
@@ -520,7 +531,7 @@ class Repository:
             env=lock.env,
             service=lock.service,
             kind=lock.kind.value,
-            reason=lock.reason,
+            reason=self._redactor.redact(lock.reason),
             author=lock.author,
             created_at=lock.created_at,
             deployment_id=lock.deployment_id,
@@ -565,14 +576,22 @@ class Repository:
 
     async def record_audit(self, entry: AuditEntry) -> AuditEntry:
         """Append to the audit log; returns the entry with its ``id``."""
+        detail = dict(entry.detail)
+        target = self._text(entry.target)
+        outcome = self._redactor.redact(entry.outcome)
+        # The indexed columns are VARCHAR(NAME): a longer refusal is kept whole in the detail.
+        if target is not None and len(target) > NAME:
+            detail["target"], target = target, _fit(target, NAME)
+        if len(outcome) > NAME:
+            detail["outcome"], outcome = outcome, _fit(outcome, NAME)
         row = AuditRow(
             at=entry.at,
             actor=entry.actor,
             action=entry.action,
             channel=entry.channel,
-            target=entry.target,
-            outcome=entry.outcome,
-            detail=dict(entry.detail),
+            target=target,
+            outcome=outcome,
+            detail=self._redactor.redact_data(detail),
         )
         async with self._sessions.begin() as session:
             session.add(row)
@@ -687,7 +706,11 @@ class Repository:
             await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.key == key, OutboxRow.done_at.is_(None))
-                .values(attempts=OutboxRow.attempts + 1, last_error=error, last_failed_at=at)
+                .values(
+                    attempts=OutboxRow.attempts + 1,
+                    last_error=self._redactor.redact(error),
+                    last_failed_at=at,
+                )
                 .execution_options(synchronize_session=False)
             )
 
@@ -706,7 +729,7 @@ class Repository:
 
         Raises ``NotFound`` if its deployment or lock does not exist.
         """
-        row = GuardWatchRow(**_watch_values(watch))
+        row = GuardWatchRow(**self._masked(_watch_values(watch), "last_reason"))
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
@@ -727,7 +750,7 @@ class Repository:
                 result = await session.execute(
                     update(GuardWatchRow)
                     .where(GuardWatchRow.id == watch.id)
-                    .values(**_watch_values(watch))
+                    .values(**self._masked(_watch_values(watch), "last_reason"))
                     .execution_options(synchronize_session=False)
                 )
                 if _rowcount(result) != 1:
@@ -758,3 +781,8 @@ class Repository:
 def _as_store(repository: Repository) -> Store:
     """Never called: makes mypy prove that ``Repository`` is the engine's ``Store``."""
     return repository
+
+
+def _fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with a visible ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -478,6 +478,20 @@ async def test_audit_log_is_newest_first_and_filterable(repo: Repository) -> Non
     assert (third.channel, third.target, third.detail) == (None, None, {})
 
 
+async def test_a_long_refusal_is_audited_whole_on_every_backend(repo: Repository) -> None:
+    # The outcome and target columns are VARCHAR(128): PostgreSQL refused a longer refusal outright.
+    why = "refused: production is locked for checkout (manual: " + "x" * 400 + ")"
+    target = "checkout/" + "e" * 200
+    entry = await repo.record_audit(
+        AuditEntry(at=at(0), actor="U_ALICE", action="deploy", outcome=why, channel="C1", target=target)
+    )
+    [stored] = await repo.audit_entries(limit=1)
+    assert stored == entry
+    assert len(stored.outcome) <= 128 and stored.outcome.startswith("refused: production is locked")
+    assert stored.outcome.endswith("…")
+    assert stored.detail["outcome"] == why and stored.detail["target"] == target
+
+
 def test_audit_entry_is_the_domain_value() -> None:
     assert AuditEntry is DomainAuditEntry
 
