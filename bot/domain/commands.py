@@ -126,7 +126,10 @@ class ParseError:
     """What was wrong with a command, said precisely, and the usage of the subcommand meant."""
 
     message: str
+    """Plain text: what the person typed is echoed as typed (in ``'…'``, never backticks or markup),
+    so rendering escapes all of it (``bot.domain.mrkdwn.escape``)."""
     usage: str
+    """Our own text, but plain too: ``<service>`` would be a link if it were not escaped."""
 
 
 USAGES: Mapping[str, str] = MappingProxyType(

@@ -3,9 +3,13 @@
 In mrkdwn only ``&``, ``<`` and ``>`` are special (they build ``<!channel>``, ``<@U123>``,
 ``<!subteam^S1>`` and ``<url|label>``); escaping exactly those three, once, where text enters a
 message, is what keeps a commit message or a Jenkins log line from mentioning the whole company.
+A ``Message`` (``bot.domain.message``) becomes mrkdwn only through ``render``, the one place that
+writes mention markup, and only from a user id.
 """
 
 from __future__ import annotations
+
+from bot.domain.message import Code, Mention, Message, Text, is_user_id
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -33,3 +37,18 @@ def code_block(text: str, limit: int = SECTION_LIMIT) -> str:
             body = body[amp + 1 :]
         body = "…" + body
     return f"```\n{body}\n```"
+
+
+def render(message: Message) -> str:
+    """``message`` as mrkdwn: every text escaped, a mention for each ``Mention`` with a real user id."""
+    return "".join(_segment(part) for part in message.parts)
+
+
+def _segment(part: Text | Mention | Code) -> str:
+    if isinstance(part, Mention):
+        # An id we did not get from Slack (a typed name, "shipthread") is shown, never linked.
+        return f"<@{part.user_id}>" if is_user_id(part.user_id) else escape(str(part))
+    if isinstance(part, Code):
+        # A backtick inside would end the code early and let the rest be formatted.
+        return "`" + escape(part.text.replace("`", "'")) + "`" if part.text else ""
+    return escape(part.text)

@@ -34,9 +34,11 @@ from bot.domain.events import (
     DeployRefused,
     RollbackCompleted,
     RollbackFailed,
+    RollbackRequested,
     RolloutCompleted,
     RolloutFailed,
     RolloutStarted,
+    event_from_payload,
 )
 from bot.domain.locks import Lock, LockKind
 from bot.domain.notifications import ApprovalNeeded, EnvLocked, PhaseChanged, RollbackStarted
@@ -179,7 +181,8 @@ class Effects:
 
     async def _rollback(self, dep: Deployment, effect: StartRollback) -> None:
         target = self.ctx.target_of(dep)
-        await self.ctx.tell(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", None))
+        by = await self._rollback_requester(dep)
+        await self.ctx.tell(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", by))
         image = self.ctx.image(dep, effect.to_version) if effect.to_version else None
         try:
             if dep.strategy is Strategy.CANARY:
@@ -203,6 +206,17 @@ class Effects:
             restored = effect.to_version or dep.previous_version or "the previous version"
             await self.orch.try_handle(dep.id, RollbackCompleted(version=restored), effect.key)
 
+    async def _rollback_requester(self, dep: Deployment) -> str | None:
+        """Who asked for this rollback (the user of its ``RollbackRequested``), None if the engine did.
+
+        A deployment rolls back once, so a stored ``RollbackRequested`` is what started it.
+        """
+        for stored in reversed(await self.ctx.store.events_for(dep.id)):
+            if stored.type == RollbackRequested.__name__:
+                event = event_from_payload(stored.type, stored.payload)
+                return event.user if isinstance(event, RollbackRequested) else None
+        return None
+
     async def _guard_lock(self, dep: Deployment, effect: LockForGuard) -> None:
         now = self.ctx.clock.now()
         existing = [
@@ -222,7 +236,9 @@ class Effects:
         if not existing:
             channel = self.ctx.channel(dep)
             await self.ctx.tell(
-                EnvLocked(dep.env, dep.service, LockKind.GUARD.value, effect.reason, BOT, channel)
+                EnvLocked(
+                    dep.env, dep.service, LockKind.GUARD.value, effect.reason, BOT, channel, dep.id, lock.id
+                )
             )
         if effect.after_rollback and self.ctx.policy.rollback_guard:
             watches = [w for w in await self.ctx.store.active_watches() if w.deployment_id == dep.id]
