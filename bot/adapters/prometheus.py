@@ -12,6 +12,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -29,6 +30,8 @@ from bot.ports import PLACEHOLDER, GuardQuery, promql_string
 log = logging.getLogger("shipthread.prometheus")
 
 Row = Mapping[str, Any]
+Shape = tuple[str, tuple[tuple[str, str], ...], datetime | None]
+"""What one batched query shares: template, values other than the service, evaluation time."""
 
 
 class PrometheusMetrics:
@@ -56,41 +59,47 @@ class PrometheusMetrics:
     def close(self) -> None:
         self._runner.close()
 
-    async def query(self, promql: str) -> Measurement:
+    async def query(self, promql: str, at: datetime | None = None) -> Measurement:
         try:
-            rows = await self._rows(promql)
+            rows = await self._rows(promql, at)
         except ShipthreadError as exc:
             return QueryFailed(str(exc))
         return _single(rows)
 
     async def evaluate(self, queries: Sequence[GuardQuery]) -> Mapping[GuardQuery, Measurement]:
-        groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[GuardQuery]] = defaultdict(list)
+        # One batch per shape: the template, every value but the service (``{track}`` included), and
+        # the evaluation time (a ``baseline: before`` query is asked about the change time).
+        groups: dict[Shape, list[GuardQuery]] = defaultdict(list)
         for q in dict.fromkeys(queries):
             others = tuple(p for p in q.params if p[0] != "service")
-            groups[(q.template, others)].append(q)
+            groups[(q.template, others, q.at)].append(q)
         jobs: list[Coroutine[Any, Any, dict[GuardQuery, Measurement]]] = []
-        for (template, others), members in groups.items():
+        for (template, others, at), members in groups.items():
             batched = batch_template(template) if self._batch and len(members) > 1 else None
             if batched is None:
                 jobs.extend(self._one(q) for q in members)
             else:
-                jobs.append(self._many(batched, others, members))
+                jobs.append(self._many(batched, others, at, members))
         results: dict[GuardQuery, Measurement] = {}
         for part in await asyncio.gather(*jobs):
             results.update(part)
         return results
 
     async def _one(self, q: GuardQuery) -> dict[GuardQuery, Measurement]:
-        return {q: await self.query(q.rendered())}
+        return {q: await self.query(q.rendered(), q.at)}
 
     async def _many(
-        self, batched: str, others: tuple[tuple[str, str], ...], members: list[GuardQuery]
+        self,
+        batched: str,
+        others: tuple[tuple[str, str], ...],
+        at: datetime | None,
+        members: list[GuardQuery],
     ) -> dict[GuardQuery, Measurement]:
         values = {k: promql_string(v) for k, v in others}
         promql = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), batched)
         promql = promql.replace("{services}", services_regex([q.param("service") or "" for q in members]))
         try:
-            rows = await self._rows(promql)
+            rows = await self._rows(promql, at)
         except ShipthreadError as exc:
             return {q: QueryFailed(str(exc)) for q in members}
         by_service: dict[str, list[Row]] = defaultdict(list)
@@ -98,15 +107,21 @@ class PrometheusMetrics:
             by_service[str(row.get("metric", {}).get("service", ""))].append(row)
         return {q: _single(by_service.get(q.param("service") or "", [])) for q in members}
 
-    async def _rows(self, promql: str) -> list[Row]:
-        return await retry(self._policy, f"prometheus query {promql[:80]!r}", lambda: self._attempt(promql))
+    async def _rows(self, promql: str, at: datetime | None = None) -> list[Row]:
+        return await retry(
+            self._policy, f"prometheus query {promql[:80]!r}", lambda: self._attempt(promql, at)
+        )
 
-    async def _attempt(self, promql: str) -> list[Row]:
+    async def _attempt(self, promql: str, at: datetime | None) -> list[Row]:
+        params: dict[str, str] = {"timeout": f"{max(1, int(self._timeout * 1000))}ms"}
+        if at is not None:
+            # Prometheus' own evaluation time: what the query said then, not a value we stored.
+            params["time"] = f"{at.timestamp():.3f}"
         try:
             data = await self._runner.run(
                 self._client.custom_query,
                 promql,
-                params={"timeout": f"{max(1, int(self._timeout * 1000))}ms"},
+                params=params,
                 timeout=self._timeout,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:

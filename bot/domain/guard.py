@@ -24,6 +24,20 @@ guard cannot vouch for what it could not see. "No data" is not zero either (the 
 because the service is down); it counts as the check's ``no_data`` policy, else the guard's.
 A NaN value (e.g. a ratio 0/0 with no traffic) is no data too: it compares false with every
 threshold, which would otherwise read as a pass.
+
+Only the version under test is judged. After the change a window guards (a rollout step, a switch,
+a rollback), each check *settles* for its longest look-back (``bot.domain.settling``; the guard's
+``initial_delay`` replaces it for every check): while it settles it is ``settling``, which is
+neither a pass, a failure nor "no data", and it is not queried. The window's clock starts when
+the first check has settled and runs until the last one has been judged for the whole ``window``:
+its span is ``window + (longest settle - shortest settle)``, so every check is judged for at least
+the configured window, and ``expected_ticks`` counts the ticks of that span.
+
+A check with a ``baseline`` is judged against the same query on the stable track (``stable``) or at
+the change time (``before``) as well as against its absolute ``min``/``max``: it fails when the
+new value is worse (higher) than the baseline by more than every tolerance given (``max_increase``
+absolute, ``max_ratio`` relative; with both, both must be exceeded, so a tiny baseline's noise
+cannot fail a ratio alone). No data on either side is "no data" for the check's policy.
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ from enum import StrEnum
 from bot.domain.measurements import Measurement, NoData, QueryFailed, TickOutcome
 from bot.domain.playbook import CheckSpec, GuardSpec, NoDataPolicy, format_duration
 
+_NO_TIME = timedelta(0)
+
 
 class CheckStatus(StrEnum):
     """What one check said at one tick."""
@@ -48,7 +64,9 @@ class CheckStatus(StrEnum):
     INCONCLUSIVE = "inconclusive"
     """The query failed, or no data under the ``inconclusive`` policy."""
     IGNORED = "ignored"
-    """No data under the ``ignore`` policy: left out of the tick."""
+    """No data under the ``ignore`` policy (or nothing that applies here): left out of the tick."""
+    SETTLING = "settling"
+    """Its ranges still see data from before the change: not judged yet, not queried, left out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +99,17 @@ def _no_data(check: CheckSpec, default: NoDataPolicy, what: str, value: float | 
     return CheckVerdict(check.name, status, f"{check.name}: {what} (policy: {policy.value})", value)
 
 
-def check_outcome(check: CheckSpec, measurement: Measurement, default_no_data: NoDataPolicy) -> CheckVerdict:
-    """Judge one measurement against one check's thresholds (bounds are inclusive)."""
+def check_outcome(
+    check: CheckSpec,
+    measurement: Measurement,
+    default_no_data: NoDataPolicy,
+    baseline: Measurement | None = None,
+) -> CheckVerdict:
+    """Judge one measurement against one check's thresholds (bounds are inclusive).
+
+    ``baseline`` is the check's baseline measurement; None when its baseline does not apply here
+    (a post-rollback watch): then only the absolute bounds judge, and a check without any is ignored.
+    """
     if isinstance(measurement, QueryFailed):
         return CheckVerdict(
             check.name, CheckStatus.INCONCLUSIVE, f"{check.name}: query failed: {measurement.message}"
@@ -99,7 +126,51 @@ def check_outcome(check: CheckSpec, measurement: Measurement, default_no_data: N
         return CheckVerdict(check.name, CheckStatus.FAIL, f"{shown} < min {_fmt(check.min)}", value)
     bounds = [f"min {_fmt(check.min)}"] if check.min is not None else []
     bounds += [f"max {_fmt(check.max)}"] if check.max is not None else []
+    if check.baseline is not None and baseline is not None:
+        relative = _relative(check, value, baseline, default_no_data)
+        if relative.status is not CheckStatus.PASS or not bounds:
+            return relative
+        return replace(relative, message=f"{relative.message}, {', '.join(bounds)}")
+    if not bounds:
+        return CheckVerdict(
+            check.name,
+            CheckStatus.IGNORED,
+            f"{shown}: its {check.baseline} baseline does not apply here and it has no min/max",
+            value,
+        )
     return CheckVerdict(check.name, CheckStatus.PASS, f"{shown} (ok: {', '.join(bounds)})", value)
+
+
+def _relative(check: CheckSpec, value: float, baseline: Measurement, default: NoDataPolicy) -> CheckVerdict:
+    """The new value against its baseline: worse (higher) by more than every tolerance fails."""
+    side = str(check.baseline)
+    if isinstance(baseline, QueryFailed):
+        return CheckVerdict(
+            check.name,
+            CheckStatus.INCONCLUSIVE,
+            f"{check.name}: {side} baseline query failed: {baseline.message}",
+            value,
+        )
+    if isinstance(baseline, NoData) or math.isnan(baseline.value):
+        return _no_data(check, default, f"no data for the {side} baseline", value)
+    base = baseline.value
+    shown = f"{check.name} = {_fmt(value)} vs {side} {_fmt(base)}"
+    over: list[str] = []
+    within: list[str] = []
+    if check.max_increase is not None:
+        text = f"+{_fmt(value - base)}" if value >= base else _fmt(value - base)
+        limit = f"max_increase {_fmt(check.max_increase)}"
+        (over if value - base > check.max_increase else within).append(
+            f"{text} {'>' if value - base > check.max_increase else '<='} {limit}"
+        )
+    if check.max_ratio is not None:
+        exceeded = value > base * check.max_ratio
+        ratio = "inf" if base == 0 and value > 0 else _fmt(value / base) if base else "1"
+        within_or_over = over if exceeded else within
+        within_or_over.append(f"x{ratio} {'>' if exceeded else '<='} max_ratio {_fmt(check.max_ratio)}")
+    if over and not within:
+        return CheckVerdict(check.name, CheckStatus.FAIL, f"{shown}: {', '.join(over)}", value)
+    return CheckVerdict(check.name, CheckStatus.PASS, f"{shown} (ok: {', '.join(within)})", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +191,36 @@ class TickVerdict:
         return "; ".join(c.message for c in self.checks if c.status in wanted)
 
 
-def tick_verdict(spec: GuardSpec, measurements: Mapping[str, Measurement]) -> TickVerdict:
+def tick_verdict(
+    spec: GuardSpec,
+    measurements: Mapping[str, Measurement],
+    baselines: Mapping[str, Measurement] | None = None,
+    elapsed: timedelta | None = None,
+    before: str | None = None,
+) -> TickVerdict:
     """Combine one tick's measurements (by check name) into the tick's outcome.
 
     A check with no entry in ``measurements`` was not measured: it counts as a failed query.
+    ``baselines`` holds the baseline measurements of checks whose baseline applies (a missing one
+    is a failed query too). ``elapsed`` is the time since the change: checks that have not settled
+    yet are ``settling`` (``before`` names what their ranges still see, for the message).
     """
+    waiting = settling_checks(spec, elapsed) if elapsed is not None else {}
+    applies = baselines if baselines is not None else {}
     verdicts = tuple(
-        check_outcome(
+        _settling(check, spec, waiting[check.name], before)
+        if check.name in waiting
+        else check_outcome(
             check,
             measurements.get(check.name, QueryFailed("no measurement was taken for this check")),
             spec.no_data,
+            applies.get(check.name, QueryFailed("no baseline was measured for this check"))
+            if check.baseline is not None and baselines is not None
+            else None,
         )
         for check in spec.checks
     )
-    statuses = {v.status for v in verdicts}
+    statuses = {v.status for v in verdicts} - {CheckStatus.SETTLING}
     if CheckStatus.FAIL in statuses:
         outcome = TickOutcome.FAIL
     elif CheckStatus.INCONCLUSIVE in statuses or CheckStatus.PASS not in statuses:
@@ -142,6 +229,50 @@ def tick_verdict(spec: GuardSpec, measurements: Mapping[str, Measurement]) -> Ti
     else:
         outcome = TickOutcome.PASS
     return TickVerdict(outcome, verdicts)
+
+
+def _settling(check: CheckSpec, spec: GuardSpec, remaining: timedelta, before: str | None) -> CheckVerdict:
+    what = before or "the version before the change"
+    if spec.initial_delay is not None:
+        why = f"the guard's initial_delay of {format_duration(spec.initial_delay)}"
+    else:
+        why = f"its {format_duration(check.lookback)} window still sees {what}"
+    return CheckVerdict(
+        check.name, CheckStatus.SETTLING, f"{check.name} settling for {format_duration(remaining)}: {why}"
+    )
+
+
+# -- settling and the window's clock ------------------------------------------------------------------
+
+
+def settle_times(spec: GuardSpec) -> dict[str, timedelta]:
+    """How long after the change each check waits before it judges (by check name)."""
+    if spec.initial_delay is not None:
+        return {check.name: spec.initial_delay for check in spec.checks}
+    return {check.name: check.lookback for check in spec.checks}
+
+
+def settling_checks(spec: GuardSpec, elapsed: timedelta) -> dict[str, timedelta]:
+    """The checks still settling ``elapsed`` after the change, with the time each has left."""
+    return {name: settle - elapsed for name, settle in settle_times(spec).items() if elapsed < settle}
+
+
+def first_settled(spec: GuardSpec) -> timedelta:
+    """When (after the change) the first check has settled: the window's clock starts there."""
+    return min(settle_times(spec).values(), default=_NO_TIME)
+
+
+def judged_span(spec: GuardSpec) -> timedelta:
+    """How long the window's clock runs: ``window`` plus the spread of the checks' settling times,
+    so the check that settles last is still judged for a whole ``window``."""
+    times = settle_times(spec).values()
+    return spec.window + (max(times, default=_NO_TIME) - min(times, default=_NO_TIME))
+
+
+def tick_is_due(spec: GuardSpec, changed_at: datetime, ticks: int, now: datetime) -> bool:
+    """Tick ``ticks + 1`` of a window is due one interval after the previous one, counted from
+    the moment the first check settled."""
+    return now >= changed_at + first_settled(spec) + spec.interval * (ticks + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +301,14 @@ def apply_tick(state: WindowState, outcome: TickOutcome) -> WindowState:
 
 
 def expected_ticks(spec: GuardSpec) -> int:
-    """Ticks a whole window must contain: ``floor(window / interval)``.
+    """Ticks a whole window must contain: ``floor(span / interval)``, the span being ``window``
+    plus the spread of the checks' settling times (``judged_span``; for checks that settle
+    together, just ``window``).
 
     Floor rather than ceiling because a scheduler's ticks drift late: a 5 m window at 30 s sees
     ticks at ~30 s, 60 s, ... 300 s, and the tenth may land a moment after the window's end.
     """
-    return max(1, spec.window // spec.interval)
+    return max(1, judged_span(spec) // spec.interval)
 
 
 class WindowStatus(StrEnum):
@@ -206,7 +339,8 @@ def _ticks(n: int) -> str:
 def window_verdict(spec: GuardSpec, state: WindowState, now: datetime) -> WindowVerdict:
     """Judge the window so far. FAIL and INCONCLUSIVE are decided at once, PASS only at the end.
 
-    FAIL is checked first: a breach must never hide behind an inconclusive count.
+    FAIL is checked first: a breach must never hide behind an inconclusive count. ``state.started_at``
+    is the change; the window's clock starts once the first check has settled (``first_settled``).
     """
     if state.failed > spec.failure_limit:
         return WindowVerdict(
@@ -219,20 +353,27 @@ def window_verdict(spec: GuardSpec, state: WindowState, now: datetime) -> Window
             f"{_ticks(state.inconclusive)} inconclusive, more than the inconclusive limit of "
             f"{spec.inconclusive_limit}: a person must decide",
         )
-    elapsed = now - state.started_at
+    settle = first_settled(spec)
+    elapsed = now - state.started_at - settle
+    span = judged_span(spec)
     needed = expected_ticks(spec)
-    if elapsed >= spec.window and state.ticks >= needed:
+    if elapsed < _NO_TIME:
+        return WindowVerdict(
+            WindowStatus.RUNNING, f"settling: the first check judges in {format_duration(-elapsed)}"
+        )
+    if elapsed >= span and state.ticks >= needed:
+        settled = f" after settling {format_duration(settle)}" if settle else ""
         return WindowVerdict(
             WindowStatus.PASS,
-            f"clean window: {_ticks(state.ticks)} over {format_duration(spec.window)} "
+            f"clean window: {_ticks(state.ticks)} over {format_duration(span)}{settled} "
             f"({state.failed} failed, {state.inconclusive} inconclusive)",
         )
-    if elapsed >= spec.window:
+    if elapsed >= span:
         return WindowVerdict(
             WindowStatus.RUNNING,
             f"window elapsed, waiting for ticks: {state.ticks} of {needed} measured",
         )
     return WindowVerdict(
         WindowStatus.RUNNING,
-        f"{state.ticks} of {needed} ticks, {format_duration(max(spec.window - elapsed, timedelta(0)))} to go",
+        f"{state.ticks} of {needed} ticks, {format_duration(max(span - elapsed, _NO_TIME))} to go",
     )

@@ -12,7 +12,9 @@ from datetime import datetime
 
 from bot.domain.deployment import Deployment
 from bot.domain.events import Event
+from bot.domain.guard import CheckVerdict
 from bot.domain.measurements import TickOutcome
+from bot.domain.message import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,17 @@ class DeploymentOpened:
 
     deployment: Deployment
     channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One guard check at one tick, with what a reader needs to judge it: thresholds and query."""
+
+    verdict: CheckVerdict
+    min: float | None = None
+    max: float | None = None
+    query: str | None = None
+    """The PromQL as run (placeholders filled), for a link to Prometheus' graph page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,10 @@ class BuildProgress:
     progress: float | None
     console_tail: str | None = None
     """The last lines of the console on failure (plain text: escape before posting)."""
+    number: int | None = None
+    """The Jenkins build number, once the build left the queue."""
+    result: str | None = None
+    """Jenkins' own word when finished (SUCCESS, FAILURE, UNSTABLE, ABORTED)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,12 @@ class GuardTick:
     tick: int
     expected_ticks: int
     post_rollback: bool = False
+    results: tuple[CheckResult, ...] = ()
+    """Each check's verdict with its thresholds and query (``checks`` are their lines)."""
+    step: int | None = None
+    """The canary step or blue-green stage watched (None after a rollback)."""
+    window_started_at: datetime | None = None
+    """When this window started: with ``step``, what names the window (one reply per window)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,44 +116,74 @@ class GuardVerdict:
     verdict: str
     reason: str
     post_rollback: bool = False
+    step: int | None = None
+    """The canary step or blue-green stage the window watched (None after a rollback)."""
+    window_started_at: datetime | None = None
+    """When the judged window started (the same as its ticks')."""
 
 
 @dataclass(frozen=True, slots=True)
 class RollbackStarted:
+    """The deployment is being rolled back (by a person, or by the engine after a failure)."""
+
     deployment: Deployment
     to_version: str | None
     reason: str
+    """Plain text (a person's words, or what failed): escape before posting; never markup."""
     by: str | None
-    """Slack user id, or None when the guard rolled back by itself."""
+    """Slack user id of who asked, or None when the engine rolled back by itself."""
 
 
 @dataclass(frozen=True, slots=True)
 class EnvLocked:
+    """An environment (or one service in it) was locked: manually, or by the QoS guard."""
+
     env: str
     service: str | None
     kind: str
     reason: str
+    """Plain text (a person's words, or the guard's): escape before posting; never markup."""
     by: str
+    """Slack user id of who locked it, or ``"shipthread"`` for the guard (not an id: no mention)."""
     channel: str | None = None
+    deployment_id: str | None = None
+    """The deployment whose guard holds the lock, so the lock is told in that thread."""
+    lock_id: int | None = None
+    """The stored lock, for an Unlock button."""
 
 
 @dataclass(frozen=True, slots=True)
 class EnvUnlocked:
+    """A lock was lifted, by a person or by the guard after a clean window."""
+
     env: str
     service: str | None
     kind: str
-    reason: str
+    reason: str | None
+    """Plain text, or None when a person lifted it (``by`` says who)."""
     by: str
+    """Slack user id of who lifted it, or ``"shipthread"`` for the guard."""
     channel: str | None = None
+    deployment_id: str | None = None
+    """The deployment whose guard held the lock (see ``EnvLocked``)."""
+    lock_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A request was refused (lock, prerequisite, concurrency, policy): tell the asker why."""
+    """A request was refused (lock, prerequisite, concurrency, policy): tell the asker why.
+
+    ``message`` is structured (``bot.domain.message``): a person's text stays text and a mention
+    is an id, so rendering can escape the one and link the other.
+    """
 
     user: str
     channel: str
-    message: str
+    message: Message
+    action: str
+    """What was asked: deploy, rollback, lock, unlock, cancel, approve, reject, promote, emergency."""
+    target: str
+    """What it was asked of: a deployment id, ``service/env``, ``env`` or ``env/service`` (plain text)."""
 
 
 Notification = (

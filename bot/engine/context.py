@@ -10,11 +10,13 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from bot.domain import guard as guard_domain
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.notifications import Notification
-from bot.domain.playbook import Environment, GuardSpec, Playbook, render
+from bot.domain.playbook import Baseline, Environment, GuardSpec, Playbook, placeholders, render
+from bot.domain.watch import GuardWatch
 from bot.engine.policy import EnginePolicy
 from bot.ports import CI, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
 
@@ -95,10 +97,87 @@ class Context:
         step = dep.step if dep.strategy is Strategy.CANARY and dep.step < len(steps) else None
         return pb.guard_for(dep.env, step)
 
-    def guard_queries(self, service: str, env: str, version: str, guard: GuardSpec) -> dict[str, GuardQuery]:
-        """Each check's query, by check name, for ``version`` of ``service`` in ``env``."""
+    def guard_queries(
+        self, service: str, env: str, version: str, guard: GuardSpec, track: str | None = None
+    ) -> dict[str, GuardQuery]:
+        """Each check's query, by check name, for ``version`` of ``service`` in ``env``.
+
+        ``track`` fills ``{track}`` (``canary``/``stable``, or a blue-green colour).
+        """
         values = self.playbook(service).values(version, env)
+        if track is not None:
+            values["track"] = track
         return {check.name: GuardQuery.of(check.query, **values) for check in guard.checks}
+
+    def guard_plan(
+        self, dep: Deployment, guard: GuardSpec, now: datetime, colour: str | None = None
+    ) -> GuardPlan:
+        """What one guard tick of ``dep`` asks Prometheus: the settled checks and their baselines.
+
+        The version under test runs on the ``canary`` track (blue-green: its own ``colour``) while
+        a canary step holds, and on ``stable`` once promoted. A check's baseline is the same query
+        on the stable track (blue-green: the other colour): at this tick while the old version
+        still runs alongside (``baseline: stable``), else at the change time, which is also what
+        ``baseline: before`` always asks for.
+        """
+        changed = dep.guard_started_at or now
+        waiting = guard_domain.settling_checks(guard, now - changed)
+        settled = [c for c in guard.checks if c.name not in waiting]
+        new_track, stable_track, alongside = _tracks(self, dep, colour)
+        new = self.guard_queries(dep.service, dep.env, dep.version, guard, new_track)
+        stable = self.guard_queries(dep.service, dep.env, dep.version, guard, stable_track)
+        baselines: dict[str, GuardQuery] = {}
+        for check in settled:
+            if check.baseline is Baseline.STABLE and alongside:
+                baselines[check.name] = stable[check.name]
+            elif check.baseline is not None:
+                baselines[check.name] = stable[check.name].evaluated_at(changed)
+        return GuardPlan({c.name: new[c.name] for c in settled}, baselines, now - changed)
+
+    def watch_plan(self, watch: GuardWatch, guard: GuardSpec, now: datetime) -> GuardPlan:
+        """A post-rollback watch: the restored version on the stable track, absolute bounds only.
+
+        A baseline compares with the version the rollback removed, which says nothing about the
+        restored one, so it does not apply; every window of the watch settles again.
+        """
+        waiting = guard_domain.settling_checks(guard, now - watch.started_at)
+        track = "stable" if "track" in _placeholders(guard) else None
+        queries = self.guard_queries(watch.service, watch.env, watch.version or "", guard, track)
+        return GuardPlan({n: q for n, q in queries.items() if n not in waiting}, None, now - watch.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPlan:
+    """One guard's queries at one tick (``bot.engine.ticks`` sends every plan's in one batch)."""
+
+    queries: Mapping[str, GuardQuery]
+    """The settled checks' queries, by check name (settling checks are not queried)."""
+    baselines: Mapping[str, GuardQuery] | None
+    """Baseline queries by check name; None where no baseline applies (post-rollback)."""
+    elapsed: timedelta
+    """Time since the change the window guards (what decides which checks have settled)."""
+
+    def wanted(self) -> list[GuardQuery]:
+        return [*self.queries.values(), *(self.baselines or {}).values()]
+
+
+_OTHER_COLOUR = {"blue": "green", "green": "blue"}
+
+
+def _placeholders(guard: GuardSpec) -> set[str]:
+    return {name for check in guard.checks for name in placeholders(check.query)}
+
+
+def _tracks(ctx: Context, dep: Deployment, colour: str | None) -> tuple[str | None, str | None, bool]:
+    """The new version's track, the stable one, and whether the old version still runs alongside."""
+    if dep.strategy is Strategy.CANARY:
+        if dep.step < len(ctx.canary_steps(dep)):
+            return "canary", "stable", True
+        return "stable", "stable", False  # promoted: the stable track runs the new version now
+    if dep.strategy is Strategy.BLUE_GREEN and colour is not None:
+        # Step 0: the new colour is up beside the live one; step 1: traffic switched to it.
+        return colour, _OTHER_COLOUR.get(colour, colour), dep.step == 0
+    return None, None, False
 
 
 def version_of_image(playbook: Playbook, env: str, image: str | None) -> str | None:

@@ -33,6 +33,7 @@ from bot.domain.events import (
 from bot.domain.measurements import Measurement, QueryFailed
 from bot.domain.notifications import (
     BuildProgress,
+    CheckResult,
     EnvUnlocked,
     GuardTick,
     GuardVerdict,
@@ -42,7 +43,7 @@ from bot.domain.notifications import (
 from bot.domain.phases import Phase
 from bot.domain.playbook import BreachAction, GuardSpec
 from bot.domain.watch import GuardWatch, WatchStatus
-from bot.engine.context import Context, approvals_opened_at
+from bot.engine.context import Context, GuardPlan, approvals_opened_at
 from bot.engine.orchestrator import BOT, Orchestrator
 from bot.errors import ShipthreadError
 from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
@@ -64,9 +65,11 @@ class _Due:
     """One guard evaluation due now: a deployment's window or a post-rollback watch."""
 
     spec: GuardSpec
-    queries: Mapping[str, GuardQuery]
+    plan: GuardPlan
     deployment: Deployment | None = None
     watch: GuardWatch | None = None
+    before: str | None = None
+    """The version the change replaced (what a settling check's ranges still see)."""
 
 
 class Ticks:
@@ -74,6 +77,7 @@ class Ticks:
         self.ctx = ctx
         self.orch = orchestrator
         self._last_said: dict[str, object] = {}
+        self._colours: dict[str, str] = {}
 
     # -- one deployment: approvals, build, rollout -------------------------------------------------
 
@@ -115,12 +119,16 @@ class Ticks:
         if number is not None and number != dep.build_number:
             dep = await self.orch.try_handle(dep.id, BuildStarted(number=number)) or dep
         if status.state is BuildState.SUCCEEDED:
-            await self._say(dep, BuildProgress(dep, status.state.value, status.url, 1.0))
+            await self._say(
+                dep, BuildProgress(dep, status.state.value, status.url, 1.0, None, number, status.result)
+            )
             await self.orch.try_handle(dep.id, BuildSucceeded(number=number))
         elif status.state.finished:
             tail = await self._console_tail(status.ref) if number is not None else None
             what = f"build #{number}" if number is not None else "the queued build"
-            await self._say(dep, BuildProgress(dep, status.state.value, status.url, None, tail))
+            await self._say(
+                dep, BuildProgress(dep, status.state.value, status.url, None, tail, number, status.result)
+            )
             await self.orch.try_handle(
                 dep.id, BuildFailed(reason=f"{what} {status.result or status.state.value}")
             )
@@ -135,7 +143,8 @@ class Ticks:
                 return
             progress = status.progress
             bucket = (status.state.value, None if progress is None else int(progress * 10))
-            await self._say(dep, BuildProgress(dep, status.state.value, status.url, progress), bucket)
+            note = BuildProgress(dep, status.state.value, status.url, progress, None, number)
+            await self._say(dep, note, bucket)
 
     async def _console_tail(self, ref: BuildRef) -> str | None:
         try:
@@ -192,36 +201,54 @@ class Ticks:
                 # The stored counters already decide the window (its last tick was stored, then
                 # the process stopped before acting on it, or the window's time ran out).
                 continue
-            elif _is_due(dep.guard_started_at, dep.guard_ticks, spec, now):
-                due.append(
-                    _Due(
-                        spec, self.ctx.guard_queries(dep.service, dep.env, dep.version, spec), deployment=dep
-                    )
-                )
+            elif guard.tick_is_due(spec, dep.guard_started_at, dep.guard_ticks, now):
+                plan = self.ctx.guard_plan(dep, spec, now, await self._colour(dep))
+                due.append(_Due(spec, plan, deployment=dep, before=dep.previous_version))
         for watch in await self.ctx.store.active_watches():
             spec = self._watch_spec(watch)
-            if spec is not None and watch.version and _is_due(watch.started_at, watch.ticks, spec, now):
-                queries = self.ctx.guard_queries(watch.service, watch.env, watch.version, spec)
-                due.append(_Due(spec, queries, watch=watch))
+            if (
+                spec is not None
+                and watch.version
+                and guard.tick_is_due(spec, watch.started_at, watch.ticks, now)
+            ):
+                rolled_back = await self.ctx.store.get_deployment(watch.deployment_id)
+                removed = None
+                if rolled_back is not None:  # a /rollback's own version is the restored one
+                    removed = rolled_back.previous_version if rolled_back.is_rollback else rolled_back.version
+                due.append(_Due(spec, self.ctx.watch_plan(watch, spec, now), watch=watch, before=removed))
         if not due:
             return
-        wanted = [q for d in due for q in d.queries.values()]
+        wanted = [q for d in due for q in d.plan.wanted()]
         try:
             results = await self.ctx.metrics.evaluate(wanted)
         except ShipthreadError as exc:  # adapters answer QueryFailed, but never let a tick die silently
             results = {q: QueryFailed(str(exc)) for q in wanted}
         for item in due:
             measured: dict[str, Measurement] = {
-                name: results.get(q, QueryFailed("not evaluated")) for name, q in item.queries.items()
+                name: results.get(q, QueryFailed("not evaluated")) for name, q in item.plan.queries.items()
             }
-            verdict = guard.tick_verdict(item.spec, measured)
+            baselines = (
+                None
+                if item.plan.baselines is None
+                else {
+                    name: results.get(q, QueryFailed("not evaluated"))
+                    for name, q in item.plan.baselines.items()
+                }
+            )
+            verdict = guard.tick_verdict(item.spec, measured, baselines, item.plan.elapsed, item.before)
+            checked = _results(item.spec, item.plan.queries, verdict)
             if item.deployment is not None:
-                await self._deployment_tick(item.deployment, item.spec, verdict, now)
+                await self._deployment_tick(item.deployment, item.spec, verdict, now, checked)
             elif item.watch is not None:
-                await self._watch_tick(item.watch, item.spec, verdict, now)
+                await self._watch_tick(item.watch, item.spec, verdict, now, checked)
 
     async def _deployment_tick(
-        self, dep: Deployment, spec: GuardSpec, verdict: guard.TickVerdict, now: datetime
+        self,
+        dep: Deployment,
+        spec: GuardSpec,
+        verdict: guard.TickVerdict,
+        now: datetime,
+        results: tuple[CheckResult, ...] = (),
     ) -> None:
         new = await self.orch.try_handle(dep.id, GuardTicked(outcome=verdict.outcome))
         if new is None or new.guard_started_at is None:
@@ -233,6 +260,9 @@ class Ticks:
                 tuple(c.message for c in verdict.checks),
                 new.guard_ticks,
                 guard.expected_ticks(spec),
+                results=results,
+                step=new.step,
+                window_started_at=new.guard_started_at,
             )
         )
         await self._concluded(new, spec, verdict, now)
@@ -262,7 +292,11 @@ class Ticks:
             event = self.orch.next_step_event(dep)
         else:
             return False
-        await self.ctx.tell(GuardVerdict(dep, window.status.value, reason))
+        await self.ctx.tell(
+            GuardVerdict(
+                dep, window.status.value, reason, step=dep.step, window_started_at=dep.guard_started_at
+            )
+        )
         await self.orch.try_handle(dep.id, event)
         return True
 
@@ -276,8 +310,31 @@ class Ticks:
     async def _no_guard(self, dep: Deployment, now: datetime) -> None:
         if not self._pause_over(dep, now):
             return
-        await self.ctx.tell(GuardVerdict(dep, "pass", "no guard is configured for this step"))
+        await self.ctx.tell(
+            GuardVerdict(
+                dep,
+                "pass",
+                "no guard is configured for this step",
+                step=dep.step,
+                window_started_at=dep.guard_started_at,
+            )
+        )
         await self.orch.try_handle(dep.id, self.orch.next_step_event(dep))
+
+    async def _colour(self, dep: Deployment) -> str | None:
+        """The colour a blue-green deployment brought up (what ``{track}`` means for it)."""
+        if dep.strategy is not Strategy.BLUE_GREEN:
+            return None
+        cached = self._colours.get(dep.id)
+        if cached is None:
+            # The rollout effect of step 0 recorded it (``bot.engine.effects``, under this key).
+            record = await self.ctx.store.get_key(f"{dep.id}:rollout:0")
+            colour = (record.result or {}).get("color") if record else None
+            if isinstance(colour, str):
+                self._colours[dep.id] = cached = colour
+                while len(self._colours) > _SAID_MEMORY:
+                    del self._colours[next(iter(self._colours))]
+        return cached
 
     def _watch_spec(self, watch: GuardWatch) -> GuardSpec | None:
         try:
@@ -286,7 +343,12 @@ class Ticks:
             return None
 
     async def _watch_tick(
-        self, watch: GuardWatch, spec: GuardSpec, verdict: guard.TickVerdict, now: datetime
+        self,
+        watch: GuardWatch,
+        spec: GuardSpec,
+        verdict: guard.TickVerdict,
+        now: datetime,
+        results: tuple[CheckResult, ...] = (),
     ) -> None:
         """A tick of the post-rollback window: a clean window lifts the guard lock by itself."""
         watch = watch.ticked(verdict.outcome)
@@ -300,6 +362,8 @@ class Ticks:
                     watch.ticks,
                     guard.expected_ticks(spec),
                     post_rollback=True,
+                    results=results,
+                    window_started_at=watch.started_at,
                 )
             )
         state = guard.WindowState(watch.ticks, watch.failed, watch.inconclusive, watch.started_at)
@@ -314,7 +378,11 @@ class Ticks:
                 replace(watch, status=WatchStatus.CLEARED, last_reason=window.reason)
             )
             if dep is not None:
-                await self.ctx.tell(GuardVerdict(dep, "pass", window.reason, post_rollback=True))
+                await self.ctx.tell(
+                    GuardVerdict(
+                        dep, "pass", window.reason, post_rollback=True, window_started_at=watch.started_at
+                    )
+                )
             await self.ctx.tell(
                 EnvUnlocked(
                     watch.env,
@@ -323,6 +391,8 @@ class Ticks:
                     f"{watch.version} stayed clean for the post-rollback window",
                     BOT,
                     self.ctx.channel(dep) if dep else None,
+                    watch.deployment_id,
+                    watch.lock_id,
                 )
             )
             return
@@ -332,7 +402,11 @@ class Ticks:
         await self.ctx.store.save_watch(watch.next_window(now, why))
         if dep is not None and first:
             reason = f"{why}; {watch.env} stays locked and the guard keeps watching"
-            await self.ctx.tell(GuardVerdict(dep, window.status.value, reason, post_rollback=True))
+            await self.ctx.tell(
+                GuardVerdict(
+                    dep, window.status.value, reason, post_rollback=True, window_started_at=watch.started_at
+                )
+            )
 
 
 def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:
@@ -341,6 +415,21 @@ def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:
     return f"{reason}: {'; '.join(bad)}" if bad else reason
 
 
-def _is_due(started_at: datetime, ticks: int, spec: GuardSpec, now: datetime) -> bool:
-    """Tick ``ticks + 1`` of a window is due one interval after the previous one."""
-    return now >= started_at + spec.interval * (ticks + 1)
+def _results(
+    spec: GuardSpec, queries: Mapping[str, GuardQuery], verdict: guard.TickVerdict
+) -> tuple[CheckResult, ...]:
+    """Each check's verdict with its thresholds and rendered query, for the thread's window reply."""
+    specs = {check.name: check for check in spec.checks}
+    out: list[CheckResult] = []
+    for v in verdict.checks:
+        check = specs.get(v.check)
+        query = queries.get(v.check)
+        out.append(
+            CheckResult(
+                v,
+                check.min if check else None,
+                check.max if check else None,
+                query.rendered() if query else None,
+            )
+        )
+    return tuple(out)
