@@ -4,7 +4,7 @@ Shipthread's notifier, its Bolt listeners and the sandbox need a Slack that keep
 answers the way Slack answers (HTTP 200 with ``{"ok": false, "error": ...}``, 429 with
 ``Retry-After``, ``invalid_blocks`` with JSON pointers) and lets a test read everything back through
 the real client. This module is that Slack: ``/api/<method>`` for the Web API, ``/_sandbox/...``
-for what a test steers (users, channels, user groups, rate limits, the clock) and reads (every
+for what a test steers (users, channels, user groups, rate limits, the clock, faults) and reads (every
 call received, every message), and the ``response_url`` endpoints handed out by
 ``bot.sandbox.slack_driver``.
 
@@ -27,9 +27,10 @@ Decisions worth knowing (see also ``slack_blocks`` for the Block Kit limits):
 
 The emulator is split by what each part holds; this module assembles it and is the one to import:
 ``slack_records`` (identity, limits, frozen records), ``slack_clock``, ``slack_ratelimit`` (tiers
-and the limiter), ``slack_wire`` (reading requests, Slack's envelope), ``slack_ids`` (ids, ts,
-cursors), ``slack_state`` (the workspace), ``slack_methods`` (the Web API) and ``slack_control``
-(the control API and response URLs).
+and the limiter), ``slack_faults`` (outages on demand), ``slack_wire`` (reading requests, Slack's
+envelope), ``slack_ids`` (ids, ts, cursors), ``slack_state`` (the workspace), ``slack_methods``
+(the Web API), ``slack_control`` (the control API and response URLs) and ``slack_socket``
+(Socket Mode: ``apps.connections.open``, the ``/link/`` WebSocket, envelopes and acks).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from bot.sandbox.slack_records import (
     Usergroup,
     View,
 )
+from bot.sandbox.slack_socket import DEFAULT_APP_TOKEN, SocketMode, SocketSettings
 from bot.sandbox.slack_wire import ApiError, Call, Content, missing
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "BOT_ID",
     "BOT_NAME",
     "BOT_USER_ID",
+    "DEFAULT_APP_TOKEN",
     "DEFAULT_CHANNELS",
     "DEFAULT_PER_MINUTE",
     "DEFAULT_USERGROUPS",
@@ -111,6 +114,8 @@ __all__ = [
     "RateLimits",
     "ResponseUrl",
     "SlackEmulator",
+    "SocketMode",
+    "SocketSettings",
     "Trigger",
     "User",
     "Usergroup",
@@ -137,6 +142,8 @@ class SlackEmulator(SlackControlApi):
         users: Iterable[User] = DEFAULT_USERS,
         channels: Iterable[Channel] = DEFAULT_CHANNELS,
         usergroups: Iterable[Usergroup] = DEFAULT_USERGROUPS,
+        app_token: str = DEFAULT_APP_TOKEN,
+        socket_mode: SocketSettings | None = None,
     ) -> None:
         super().__init__(
             token=token,
@@ -146,6 +153,7 @@ class SlackEmulator(SlackControlApi):
             channels=channels,
             usergroups=usergroups,
         )
+        self.socket = SocketMode(self.clock, self._lock, app_tokens=(app_token,), settings=socket_mode)
         self._methods = self._method_table()
         self.app = self._build_app()
 
@@ -155,6 +163,9 @@ class SlackEmulator(SlackControlApi):
         app = web.Application()
         app[EMULATOR_KEY] = self
         app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_route("GET", "/link/", self.socket.link)
+        app.cleanup_ctx.append(self.socket.watch)
+        app.on_shutdown.append(self.socket.close_all)
         routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
             ("GET", "workspace", self._ctl_workspace),
             ("POST", "users", self._ctl_users),
@@ -175,10 +186,18 @@ class SlackEmulator(SlackControlApi):
             ("GET", "config", self._ctl_config),
             ("POST", "config", self._ctl_config),
             ("POST", "reset", self._ctl_reset),
+            ("GET", "faults", self._ctl_faults),
+            ("POST", "faults", self._ctl_faults),
+            ("DELETE", "faults", self._ctl_faults),
         ]
+        routes += self.socket.routes()
         for verb, path, handler in routes:
             app.router.add_route(verb, f"/_sandbox/{path}", handler)
         return app
+
+    def reset(self, *, keep_directory: bool = False) -> None:
+        super().reset(keep_directory=keep_directory)
+        self.socket.reset()
 
 
 EMULATOR_KEY: Final = web.AppKey("slack_emulator", SlackEmulator)

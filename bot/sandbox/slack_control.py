@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.slack_faults import parse_fault
 from bot.sandbox.slack_methods import SlackWebApi
 from bot.sandbox.slack_records import (
     APP_ID,
@@ -173,7 +174,13 @@ class SlackControlApi(SlackWebApi):
             channel_id, name = need(item, "id"), need(item, "name").removeprefix("#")
             if not channel_id.startswith(("C", "G")):
                 raise ValueError("a channel id starts with C (or G for a private channel)")
-            return Channel(channel_id, name, bool(item.get("is_private", False)), str(item.get("topic", "")))
+            return Channel(
+                channel_id,
+                name,
+                bool(item.get("is_private", False)),
+                str(item.get("topic", "")),
+                is_member=bool(item.get("is_member", True)),
+            )
 
         return await self._register(request, "channels", build, self.add_channel)
 
@@ -388,6 +395,21 @@ class SlackControlApi(SlackWebApi):
                     "clock": {"now": self.clock.now(), "scale": self.clock.scale},
                 }
             )
+
+    async def _ctl_faults(self, request: web.Request) -> web.Response:
+        """GET lists the faults, POST adds one (``bot.sandbox.slack_faults``), DELETE clears them."""
+        if request.method == "POST":
+            try:
+                payload = await read_payload(request)
+                with self._lock:
+                    self.faults.add(parse_fault(payload, self.clock.now()))
+            except (ValueError, TypeError, ApiError) as exc:
+                return json_response({"ok": False, "error": str(exc)}, 400)
+        elif request.method == "DELETE":
+            with self._lock:
+                self.faults.clear()
+        with self._lock:
+            return json_response({"ok": True, "faults": self.faults.to_json()})
 
     async def _ctl_reset(self, request: web.Request) -> web.Response:
         try:

@@ -27,6 +27,7 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from bot.sandbox import slack_blocks
+from bot.sandbox.slack_socket import EVENTS_API, INTERACTIVE, SLASH_COMMANDS
 
 JSONDict = dict[str, Any]
 
@@ -43,6 +44,8 @@ class DriverResponse:
     headers: Mapping[str, str]
     sent: JSONDict = field(default_factory=dict)
     """The fields (slash command) or payload (interactions, events) that were sent."""
+    envelope: JSONDict | None = None
+    """Over Socket Mode: the emulator's record of the envelope (attempts, acks)."""
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body.strip() else None
@@ -104,8 +107,7 @@ class SlackDriver:
             "response_url": await self._response_url(channel_id=channel_id, user_id=user_id),
             "trigger_id": await self._trigger(user_id),
         }
-        body = urlencode(fields)
-        return await self.send(body, FORM, sent=dict(fields), retry_num=retry_num, retry_reason=retry_reason)
+        return await self._deliver(SLASH_COMMANDS, fields, retry_num, retry_reason)
 
     async def click_button(
         self,
@@ -174,7 +176,7 @@ class SlackDriver:
         payload["user"]["team_id"] = workspace["team_id"]
         if not is_ephemeral:
             payload["message"] = message
-        return await self._interaction(payload, retry_num, retry_reason)
+        return await self._deliver(INTERACTIVE, payload, retry_num, retry_reason)
 
     async def submit_view(
         self,
@@ -217,7 +219,7 @@ class SlackDriver:
             "is_enterprise_install": False,
             "enterprise": None,
         }
-        response = await self._interaction(payload, retry_num, retry_reason)
+        response = await self._deliver(INTERACTIVE, payload, retry_num, retry_reason)
         if response.status == 200:
             answer = _json_object(response.body)
             await self._post(f"/_sandbox/views/{view_id}/response", {**answer, "state": state})
@@ -266,9 +268,7 @@ class SlackDriver:
             "is_ext_shared_channel": False,
             "event_context": "4-" + secrets.token_urlsafe(24),
         }
-        return await self.send(
-            json.dumps(payload), JSON_TYPE, sent=payload, retry_num=retry_num, retry_reason=retry_reason
-        )
+        return await self._deliver(EVENTS_API, payload, retry_num, retry_reason)
 
     async def url_verification(self, challenge: str | None = None) -> DriverResponse:
         """The handshake Slack sends when the request URL is saved; the app must echo ``challenge``."""
@@ -312,11 +312,22 @@ class SlackDriver:
             text = await response.text()
             return DriverResponse(response.status, text, dict(response.headers), sent or {})
 
-    async def _interaction(
-        self, payload: JSONDict, retry_num: int | None, retry_reason: str | None
+    async def _deliver(
+        self, kind: str, sent: JSONDict, retry_num: int | None, retry_reason: str | None
     ) -> DriverResponse:
-        body = urlencode({"payload": json.dumps(payload)})
-        return await self.send(body, FORM, sent=payload, retry_num=retry_num, retry_reason=retry_reason)
+        """Hand ``sent`` to the app the way Slack does over HTTP: a form, a form ``payload`` or JSON.
+
+        ``kind`` is the Socket Mode envelope type it would travel as (``SocketModeDriver``).
+        """
+        if kind == SLASH_COMMANDS:
+            body, content_type = urlencode(sent), FORM
+        elif kind == INTERACTIVE:
+            body, content_type = urlencode({"payload": json.dumps(sent)}), FORM
+        else:
+            body, content_type = json.dumps(sent), JSON_TYPE
+        return await self.send(
+            body, content_type, sent=dict(sent), retry_num=retry_num, retry_reason=retry_reason
+        )
 
     async def _get(self, path: str, **query: str) -> JSONDict:
         async with (
@@ -376,6 +387,110 @@ class SlackDriver:
                     raise LookupError(f"{action_id} is a {element.get('type')}, not a button")
                 return found_block, element
         raise LookupError(f"no button {action_id!r} in the message")
+
+
+class SocketModeDriver(SlackDriver):
+    """Plays Slack towards an app connected over Socket Mode: each request travels as an envelope.
+
+    The requests are ``SlackDriver``'s, built there once, so a test switches transports by
+    switching drivers. Each is handed to the emulator (``POST /_sandbox/socket/envelopes``), which
+    sends it over one of the app's WebSockets and again until it is acked; the call waits up to
+    ``ack_wait`` real seconds for the ack. The answer is 200 with the ack's ``payload`` as its body
+    (what Bolt's ``ack(...)`` said, e.g. a slash command's reply or a view's ``response_action``),
+    or 408 when no ack came in time (still unacked, or dropped after the retries); ``envelope`` is
+    the emulator's record either way. Socket Mode carries no signature, so there is no secret.
+    """
+
+    RESPONSE_PAYLOAD_INTERACTIONS: Final = frozenset({"view_submission", "block_suggestion"})
+    """Interactions whose ack may carry an answer (Slack's ``accepts_response_payload``)."""
+
+    def __init__(
+        self,
+        emulator_url: str,
+        *,
+        ack_wait: float = 5.0,
+        verification_token: str = "sandbox-verification-token",  # noqa: S107 -- Slack's legacy field, unused by Bolt
+        timeout: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            f"{emulator_url.rstrip('/')}/_sandbox/socket/envelopes",
+            "socket-mode-signs-nothing",  # SignatureVerifier wants a secret; ``send`` never signs here
+            emulator_url,
+            verification_token=verification_token,
+            timeout=max(timeout, ack_wait + 5.0),
+            wall_clock=wall_clock,
+        )
+        self.ack_wait = ack_wait
+
+    async def send(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+        sent: JSONDict | None = None,
+    ) -> DriverResponse:
+        raise TypeError("Socket Mode carries envelopes, not signed HTTP requests (url_verification included)")
+
+    async def _deliver(
+        self, kind: str, sent: JSONDict, retry_num: int | None, retry_reason: str | None
+    ) -> DriverResponse:
+        accepts = kind == SLASH_COMMANDS or (
+            kind == INTERACTIVE and sent.get("type") in self.RESPONSE_PAYLOAD_INTERACTIONS
+        )
+        answer = await self._post(
+            "/_sandbox/socket/envelopes",
+            {
+                "type": kind,
+                "payload": sent,
+                "accepts_response_payload": accepts,
+                "retry_attempt": retry_num or 0,
+                "retry_reason": retry_reason or ("timeout" if retry_num else ""),
+                "wait": self.ack_wait,
+            },
+        )
+        envelope: JSONDict = answer["envelope"]
+        ack = envelope.get("ack")
+        if ack is None:
+            return DriverResponse(408, "", {}, dict(sent), envelope)
+        payload = ack.get("payload")
+        body = "" if payload is None else json.dumps(payload)
+        return DriverResponse(200, body, {"Content-Type": JSON_TYPE} if body else {}, dict(sent), envelope)
+
+    # -- steering the connections ------------------------------------------------------------------
+
+    async def disconnect(
+        self,
+        reason: str = "refresh_requested",
+        *,
+        connection_id: str | None = None,
+        close: bool = False,
+        notify: bool = True,
+    ) -> list[str]:
+        """Send Slack's ``disconnect`` to one connection or every open one; returns their ids.
+
+        ``close`` hangs up after the message; ``notify=False`` hangs up without it.
+        """
+        request: JSONDict = {"reason": reason, "close": close, "notify": notify}
+        if connection_id is not None:
+            request["connection_id"] = connection_id
+        answer = await self._post("/_sandbox/socket/disconnect", request)
+        return [str(c) for c in answer["connections"]]
+
+    async def connections(self, *, open_count: int | None = None, wait: float = 0.0) -> list[JSONDict]:
+        """The app's connections; with ``open_count``, first wait up to ``wait`` s for that many open."""
+        query = {} if open_count is None else {"open": str(open_count), "wait": str(wait)}
+        return list((await self._get("/_sandbox/socket/connections", **query))["connections"])
+
+    async def envelopes(self) -> list[JSONDict]:
+        return list((await self._get("/_sandbox/socket/envelopes"))["envelopes"])
+
+    async def log(self) -> list[JSONDict]:
+        """Every ticket, connection, delivery, redelivery, ack, drop and disconnect, in order."""
+        return list((await self._get("/_sandbox/socket/log"))["log"])
 
 
 def _json_object(text: str) -> JSONDict:

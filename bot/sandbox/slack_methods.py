@@ -8,12 +8,18 @@ Routing, authentication and rate limiting come first in ``_dispatch``; the handl
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Final
 
 from aiohttp import web
 
 from bot.sandbox import slack_blocks
+from bot.sandbox.slack_faults import Fault
 from bot.sandbox.slack_ids import decimal_ts, decode_cursor, encode_cursor
 from bot.sandbox.slack_records import (
     TEAM_DOMAIN,
@@ -29,20 +35,26 @@ from bot.sandbox.slack_records import (
     Trigger,
     View,
 )
+from bot.sandbox.slack_socket import SocketMode
 from bot.sandbox.slack_state import SlackWorkspace
 from bot.sandbox.slack_wire import ApiError, Call, json_response, missing, read_args
 
 Handler = Callable[[Call], JSONDict]
+
+APP_TOKEN_METHODS: Final = frozenset({"apps.connections.open"})
+"""Methods that take an app-level token and refuse any other (``not_allowed_token_type``)."""
 
 
 class SlackWebApi(SlackWorkspace):
     """The workspace plus the Web API methods that read and change it."""
 
     _methods: dict[str, Handler]
+    socket: SocketMode
 
     def _method_table(self) -> dict[str, Handler]:
         return {
             "api.test": self._api_test,
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -52,6 +64,7 @@ class SlackWebApi(SlackWorkspace):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
@@ -69,30 +82,50 @@ class SlackWebApi(SlackWorkspace):
         method = request.match_info["method"]
         now = self.clock.now()
         args: JSONDict = {}
+        fault: Fault | None = None
+        generation = 0
         try:
             args, token, warnings = await read_args(request)
             with self._lock:
-                body = self._dispatch(method, args, token, warnings)
+                fault, generation = self.faults.take(method, now), self.faults.generation
+                if fault is not None and fault.mode != "accept_then_hang":
+                    raise ApiError("fatal_error", status=fault.status if fault.mode == "error" else 504)
+                body = self._dispatch(method, args, token, warnings, origin=str(request.url.origin()))
         except ApiError as refusal:
             with self._lock:
                 self._record(method, args, now, refusal.status, refusal.error, ())
+            if fault is not None and fault.mode == "hang":
+                await self._hold(fault, generation)
             return json_response(refusal.body(), refusal.status, refusal.headers)
         with self._lock:
             self._record(
                 method, args, now, 200, None, tuple(body.get("response_metadata", {}).get("warnings", ()))
             )
+        if fault is not None:
+            await self._hold(fault, generation)
         return json_response(body)
 
-    def _dispatch(self, method: str, args: JSONDict, token: str | None, warnings: list[str]) -> JSONDict:
+    async def _hold(self, fault: Fault, generation: int) -> None:
+        """Keep a request waiting while its hang fault lasts (the client times out meanwhile)."""
+        deadline = time.monotonic() + fault.hang_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.faults.holds(fault, generation, self.clock.now()):
+                    return
+            await asyncio.sleep(0.05)
+
+    def _dispatch(
+        self, method: str, args: JSONDict, token: str | None, warnings: list[str], *, origin: str = ""
+    ) -> JSONDict:
         handler = self._methods.get(method)
         if handler is None:
             raise ApiError("unknown_method", req_method=method)
-        identity = self._authenticate(token) if method != "api.test" else Identity("", None)
+        identity = self._identify(method, token)
         now = self.clock.now()
         wait = self.limiter.method_wait(method, now)
         if wait:
             raise ApiError("ratelimited", status=429, headers={"Retry-After": str(wait)})
-        call = Call(method, args, identity, now, warnings=list(warnings))
+        call = Call(method, args, identity, now, warnings=list(warnings), origin=origin)
         result = handler(call)
         body: JSONDict = {"ok": True, **result}
         if call.warnings:
@@ -103,6 +136,20 @@ class SlackWebApi(SlackWorkspace):
                 meta["messages"] = list(call.notes)
         return body
 
+    def _identify(self, method: str, token: str | None) -> Identity:
+        """Who calls; an app-level (``xapp-``) token is for ``apps.connections.open`` and nothing else."""
+        if method == "api.test":
+            return Identity("", None)
+        app_level = self.socket.is_app_token(token)
+        if method in APP_TOKEN_METHODS:
+            if app_level:
+                return Identity("", None)
+            self._authenticate(token)  # not_authed / invalid_auth come first, as on Slack
+            raise ApiError("not_allowed_token_type")
+        if app_level:
+            raise ApiError("not_allowed_token_type")
+        return self._authenticate(token)
+
     # -- Web API methods ---------------------------------------------------------------------
 
     def _api_test(self, call: Call) -> JSONDict:
@@ -110,6 +157,9 @@ class SlackWebApi(SlackWorkspace):
         if "error" in args:
             raise ApiError(str(args["error"]), args=args)
         return {"args": args}
+
+    def _apps_connections_open(self, call: Call) -> JSONDict:
+        return self.socket.open_url(call.origin, call.now)
 
     def _auth_test(self, call: Call) -> JSONDict:
         user = self._users.get(call.identity.user_id)
@@ -135,6 +185,8 @@ class SlackWebApi(SlackWorkspace):
         if thread_ts is not None:
             parent = self._find(channel.id, thread_ts)
             orphaned = parent is None or not parent.top_level or parent.tombstone
+        if not channel.is_member:
+            raise ApiError("not_in_channel")
         wait = self.limiter.post_wait(channel.id, call.now)
         if wait:
             raise ApiError("ratelimited", status=429, headers={"Retry-After": str(wait)})
@@ -260,8 +312,9 @@ class SlackWebApi(SlackWorkspace):
         ]
         visible.sort(key=lambda m: decimal_ts(m.ts), reverse=True)
         page, next_cursor = self._window(call, visible, newest_first=True, default_limit=100, max_limit=999)
+        metadata = call.flag("include_all_metadata")
         out: JSONDict = {
-            "messages": [self._message_json(m) for m in page],
+            "messages": [self._message_json(m, metadata=metadata) for m in page],
             "has_more": next_cursor is not None,
             "pin_count": 0,
             "channel_actions_ts": None,
@@ -281,7 +334,10 @@ class SlackWebApi(SlackWorkspace):
             call, replies, newest_first=False, default_limit=1000, max_limit=1000
         )
         first_page = not call.text("cursor")
-        messages = ([self._message_json(root)] if first_page else []) + [self._message_json(m) for m in page]
+        metadata = call.flag("include_all_metadata")
+        messages = ([self._message_json(root, metadata=metadata)] if first_page else []) + [
+            self._message_json(m, metadata=metadata) for m in page
+        ]
         out: JSONDict = {"messages": messages, "has_more": next_cursor is not None}
         if next_cursor:
             out["response_metadata"] = {"next_cursor": next_cursor}
@@ -289,6 +345,34 @@ class SlackWebApi(SlackWorkspace):
 
     def _conversations_info(self, call: Call) -> JSONDict:
         return {"channel": self._conversation(call).to_json()}
+
+    def _conversations_list(self, call: Call) -> JSONDict:
+        """Public and/or private channels by id order, ``limit`` per page (Slack's default 100)."""
+        kinds = {t.strip() for t in (call.text("types") or "public_channel").split(",")}
+        unknown = kinds - {"public_channel", "private_channel", "mpim", "im"}
+        if unknown:
+            raise ApiError("invalid_types")
+        chosen = sorted(
+            (
+                c
+                for c in self._channels.values()
+                if ("private_channel" if c.is_private else "public_channel") in kinds
+            ),
+            key=lambda c: c.id,
+        )
+        limit = call.number("limit", 100)
+        limit = 100 if limit <= 0 else min(limit, 1000)
+        cursor = call.text("cursor")
+        if cursor:
+            start = next((i for i, c in enumerate(chosen) if c.id == _channel_cursor(cursor)), None)
+            if start is None:
+                raise ApiError("invalid_cursor")
+            chosen = chosen[start:]
+        page, rest = chosen[:limit], chosen[limit:]
+        return {
+            "channels": [c.to_json() for c in page],
+            "response_metadata": {"next_cursor": _encode_channel_cursor(rest[0].id) if rest else ""},
+        }
 
     def _reactions_add(self, call: Call) -> JSONDict:
         name = (call.text("name") or "").strip(":")
@@ -455,3 +539,17 @@ class SlackWebApi(SlackWorkspace):
             view = replace(current, body=body, hash=self._view_hash())
             self._views[view.id] = view
         return {"view": view.to_json()}
+
+
+def _encode_channel_cursor(channel_id: str) -> str:
+    return base64.b64encode(f"next_id:{channel_id}".encode()).decode()
+
+
+def _channel_cursor(cursor: str) -> str:
+    try:
+        raw = base64.b64decode(cursor.encode(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError("invalid_cursor") from None
+    if not raw.startswith("next_id:"):
+        raise ApiError("invalid_cursor")
+    return raw.removeprefix("next_id:")

@@ -18,6 +18,7 @@ from bot.sandbox.slack_records import JSONDict
 TIERS: Final[Mapping[str, str]] = {
     # Slack's published tiers (docs.slack.dev/reference/methods; the Java SDK's MethodsRateLimits).
     "api.test": "special",
+    "apps.connections.open": "tier1",
     "auth.test": "special",
     "chat.postMessage": "special",
     "chat.getPermalink": "special",
@@ -27,6 +28,7 @@ TIERS: Final[Mapping[str, str]] = {
     "conversations.history": "tier3",
     "conversations.replies": "tier3",
     "conversations.info": "tier3",
+    "conversations.list": "tier2",
     "reactions.add": "tier3",
     "users.info": "tier4",
     "users.lookupByEmail": "tier3",
@@ -39,7 +41,10 @@ TIERS: Final[Mapping[str, str]] = {
 }
 
 DEFAULT_PER_MINUTE: Final[Mapping[str, int]] = {
-    "tier1": 1,
+    # Slack's Tier 1 is "1+ per minute" where "a small amount of burst behavior is tolerated"; a
+    # Socket Mode client opens a URL at start and again on every disconnect, so a strict 1 would hold
+    # a reconnecting client (a refresh, a test's disconnects) back for a whole minute.
+    "tier1": 5,
     "tier2": 20,
     "tier3": 50,
     "tier4": 100,

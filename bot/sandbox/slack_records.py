@@ -85,6 +85,8 @@ class Channel:
     topic: str = ""
     purpose: str = ""
     created: int = 1_700_000_000
+    is_member: bool = True
+    """Whether the bot is in the channel: if not, chat.postMessage is ``not_in_channel``."""
 
     def to_json(self) -> JSONDict:
         return {
@@ -109,7 +111,7 @@ class Channel:
             "context_team_id": TEAM_ID,
             "shared_team_ids": [TEAM_ID],
             "parent_conversation": None,
-            "is_member": True,
+            "is_member": self.is_member,
             "topic": {"value": self.topic, "creator": "", "last_set": 0},
             "purpose": {"value": self.purpose, "creator": "", "last_set": 0},
             "previous_names": [],

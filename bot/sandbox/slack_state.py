@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from bot.sandbox import slack_blocks
 from bot.sandbox.slack_clock import Clock
+from bot.sandbox.slack_faults import Faults
 from bot.sandbox.slack_ids import Ids, decimal_ts
 from bot.sandbox.slack_ratelimit import RateLimiter, RateLimits
 from bot.sandbox.slack_records import (
@@ -86,6 +87,7 @@ class SlackWorkspace:
         self._triggers: dict[str, Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._calls: list[CallRecord] = []
+        self.faults = Faults()
         self.limiter.reset()
 
     def reset(self, *, keep_directory: bool = False) -> None:
@@ -265,7 +267,7 @@ class SlackWorkspace:
             "team_id": TEAM_ID,
         }
 
-    def _message_json(self, m: Message) -> JSONDict:
+    def _message_json(self, m: Message, *, metadata: bool = True) -> JSONDict:
         if m.tombstone:
             out: JSONDict = {
                 "type": "message",
@@ -287,7 +289,7 @@ class SlackWorkspace:
                 out["edited"] = m.edited
             if m.reactions:
                 out["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in m.reactions]
-            if m.metadata is not None:
+            if m.metadata is not None and metadata:
                 out["metadata"] = m.metadata
         if m.thread_ts is not None:
             out["thread_ts"] = m.thread_ts

@@ -56,6 +56,8 @@ class Call:
     now: float
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    origin: str = ""
+    """The emulator's base URL as the caller reached it, for URLs a method hands out."""
 
     def text(self, name: str) -> str | None:
         value = self.args.get(name)
