@@ -8,25 +8,34 @@ Kubernetes, the metrics are Prometheus and the store is SQLAlchemy. Tests, the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import logs
 from bot.adapters.directory import ConfigDirectory, HandleResolver
 from bot.adapters.jenkins import JenkinsCI
 from bot.adapters.k8s_access import ClusterAccess
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.adapters.prometheus import PrometheusMetrics
 from bot.adapters.retrying import RetryPolicy
+from bot.adapters.slack_notifier import ChannelFor, NotifierOptions, Planner, SlackNotifier
+from bot.adapters.slack_pacing import Pacing
 from bot.config import Settings
 from bot.domain.playbook import Playbook
+from bot.domain.redact import Redactor
 from bot.engine.context import Context
 from bot.engine.engine import Engine
-from bot.engine.orchestrator import TransitionHook
+from bot.engine.orchestrator import IdSource, TransitionHook
 from bot.engine.policy import Concurrency, EnginePolicy, SystemClock
 from bot.errors import ConfigError
 from bot.ports import Chat, Clock
 from bot.store.db import create_engine
+from bot.store.lease import DatabaseLease
 from bot.store.repository import Repository
+from bot.store.threads import ThreadStore
 
 log = logging.getLogger("shipthread.container")
 
@@ -40,9 +49,13 @@ class Runtime:
     ci: JenkinsCI
     cluster: KubernetesCluster
     metrics: PrometheusMetrics
+    notifier: SlackNotifier | None = None
+    """The Slack notifier when the engine's chat is one (``slack_notifier``): closed after the engine."""
 
     async def close(self) -> None:
         await self.engine.stop()
+        if self.notifier is not None:
+            await self.notifier.close()  # sends what the engine said last (bounded), then stops
         self.ci.close()
         self.cluster.close()
         self.metrics.close()
@@ -50,14 +63,85 @@ class Runtime:
 
 
 def cluster_access(settings: Settings) -> dict[str, ClusterAccess]:
-    """Config's clusters as the adapter wants them (kubeconfig contexts or server URLs)."""
+    """Config's clusters as the adapter wants them (kubeconfig contexts, server URLs, in-cluster)."""
     clusters: dict[str, ClusterAccess] = {}
     for name, spec in settings.clusters.items():
-        if spec.server is not None:
+        if spec.in_cluster:
+            clusters[name] = ClusterAccess(in_cluster=True)
+        elif spec.server is not None:
             clusters[name] = ClusterAccess(server=str(spec.server).rstrip("/"), verify_tls=not spec.insecure)
         else:
             clusters[name] = ClusterAccess(context=spec.context, kubeconfig=settings.kubeconfig)
     return clusters
+
+
+def known_secrets(settings: Settings) -> list[str]:
+    """The values Shipthread holds that must never leave the process.
+
+    The Slack tokens and signing secret, the Jenkins API token and the database password (as written
+    in the URL and decoded). Not the Jenkins user: it is a name, shown in error messages on purpose,
+    and masking it would mask every ``shipthread`` in the logs.
+    """
+    secrets = settings.secrets
+    values = [
+        held.get_secret_value()
+        for held in (
+            secrets.slack_bot_token,
+            secrets.slack_signing_secret,
+            secrets.slack_app_token,
+            secrets.jenkins_token,
+        )
+        if held is not None
+    ]
+    try:
+        password = urlsplit(settings.database_url).password
+    except ValueError:
+        password = None
+    if password:
+        values += [password, unquote(password)]
+    return values
+
+
+def redactor(settings: Settings) -> Redactor:
+    """The redactor for everything the process sends out: the settings' secrets and credential shapes."""
+    return Redactor(known_secrets(settings))
+
+
+def thread_channels(settings: Settings, playbooks: Mapping[str, Playbook]) -> list[str]:
+    """Every channel a deployment's thread may go to (checked at start and by ``/readyz``)."""
+    found = {env.channel for book in playbooks.values() for env in book.environments.values() if env.channel}
+    if settings.slack.default_channel:
+        found.add(settings.slack.default_channel)
+    return sorted(found)
+
+
+def slack_notifier(
+    settings: Settings,
+    database: AsyncEngine,
+    planner: Planner,
+    *,
+    channel_for: ChannelFor,
+    channels: Iterable[str] = (),
+    options: NotifierOptions | None = None,
+) -> SlackNotifier:
+    """The Slack notifier on the bot's database, with the bot token, ``SLACK_API_URL``, the pacing
+    and the timeout from config, and every payload through the process's redactor."""
+    token = settings.secrets.slack_bot_token
+    if token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    slack = settings.slack
+    pacing = Pacing(posts_per_second=slack.posts_per_second, updates_per_minute=slack.updates_per_minute)
+    return SlackNotifier(
+        ThreadStore(database),
+        planner,
+        token=token.get_secret_value(),
+        base_url=str(slack.api_url),
+        channel_for=channel_for,
+        options=options or NotifierOptions(pacing=pacing, timeout_s=slack.timeout.total_seconds()),
+        redact=redactor(settings).redact_data,
+        channels=channels,
+        prometheus_url=str(settings.prometheus.url) if settings.prometheus.url else None,
+    )
 
 
 def engine_policy(settings: Settings, poll_interval_s: float | None = None) -> EnginePolicy:
@@ -83,8 +167,12 @@ def build(
     guard_resolution_s: float = 0.25,
     retry: RetryPolicy | None = None,
     poll_interval_s: float | None = None,
+    new_id: IdSource | None = None,
 ) -> Runtime:
-    """Wire an engine from config. The database schema must exist (``shipthread db upgrade``)."""
+    """Wire an engine from config. The database schema must exist (``shipthread db upgrade``).
+
+    The engine takes the database's engine lease when it starts: one engine per database for now.
+    """
     if settings.jenkins.url is None:
         raise ConfigError("jenkins.url (or JENKINS_URL) is not set")
     if settings.prometheus.url is None:
@@ -92,13 +180,17 @@ def build(
     secrets = settings.secrets
     user = secrets.jenkins_user.get_secret_value() if secrets.jenkins_user else ""
     token = secrets.jenkins_token.get_secret_value() if secrets.jenkins_token else ""
-    store = Repository(create_engine(settings.database_url))
+    # One redactor for every way out: logs (process-wide), the store's free text, Jenkins' console.
+    masks = redactor(settings)
+    logs.install(masks)
+    store = Repository(create_engine(settings.database_url), redactor=masks)
     ci = JenkinsCI(
         str(settings.jenkins.url).rstrip("/"),
         user,
         token,
         timeout_s=settings.jenkins.timeout.total_seconds(),
         policy=retry,
+        redactor=masks,
     )
     cluster = KubernetesCluster(cluster_access(settings), policy=retry)
     metrics = PrometheusMetrics(
@@ -107,6 +199,7 @@ def build(
         policy=retry,
     )
     directory = ConfigDirectory(settings.approver_groups, resolve_handle)
+    clock = clock or SystemClock()
     ctx = Context(
         store=store,
         ci=ci,
@@ -114,12 +207,17 @@ def build(
         metrics=metrics,
         chat=chat,
         directory=directory,
-        clock=clock or SystemClock(),
+        clock=clock,
         playbooks=playbooks,
         policy=engine_policy(settings, poll_interval_s),
         default_channel=settings.slack.default_channel,
     )
     engine = Engine(
-        ctx, on_transition=on_transition, use_scheduler=use_scheduler, guard_resolution_s=guard_resolution_s
+        ctx,
+        on_transition=on_transition,
+        use_scheduler=use_scheduler,
+        guard_resolution_s=guard_resolution_s,
+        lease=DatabaseLease(store.engine, clock),
+        new_id=new_id,
     )
     return Runtime(engine, store, ci, cluster, metrics)

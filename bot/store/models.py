@@ -267,3 +267,75 @@ class GuardWatchRow(Base):
     failed: Mapped[int] = mapped_column(Integer)
     inconclusive: Mapped[int] = mapped_column(Integer)
     last_reason: Mapped[str | None] = mapped_column(Text)
+
+
+ENGINE_LEASE = "engine"
+"""The name of the one lease row (``bot.domain.lease``): one engine per database."""
+
+
+class EngineLeaseRow(Base):
+    """Which engine runs on this database, and until when it holds it without another heartbeat."""
+
+    __tablename__ = "engine_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class SlackThreadRow(Base):
+    """A deployment's Slack thread, or one channel's top-level posts: where it goes, its card's state.
+
+    ``thread_id`` is the deployment id, or ``channel:<channel>`` for posts outside any deployment
+    (a lock of a whole environment) — which is why it has no foreign key to ``deployments``. The
+    parent's ``ts`` is the ``ts`` of the thread's top-level message (key ``card``) in
+    ``slack_messages``, kept there only. ``channel`` is as configured (``#name`` or an id).
+    """
+
+    __tablename__ = "slack_threads"
+
+    thread_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(NAME))
+    channel_id: Mapped[str | None] = mapped_column(String(ID))
+    """The channel's id, once the thread's first message is posted (``channel`` may be a name)."""
+    card_state: Mapped[dict[str, Any] | None]
+    next_seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class SlackMessageRow(Base):
+    """One message of a thread, by its renderer key: what it should say, and what Slack has.
+
+    ``revision`` counts the desired contents; ``sent_revision`` the one Slack shows (0: not
+    posted). ``attempted_at`` is set before each ``chat.postMessage``, so a post whose answer was
+    lost (a crash, a timeout) is looked up in Slack by its metadata before being posted again.
+    ``pending`` is true while Slack is behind and not stopped by a permanent ``error``.
+    """
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint("thread_id", "key"),
+        Index("ix_slack_messages_pending_since", "pending", "pending_since"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    thread_id: Mapped[str] = mapped_column(String(NAME), ForeignKey("slack_threads.thread_id"))
+    key: Mapped[str] = mapped_column(String(255))
+    seq: Mapped[int] = mapped_column(Integer)
+    top_level: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer)
+    sent_revision: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[str | None] = mapped_column(String(32))
+    attempted_at: Mapped[datetime | None]
+    pending: Mapped[bool] = mapped_column(Boolean)
+    pending_since: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -7,6 +7,8 @@ scheduler until the deployment is finished. With ``--mode after`` it dies right 
 first transition; with ``--mode before`` right before storing its second, that is after the first
 transition's effects ran against Jenkins and Kubernetes but before their result was stored. Run
 again and again on the same database, each process moves the deployment on by one step and dies.
+With ``SLACK_API_URL`` (and ``SLACK_BOT_TOKEN``) set, the engine talks to that Slack through the
+real notifier instead of recording what it says.
 """
 
 from __future__ import annotations
@@ -19,12 +21,41 @@ import signal
 import sys
 import time
 
+from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
+from bot.config import load_settings
+from bot.container import Runtime, slack_notifier
 from bot.domain.commands import Deploy
 from bot.domain.deployment import Deployment
 from bot.domain.events import Event
+from bot.domain.notifications import Notification
 from bot.domain.phases import Phase
 from bot.sandbox.chat import RecordingChat
+from tests.adapters.slack_support import plan
 from tests.engine.stack import build_from_files
+
+
+class SlackChat:
+    """With ``SLACK_API_URL`` set: the real notifier against that Slack (the emulator, run by the
+    test outside this process), with the tests' planner, whose keys do not depend on timing."""
+
+    def __init__(self) -> None:
+        self.notifier: SlackNotifier | None = None
+
+    async def wire(self, runtime: Runtime) -> None:
+        settings = load_settings(os.environ["SHIPTHREAD_CONFIG"], os.environ)
+        self.notifier = slack_notifier(
+            settings,
+            runtime.store.engine,
+            plan,
+            channel_for=runtime.engine.ctx.channel,
+            options=NotifierOptions(drain_s=60.0),
+        )
+        runtime.notifier = self.notifier
+        await self.notifier.start()
+
+    async def notify(self, notification: Notification) -> None:
+        assert self.notifier is not None
+        await self.notifier.notify(notification)
 
 
 async def main(mode: str, service: str, version: str, timeout: float) -> int:
@@ -42,14 +73,17 @@ async def main(mode: str, service: str, version: str, timeout: float) -> int:
             )
             os.kill(os.getpid(), signal.SIGKILL)
 
+    slack = SlackChat()
     runtime = await build_from_files(
         dict(os.environ),
-        RecordingChat(),
+        slack if os.environ.get("SLACK_API_URL") else RecordingChat(),
         use_scheduler=True,
         guard_resolution_s=0.05,
         poll_interval_s=0.05,
         on_transition=crash,
     )
+    if os.environ.get("SLACK_API_URL"):
+        await slack.wire(runtime)
     engine = runtime.engine
     await engine.start()
     history = await runtime.store.history(service, "production", limit=1)

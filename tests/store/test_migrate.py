@@ -26,13 +26,16 @@ TABLES = {
     "audit_log",
     "deployment_events",
     "deployments",
+    "engine_lease",
     "guard_watches",
     "idempotency_keys",
     "locks",
     "outbox",
+    "slack_messages",
     "slack_refs",
+    "slack_threads",
 }
-HEAD = "0002"
+HEAD = "0004"
 
 
 async def table_names(url: str) -> set[str]:

@@ -1,0 +1,82 @@
+"""How fast the notifier may talk to Slack: per channel for posts, per workspace for edits.
+
+Slack paces ``chat.postMessage`` at about one message per second per channel and allows
+``chat.update`` (Tier 3) about 50 calls a minute per workspace. The notifier stays under both
+instead of relying on 429s: a post waits for its channel's gate, an edit for a token of the
+workspace's edit bucket, and guard-tick redraws (``Priority.REDRAW``) only take a token while a
+reserve is left, so a burst of sparkline redraws can never make a phase change wait. A 429 that
+comes anyway blocks just what it names (that channel's posts, or edits) for ``Retry-After``.
+
+All figures are settings whose defaults are Slack's; tests scale Slack's limits in the emulator
+and these by the same factor (``Pacing.scaled``) to run a minute's traffic in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bot.slack.outgoing import Priority
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    posts_per_second: float = 1.0
+    """chat.postMessage per channel, sustained (Slack: about 1/s)."""
+    updates_per_minute: float = 45.0
+    """chat.update per workspace (Slack Tier 3: about 50/min; 45 leaves headroom)."""
+    update_burst: int = 5
+    """Edits that may go at once. With a 60 s sliding window on Slack's side, burst plus a
+    minute's refill (5 + 45) stays within Tier 3's 50."""
+    redraw_reserve: float = 2.0
+    """Edit tokens a redraw must leave in the bucket for urgent and normal edits."""
+
+    def scaled(self, factor: float) -> Pacing:
+        """The same pacing ``factor`` times faster (tests that scale Slack's limits alike)."""
+        return replace(
+            self,
+            posts_per_second=self.posts_per_second * factor,
+            updates_per_minute=self.updates_per_minute * factor,
+        )
+
+
+class Pacer:
+    """Gates per channel and the workspace's edit bucket, on a monotonic clock given per call."""
+
+    def __init__(self, pacing: Pacing) -> None:
+        self.pacing = pacing
+        self._post_next: dict[str, float] = {}
+        self._post_blocked: dict[str, float] = {}
+        self._tokens = float(pacing.update_burst)
+        self._tokens_at: float | None = None
+        self._update_blocked = 0.0
+
+    def post_wait(self, channel: str, now: float) -> float:
+        """Seconds until a post to ``channel`` may go (0: it may, and the slot is taken)."""
+        ready = max(self._post_next.get(channel, 0.0), self._post_blocked.get(channel, 0.0))
+        if now < ready:
+            return ready - now
+        self._post_next[channel] = now + 1.0 / self.pacing.posts_per_second
+        return 0.0
+
+    def update_wait(self, priority: int, now: float) -> float:
+        """Seconds until an edit of ``priority`` may go (0: it may, and a token is taken)."""
+        if now < self._update_blocked:
+            return self._update_blocked - now
+        rate = self.pacing.updates_per_minute / 60.0
+        if self._tokens_at is not None:
+            self._tokens = min(float(self.pacing.update_burst), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        needed = 1.0 + (self.pacing.redraw_reserve if priority >= Priority.REDRAW else 0.0)
+        needed = min(needed, float(self.pacing.update_burst))
+        if self._tokens >= needed:
+            self._tokens -= 1.0
+            return 0.0
+        return (needed - self._tokens) / rate
+
+    def posts_rate_limited(self, channel: str, retry_after: float, now: float) -> None:
+        self._post_blocked[channel] = max(self._post_blocked.get(channel, 0.0), now + retry_after)
+
+    def updates_rate_limited(self, retry_after: float, now: float) -> None:
+        self._update_blocked = max(self._update_blocked, now + retry_after)
+        self._tokens = 0.0
+        self._tokens_at = now

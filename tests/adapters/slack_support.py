@@ -1,0 +1,148 @@
+"""What the notifier's tests share: a small planner with stable keys, and reading a thread back.
+
+The planner stands in for the renderer (``bot.slack.thread.plan``, another module's job): it
+gives each notification the messages the notifier must deliver, with keys that depend only on
+what happened (never on timing), so an interrupted run and an uninterrupted one can be compared
+message by message. The thread is read back through the real slack-sdk client, metadata included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.events import GuardTicked, RolloutCompleted
+from bot.domain.notifications import (
+    ApprovalNeeded,
+    DeploymentOpened,
+    EnvLocked,
+    Notification,
+    PhaseChanged,
+    Refused,
+)
+from bot.slack.outgoing import CARD, ChannelPost, Ephemeral, Outgoing, Plan, Priority, RenderContext
+
+
+def _section(text: str) -> tuple[dict[str, Any], ...]:
+    return ({"type": "section", "text": {"type": "mrkdwn", "text": text}},)
+
+
+def card_text(service: str, version: str, phase: str, step: int) -> str:
+    return f"{service} {version}: {phase} (step {step})"
+
+
+def plan(card_state: Mapping[str, Any] | None, n: Notification, ctx: RenderContext) -> Plan:
+    if isinstance(n, Refused):
+        return Plan(None, ephemeral=(Ephemeral(n.channel, n.user, str(n.message)),))
+    if isinstance(n, EnvLocked):
+        text = f"{n.env} locked: {n.reason}"
+        post = ChannelPost(
+            n.channel or "#deploys", Outgoing(f"lock:{n.env}", text, _section(text), Priority.URGENT)
+        )
+        return Plan(None, channel=(post,))
+    dep = getattr(n, "deployment", None)
+    if dep is None:
+        return Plan(None)
+    state = {"phase": dep.phase.value, "step": dep.step}
+    text = card_text(dep.service, dep.version, dep.phase.value, dep.step)
+    card = Outgoing(CARD, text, _section(text), Priority.URGENT)
+    replies: tuple[Outgoing, ...] = ()
+    if isinstance(n, ApprovalNeeded):
+        line = f"approval {n.stage}: {n.needed} needed from {n.group}"
+        replies = (Outgoing(f"approval:{n.stage}", line, _section(line), Priority.URGENT),)
+    elif isinstance(n, PhaseChanged):
+        event = type(n.event).__name__
+        if isinstance(n.event, GuardTicked):
+            line = f"guard step {dep.step}: {dep.guard_ticks} ticks"
+            replies = (Outgoing(f"guard:{dep.step}", line, _section(line), Priority.REDRAW),)
+        elif isinstance(n.event, RolloutCompleted):
+            line = f"guard step {dep.step}: watching"
+            replies = (Outgoing(f"guard:{dep.step}", line, _section(line), Priority.NORMAL),)
+        else:
+            line = f"{event} at step {dep.step}"
+            replies = (Outgoing(f"{event}:{dep.step}", line, _section(line), Priority.NORMAL),)
+    elif not isinstance(n, DeploymentOpened):
+        return Plan(card_state=None)  # progress notices: timing-dependent, left out for stable keys
+    return Plan(state, thread=(card, *replies))
+
+
+async def read_thread(
+    client: AsyncWebClient, channel: str, deployment: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The deployment's top-level messages and its replies' keys in thread order, from metadata."""
+    parents: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await client.conversations_history(
+            channel=channel, include_all_metadata=True, limit=200, cursor=cursor
+        )
+        for message in page["messages"]:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("deployment") == deployment:
+                parents.append(message)
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    keys: list[str] = []
+    if parents:
+        replies = await client.conversations_replies(
+            channel=channel, ts=parents[0]["ts"], include_all_metadata=True, limit=1000
+        )
+        for message in replies["messages"][1:]:
+            keys.append(message["metadata"]["event_payload"]["key"])
+    return parents, keys
+
+
+def lifecycle(did: str, service: str = "checkout") -> list[Notification]:
+    """What the engine says over one canary step's deployment, in order: the thread's whole life."""
+    from datetime import UTC, datetime
+
+    from bot.domain.deployment import Deployment, Strategy
+    from bot.domain.events import BuildStarted, GuardPassed, GuardTicked, RolloutCompleted, RolloutStarted
+    from bot.domain.measurements import TickOutcome
+    from bot.domain.phases import Phase
+
+    at = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+    def dep(phase: Phase, ticks: int = 0) -> Deployment:
+        return Deployment(
+            did, service, "production", "1.4.2", Strategy.CANARY, "U0ALICE", phase, at, at, guard_ticks=ticks
+        )
+
+    return [
+        DeploymentOpened(dep(Phase.REQUESTED), "#deploys"),
+        PhaseChanged(dep(Phase.BUILDING), BuildStarted(number=1)),
+        PhaseChanged(dep(Phase.DEPLOYING), RolloutStarted(step=0)),
+        PhaseChanged(dep(Phase.VERIFYING), RolloutCompleted(step=0)),
+        *(PhaseChanged(dep(Phase.VERIFYING, t), GuardTicked(outcome=TickOutcome.PASS)) for t in (1, 2, 3)),
+        PhaseChanged(dep(Phase.SUCCEEDED, 3), GuardPassed()),
+    ]
+
+
+async def run_deployments(
+    chat: Any, count: int, *, gap_s: float = 0.2, spread_s: float = 1.0
+) -> dict[str, list[tuple[int, float]]]:
+    """``count`` deployments' lifecycles told concurrently (started over ``spread_s``, one
+    notification every ``gap_s``); returns per deployment each phase change's card revision and
+    the monotonic time it was told (what delivery lag is measured from)."""
+    import asyncio
+    import time
+
+    told: dict[str, list[tuple[int, float]]] = {}
+
+    async def one(index: int) -> None:
+        did = f"b{index:03d}"
+        await asyncio.sleep(spread_s * index / max(1, count))
+        told[did] = []
+        for n in lifecycle(did):
+            revisions = await chat.stage(n)
+            if CARD in revisions and not (
+                isinstance(n, PhaseChanged) and type(n.event).__name__ == "GuardTicked"
+            ):
+                told[did].append((revisions[CARD], time.monotonic()))
+            await asyncio.sleep(gap_s)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return told
