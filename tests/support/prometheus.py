@@ -1,7 +1,8 @@
 """A real Prometheus server for tests: started on 127.0.0.1 with a random port, stopped by PID.
 
 One server per test session (its first scrape takes seconds; remote write needs none). Tests feed it
-by remote write (``tests.support.promwrite``) under labels no other test uses. Without the binary the
+by remote write (``tests.support.promwrite``) or by an exporter it scrapes (``scrape()``, a
+config reload), under labels no other test uses. Without the binary the
 tests skip with a reason, except under ``CI=true`` where a missing server is a failure.
 """
 
@@ -50,10 +51,30 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = Path(tempfile.mkdtemp(prefix="shipthread-prom-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._jobs: dict[str, tuple[tuple[str, ...], str]] = {}
+
+    def _write_config(self) -> Path:
+        config = self._dir / "prometheus.yml"
+        text = "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+        if self._jobs:
+            text += "scrape_configs:\n"
+            for job, (targets, interval) in self._jobs.items():
+                listed = ", ".join(f'"{t}"' for t in targets)
+                text += f"  - job_name: {job}\n    scrape_interval: {interval}\n"
+                text += f"    static_configs:\n      - targets: [{listed}]\n"
+        config.write_text(text)
+        return config
+
+    def scrape(self, job: str, targets: list[str], interval: str = "1s") -> None:
+        """Scrape ``targets`` (``host:port``, path ``/metrics``) as ``job`` from now on (reloads config)."""
+        self._jobs[job] = (tuple(targets), interval)
+        self._write_config()
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200, resp.status
 
     def start(self, timeout: float = 20.0) -> PrometheusServer:
-        config = self._dir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n")
+        config = self._write_config()
         self._log = open(self._dir / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
             [
@@ -62,6 +83,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self._dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-remote-write-receiver",
+                "--web.enable-lifecycle",  # POST /-/reload, for scrape()
                 "--storage.tsdb.retention.time=1d",
                 "--query.lookback-delta=5m",
             ],
