@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from bot.sandbox import k8s_config_kinds
 from bot.sandbox.k8s_api import (
     DEPLOYMENTS,
     NAMESPACES,
@@ -29,6 +30,7 @@ from bot.sandbox.k8s_api import (
 )
 from bot.sandbox.k8s_select import labels_match, selector_from_spec
 
+_CONFIG_KINDS = frozenset(k8s_config_kinds.KINDS_SERVED)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL_HELP = (
@@ -278,6 +280,8 @@ class Admission:
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif rt is SERVICES:
             self._default_service(obj, old)
+        elif rt in _CONFIG_KINDS:
+            k8s_config_kinds.default(rt, obj)
         elif rt is NAMESPACES:
             meta = obj["metadata"]
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
@@ -318,6 +322,8 @@ class Admission:
             _validate_pod_spec(spec, "spec", causes, template=False)
         elif rt is SERVICES:
             self._validate_service(spec if isinstance(spec, dict) else {}, old, causes)
+        elif rt in _CONFIG_KINDS:
+            causes += k8s_config_kinds.validate(rt, obj, old)
         if causes:
             raise invalid(rt, obj["metadata"].get("name", ""), causes)
 

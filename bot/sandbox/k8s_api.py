@@ -125,8 +125,20 @@ REPLICASETS = ResourceType(
     has_generation=True,
 )
 
-RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, PODS, SERVICES, EVENTS, DEPLOYMENTS, REPLICASETS)
-GROUP_VERSIONS: tuple[str, ...] = ("v1", "apps/v1")
+# The kinds a bot's own manifests hold besides its workload (``kubectl apply --dry-run=server -k``
+# of ``deploy/kubernetes``): plain stored objects, no controller acts on them.
+RBAC = "rbac.authorization.k8s.io"
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",))
+CONFIGMAPS = ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",))
+SECRETS = ResourceType("", "v1", "secrets", "secret", "Secret", True)
+ROLES = ResourceType(RBAC, "v1", "roles", "role", "Role", True)
+ROLEBINDINGS = ResourceType(RBAC, "v1", "rolebindings", "rolebinding", "RoleBinding", True)
+
+RESOURCES: tuple[ResourceType, ...] = (
+    NAMESPACES, PODS, SERVICES, EVENTS, DEPLOYMENTS, REPLICASETS,
+    SERVICEACCOUNTS, CONFIGMAPS, SECRETS, ROLES, ROLEBINDINGS,
+)  # fmt: skip
+GROUP_VERSIONS: tuple[str, ...] = ("v1", "apps/v1", f"{RBAC}/v1")
 
 
 def resources_of(group_version: str) -> tuple[ResourceType, ...]:

@@ -19,12 +19,14 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from bot.sandbox.k8s_api import GROUP_VERSIONS, JsonDict, ResourceType, resources_of
+from bot.sandbox import k8s_config_kinds
+from bot.sandbox.k8s_api import GROUP_VERSIONS, RBAC, JsonDict, ResourceType, resources_of
 from bot.sandbox.k8s_patch import NO_META, FieldMeta, PatchMeta
 
 _CORE = "io.k8s.api.core.v1"
 _APPS = "io.k8s.api.apps.v1"
 _AUTOSCALING = "io.k8s.api.autoscaling.v1"
+_RBAC = "io.k8s.api.rbac.v1"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 
 # Field types, a small language: "str", "int32", "int64", "bool", "time", "ios" (int or string),
@@ -363,6 +365,9 @@ _TYPES: dict[str, dict[str, dict[str, str]]] = {
 
 # EphemeralContainer is a Container that also names the container it debugs.
 _TYPES[_CORE]["EphemeralContainer"] = {**_TYPES[_CORE]["Container"], "targetContainerName": "str"}
+# ServiceAccount, ConfigMap, Secret, Role, RoleBinding: their own module (k8s_config_kinds).
+_TYPES[_CORE].update(k8s_config_kinds.CORE_TYPES)
+_TYPES[_RBAC] = dict(k8s_config_kinds.RBAC_TYPES)
 
 # Kinds (with their lists) that carry x-kubernetes-group-version-kind.
 _KINDS: dict[str, tuple[str, str, str]] = {
@@ -375,7 +380,11 @@ _KINDS: dict[str, tuple[str, str, str]] = {
     f"{_CORE}.Event": ("", "v1", "Event"),
     f"{_META}.Status": ("", "v1", "Status"),
 }
-_LISTED = ("Deployment", "ReplicaSet", "Namespace", "Pod", "Service", "Event")
+_KINDS |= {
+    f"{_RBAC if group == RBAC else _CORE}.{kind}": (group, version, kind)
+    for kind, (group, version) in k8s_config_kinds.KINDS.items()
+}
+_LISTED = ("Deployment", "ReplicaSet", "Namespace", "Pod", "Service", "Event", *k8s_config_kinds.KINDS)
 
 _SCALARS: dict[str, JsonDict] = {
     "str": {"type": "string"},
@@ -495,7 +504,7 @@ def components() -> dict[str, JsonDict]:
 
 
 def _component_of(rt: ResourceType) -> str:
-    package = {"apps/v1": _APPS, "v1": _CORE}[rt.group_version]
+    package = {"apps/v1": _APPS, "v1": _CORE, f"{RBAC}/v1": _RBAC}[rt.group_version]
     return f"{package}.{rt.kind}"
 
 

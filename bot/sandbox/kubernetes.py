@@ -2,8 +2,9 @@
 
 It answers the real URLs (discovery, OpenAPI v3, ``/api/v1`` and ``/apis/apps/v1`` for Namespaces,
 Pods, Services, Events, Deployments and ReplicaSets, with ``/scale`` and ``/status``, list, watch
-and the four patch types) in JSON only, and runs a rollout controller on a scaled clock
-(``k8s_rollout``). A control API under ``/_sandbox/`` lets tests steer it:
+and the four patch types; ServiceAccounts, ConfigMaps, Secrets and ``rbac.authorization.k8s.io``
+Roles and RoleBindings as stored objects, ``k8s_config_kinds``) in JSON only, and runs a rollout
+controller on a scaled clock (``k8s_rollout``). A control API under ``/_sandbox/`` lets tests steer it:
 
 - ``POST /_sandbox/bad-images`` ``{"patterns": ["*:broken"]}``: images (fnmatch) whose pods never become ready
 - ``POST /_sandbox/time-scale`` ``{"time_scale": 0.01}``: real seconds per emulated second

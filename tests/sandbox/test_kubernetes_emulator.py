@@ -122,7 +122,8 @@ def status_body(exc: ApiException) -> dict[str, Any]:
 
 def test_discovery_names_the_served_groups_and_resources(api: client.ApiClient) -> None:
     assert client.VersionApi(api).get_code().git_version.startswith("v1.")
-    assert [g.name for g in client.ApisApi(api).get_api_versions().groups] == ["apps"]
+    groups = [g.name for g in client.ApisApi(api).get_api_versions().groups]
+    assert groups == ["apps", "rbac.authorization.k8s.io"]
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     apps_resources = {r.name: r for r in client.AppsV1Api(api).get_api_resources().resources}
     assert apps_resources["deployments"].short_names == ["deploy"]
