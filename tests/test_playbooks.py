@@ -97,6 +97,15 @@ MISTAKES = [
         "unknown-placeholder.yaml:6: jenkins.parameters.BRANCH: unknown placeholder {branch}",
     ),
     ("secret-parameter", "secret-parameter.yaml:6: jenkins.parameters.API_TOKEN: secrets are read only from"),
+    (
+        "baseline-on-rolling",
+        "baseline-on-rolling.yaml:13: guards.http.checks[0].baseline: baseline: stable needs strategy "
+        "blue-green or canary, not rolling (used by 'staging')",
+    ),
+    (
+        "fixed-time-check",
+        "fixed-time-check.yaml:12: guards.http.checks[0].query: '@ 1700000000' pins the check",
+    ),
 ]
 
 
@@ -531,6 +540,26 @@ def messages(data: dict[str, Any]) -> list[str]:
             "unknown placeholder {job}",
         ),
         ({"guards": {"g": {"checks": [{"name": "x", "query": "q"}]}}}, "a check needs min, max or both"),
+        (
+            {"guards": {"g": {"checks": [{"name": "x", "query": "q", "max_ratio": 2}]}}},
+            "max_ratio needs a baseline",
+        ),
+        (
+            {"guards": {"g": {"checks": [{"name": "x", "query": "q", "max": 1, "baseline": "before"}]}}},
+            "a baseline needs max_increase, max_ratio or both",
+        ),
+        (
+            {
+                "guards": {
+                    "g": {"checks": [{"name": "x", "query": "q", "baseline": "stable", "max_increase": 0}]}
+                }
+            },
+            "baseline: stable needs a {track} placeholder",
+        ),
+        (
+            {"guards": {"g": {"checks": [{"name": "x", "query": "rate(q[5x])", "max": 1}]}}},
+            "not a PromQL duration",
+        ),
         ({"service": "Web_1"}, "not a valid name"),
     ],
 )

@@ -1,0 +1,162 @@
+"""The guard judges only the version under test, and may judge it against a baseline.
+
+Real Prometheus, backdated history, a live feed (``tests.engine.feed``): each test writes what the
+old version did before the change, then switches the feed's value when the new version takes over.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.domain.commands import Deploy
+from bot.domain.measurements import TickOutcome
+from bot.domain.notifications import GuardTick, GuardVerdict
+from bot.domain.phases import Phase
+from tests.engine.feed import Feed
+from tests.engine.stack import RATIO, create_k8s_deployment, playbook
+from tests.engine.test_scenarios import IMAGE
+
+SETTLE = 2.0
+"""The checks' look-back: ``max_over_time(...[2s])`` settles for 2 s after each change."""
+
+
+@pytest.fixture
+async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
+    from tests.engine.stack import make_stack
+
+    built = []
+
+    async def build(book):
+        stack = await make_stack(tmp_path, prometheus, jenkins_server, k8s_server, [book], run=run)
+        built.append(stack)
+        create_k8s_deployment(k8s_server.url, book["service"], IMAGE.format("1.0.0"))
+        return stack
+
+    yield build
+    for stack in built:
+        await stack.runtime.close()
+
+
+def ranged(run: str, track: bool = False) -> str:
+    selector = f'service="{{service}}",run="{run}"' + (',track="{track}"' if track else "")
+    return f"max(max_over_time({RATIO}{{{selector}}}[{int(SETTLE)}s]))"
+
+
+def feed_for(stack, tracks: tuple[str, ...] = ()) -> Feed:
+    base = {"__name__": RATIO, "service": "checkout", "run": stack.run}
+    labels = {t: {**base, "track": t} for t in tracks} if tracks else {"all": base}
+    return Feed(stack.prometheus.url, labels)
+
+
+async def test_a_fix_released_during_an_incident_is_not_rolled_back(run, stack_of):
+    book = playbook("checkout", run)
+    book["guards"]["http"]["checks"][0]["query"] = ranged(run)
+    stack = await stack_of(book)
+    feed = feed_for(stack)
+    feed.history(10, {"all": 0.25})  # 1.0.0 serves 25 % errors: the incident
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
+
+        def fixed(dep):
+            if dep.phase in (Phase.DEPLOYING, Phase.VERIFYING):
+                feed.values["all"] = 0.0  # 1.1.0 takes the traffic and is clean
+            return dep.phase.terminal
+
+        dep = await stack.drive(outcome.deployment.id, fixed)
+    assert dep.phase is Phase.SUCCEEDED, dep.reason
+    ticks = [n for n in stack.chat.notifications if isinstance(n, GuardTick)]
+    assert ticks and all(t.outcome is TickOutcome.PASS for t in ticks)
+    assert ticks[-1].tick == ticks[-1].expected_ticks == 3  # the whole window, after settling
+
+
+async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_the_limit(run, stack_of):
+    interval, failure_limit = 0.2, 1
+    book = playbook("checkout", run, interval=interval, window=3.0, failure_limit=failure_limit)
+    book["guards"]["http"]["checks"][0]["query"] = ranged(run)
+    stack = await stack_of(book)
+    feed = feed_for(stack)
+    feed.history(10, {"all": 0.0})
+    switched: list[float] = []
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
+
+        def regressed(dep):
+            if dep.phase is Phase.VERIFYING and not switched:
+                feed.values["all"] = 0.3
+                switched.append(time.monotonic())
+            return dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
+
+        dep = await stack.drive(outcome.deployment.id, regressed, step=0.02)
+    caught = time.monotonic() - switched[0]
+    assert "5xx ratio" in (dep.reason or "")
+    # settle + interval x (failure_limit + 1), and one tick; plus the test loop's own step.
+    assert caught <= SETTLE + interval * (failure_limit + 1) + interval + 0.25, caught
+    assert caught >= SETTLE, "judged before its range could only see the new version"
+
+
+async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails(run, stack_of):
+    book = playbook("checkout", run)
+    book["guards"]["http"]["checks"][0]["query"] = ranged(run)
+    stack = await stack_of(book)
+    feed = feed_for(stack)
+    feed.history(10, {"all": 0.0})
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
+
+        def bad_then_back(dep):
+            if dep.phase is Phase.VERIFYING:
+                feed.values["all"] = 0.4  # 1.3.0 is broken
+            if dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
+                feed.values["all"] = 0.0  # 1.0.0 is back and healthy
+            return dep.phase.terminal
+
+        dep = await stack.drive(outcome.deployment.id, bad_then_back, step=0.02)
+        assert dep.phase is Phase.ROLLED_BACK, dep.reason
+        await stack.end_watches()
+    after = [n for n in stack.chat.notifications if isinstance(n, GuardTick) and n.post_rollback]
+    assert after and all(t.outcome is TickOutcome.PASS for t in after)
+    verdicts = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.post_rollback]
+    assert [v.verdict for v in verdicts] == ["pass"]
+    assert await stack.store.active_locks("production") == []
+
+
+def canary_book(run: str) -> dict:
+    book = playbook("checkout", run, strategy="canary", steps=(25, 50))
+    book["guards"]["http"]["checks"] = [
+        {
+            "name": "5xx ratio",
+            "query": ranged(run, track=True),
+            "max": 0.06,  # alone, this would pass a canary at 5 %
+            "baseline": "stable",
+            "max_increase": 0.01,
+        }
+    ]
+    return book
+
+
+async def test_a_canary_worse_than_stable_breaches_a_stable_baseline(run, stack_of):
+    stack = await stack_of(canary_book(run))
+    feed = feed_for(stack, ("canary", "stable"))
+    feed.history(10, {"stable": 0.03, "canary": 0.05})
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "2.0.0"), "U0ALICE")
+        dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.ROLLED_BACK, dep.reason
+    assert "vs stable 0.03" in (dep.reason or "") and "max_increase 0.01" in (dep.reason or "")
+    ticks = [n for n in stack.chat.notifications if isinstance(n, GuardTick) and not n.post_rollback]
+    assert ticks[-1].step == 0 and ticks[-1].outcome is TickOutcome.FAIL
+
+
+async def test_a_canary_as_good_as_a_noisy_stable_passes(run, stack_of):
+    stack = await stack_of(canary_book(run))
+    feed = feed_for(stack, ("canary", "stable"))
+    noisy = lambda n: 0.02 if n % 2 else 0.04  # noqa: E731
+    feed.history(10, {"stable": noisy, "canary": 0.03})
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "2.1.0"), "U0ALICE")
+        dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED, dep.reason
+    passes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.verdict == "pass"]
+    assert len(passes) == 3  # two canary steps and the promoted version
