@@ -8,7 +8,8 @@ first transition; with ``--mode before`` right before storing its second, that i
 transition's effects ran against Jenkins and Kubernetes but before their result was stored. Run
 again and again on the same database, each process moves the deployment on by one step and dies.
 With ``SLACK_API_URL`` (and ``SLACK_BOT_TOKEN``) set, the engine talks to that Slack through the
-real notifier instead of recording what it says.
+real notifier and the real renderer, wired as production wires them (``tests.engine.slack_chat``),
+instead of recording what it says; a finished run waits until Slack shows everything it said.
 """
 
 from __future__ import annotations
@@ -21,41 +22,17 @@ import signal
 import sys
 import time
 
-from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
 from bot.config import load_settings
-from bot.container import Runtime, slack_notifier
 from bot.domain.commands import Deploy
 from bot.domain.deployment import Deployment
 from bot.domain.events import Event
-from bot.domain.notifications import Notification
 from bot.domain.phases import Phase
 from bot.sandbox.chat import RecordingChat
-from tests.adapters.slack_support import plan
+from tests.engine.slack_chat import SlackChat
 from tests.engine.stack import build_from_files
 
-
-class SlackChat:
-    """With ``SLACK_API_URL`` set: the real notifier against that Slack (the emulator, run by the
-    test outside this process), with the tests' planner, whose keys do not depend on timing."""
-
-    def __init__(self) -> None:
-        self.notifier: SlackNotifier | None = None
-
-    async def wire(self, runtime: Runtime) -> None:
-        settings = load_settings(os.environ["SHIPTHREAD_CONFIG"], os.environ)
-        self.notifier = slack_notifier(
-            settings,
-            runtime.store.engine,
-            plan,
-            channel_for=runtime.engine.ctx.channel,
-            options=NotifierOptions(drain_s=60.0),
-        )
-        runtime.notifier = self.notifier
-        await self.notifier.start()
-
-    async def notify(self, notification: Notification) -> None:
-        assert self.notifier is not None
-        await self.notifier.notify(notification)
+SLACK_DRAIN_S = 60.0
+"""How long a finished run waits for Slack to show everything (paced at Slack's real limits)."""
 
 
 async def main(mode: str, service: str, version: str, timeout: float) -> int:
@@ -83,7 +60,7 @@ async def main(mode: str, service: str, version: str, timeout: float) -> int:
         on_transition=crash,
     )
     if os.environ.get("SLACK_API_URL"):
-        await slack.wire(runtime)
+        await slack.wire(runtime, load_settings(os.environ["SHIPTHREAD_CONFIG"], os.environ))
     engine = runtime.engine
     await engine.start()
     history = await runtime.store.history(service, "production", limit=1)
@@ -105,6 +82,9 @@ async def main(mode: str, service: str, version: str, timeout: float) -> int:
             print(json.dumps({"stuck": dep.phase, "step": dep.step}), flush=True)
             return 2
         await asyncio.sleep(0.05)
+    if slack.notifier is not None and not await slack.notifier.drain(SLACK_DRAIN_S):
+        print(json.dumps({"undelivered": did}), flush=True)
+        return 3
     print(json.dumps({"finished": dep.phase, "id": did}), flush=True)
     await runtime.close()
     return 0
