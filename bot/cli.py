@@ -50,7 +50,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=None, help="seconds between polls of a deployment (default 2)"
     )
 
-    sandbox = sub.add_parser("sandbox", help="run Shipthread against local emulators")
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="play the whole story against local emulators (or rehearse with --interactive)",
+        description="Without an ACTION: start everything and play the story, printing each Slack thread.",
+    )
+    sandbox.add_argument(
+        "--interactive", action="store_true", help="a prompt: type slash commands as any user, press buttons"
+    )
+    sandbox.add_argument(
+        "--playbooks", metavar="DIR", help="your own playbooks folder (default: the sandbox's)"
+    )
+    sandbox.add_argument("--config", metavar="FILE", help="your own config file (default: the sandbox's)")
     sb_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION")
     emulators = sb_sub.add_parser("emulators", help="start the Slack, Jenkins and Kubernetes emulators")
     emulators.add_argument("--host", default="127.0.0.1")
@@ -98,5 +109,13 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from bot.sandbox.runner import emulators_command
 
         return emulators_command(args.host, args.port_base)
+    elif args.command == "sandbox" and args.sandbox_command is None:
+        if args.interactive:
+            from bot.sandbox.interactive import interactive_command
+
+            return interactive_command(args.playbooks, args.config)
+        from bot.sandbox.story import story_command
+
+        return story_command(args.playbooks, args.config)
     parser.print_help()
     return 0 if args.command is None else 2
