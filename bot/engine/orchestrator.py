@@ -393,7 +393,7 @@ class Orchestrator:
         await self._audit(user, action, channel, dep.id, "accepted", stage=dep.approval_stage, reason=reason)
         await self.ctx.tell(ApprovalGiven(dep, user, dep.approval_stage, approve, reason))
         new = await self.settle_votes(dep.id)
-        return Outcome(True, Message.of(f"{action}d ", Code(dep.id)), new or dep)
+        return Outcome(True, Message.of("approved " if approve else "rejected ", Code(dep.id)), new or dep)
 
     async def settle_votes(self, deployment_id: str) -> Deployment | None:
         """Bring an awaiting deployment up to date with its stored votes.

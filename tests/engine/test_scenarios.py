@@ -401,7 +401,7 @@ async def test_an_approver_can_still_reject_after_approving(run, stack_of):
     assert (await stack.engine.approve(did, "U0BOB")).ok
     assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL  # one of two
     no = await stack.engine.reject(did, "U0BOB", "the error budget is spent")
-    assert no.ok
+    assert no.ok and str(no.message) == f"rejected {did}"
     dep = await stack.get(did)
     assert dep.phase is Phase.REJECTED and dep.reason == "the error budget is spent"
     assert stack.jenkins.builds() == []
