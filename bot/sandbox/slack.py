@@ -29,7 +29,8 @@ The emulator is split by what each part holds; this module assembles it and is t
 ``slack_records`` (identity, limits, frozen records), ``slack_clock``, ``slack_ratelimit`` (tiers
 and the limiter), ``slack_faults`` (outages on demand), ``slack_wire`` (reading requests, Slack's
 envelope), ``slack_ids`` (ids, ts, cursors), ``slack_state`` (the workspace), ``slack_methods``
-(the Web API), ``slack_control`` (the control API and response URLs) and ``slack_socket``
+(the Web API), ``slack_control`` (the control API and response URLs), ``slack_files`` (external
+file uploads) and ``slack_socket``
 (Socket Mode: ``apps.connections.open``, the ``/link/`` WebSocket, envelopes and acks).
 """
 
@@ -41,7 +42,7 @@ from typing import Final
 from aiohttp import web
 
 from bot.sandbox.slack_clock import Clock
-from bot.sandbox.slack_control import SlackControlApi
+from bot.sandbox.slack_files import SlackFilesApi
 from bot.sandbox.slack_methods import Handler
 from bot.sandbox.slack_ratelimit import DEFAULT_PER_MINUTE, TIERS, RateLimiter, RateLimits
 from bot.sandbox.slack_records import (
@@ -126,7 +127,7 @@ __all__ = [
 ]
 
 
-class SlackEmulator(SlackControlApi):
+class SlackEmulator(SlackFilesApi):
     """The Slack workspace, its Web API and its control API; serve ``.app`` (e.g. with ServerThread).
 
     Handlers run under one lock, so tests may also read the state from another thread through
@@ -154,7 +155,7 @@ class SlackEmulator(SlackControlApi):
             usergroups=usergroups,
         )
         self.socket = SocketMode(self.clock, self._lock, app_tokens=(app_token,), settings=socket_mode)
-        self._methods = self._method_table()
+        self._methods = {**self._method_table(), **self._file_methods()}
         self.app = self._build_app()
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -191,6 +192,8 @@ class SlackEmulator(SlackControlApi):
             ("DELETE", "faults", self._ctl_faults),
         ]
         routes += self.socket.routes()
+        for verb, path, handler in self._file_routes():
+            app.router.add_route(verb, path, handler)
         for verb, path, handler in routes:
             app.router.add_route(verb, f"/_sandbox/{path}", handler)
         return app
@@ -198,6 +201,7 @@ class SlackEmulator(SlackControlApi):
     def reset(self, *, keep_directory: bool = False) -> None:
         super().reset(keep_directory=keep_directory)
         self.socket.reset()
+        self._reset_files()
 
 
 EMULATOR_KEY: Final = web.AppKey("slack_emulator", SlackEmulator)

@@ -29,6 +29,8 @@ TIERS: Final[Mapping[str, str]] = {
     "conversations.replies": "tier3",
     "conversations.info": "tier3",
     "conversations.list": "tier2",
+    "files.getUploadURLExternal": "tier4",
+    "files.completeUploadExternal": "tier4",
     "reactions.add": "tier3",
     "users.info": "tier4",
     "users.lookupByEmail": "tier3",

@@ -172,6 +172,8 @@ class Message:
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     metadata: JSONDict | None = None
     tombstone: bool = False
+    files: tuple[JSONDict, ...] = ()
+    """Files shared by ``files.completeUploadExternal`` (``bot.sandbox.slack_files``)."""
 
     @property
     def top_level(self) -> bool:

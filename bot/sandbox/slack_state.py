@@ -291,6 +291,8 @@ class SlackWorkspace:
                 out["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in m.reactions]
             if m.metadata is not None and metadata:
                 out["metadata"] = m.metadata
+            if m.files:
+                out.update(files=list(m.files), upload=True, display_as_bot=False)
         if m.thread_ts is not None:
             out["thread_ts"] = m.thread_ts
             parent = self._find(m.channel, m.thread_ts)
