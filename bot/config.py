@@ -53,6 +53,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.domain.chart import ChartPolicy
 from bot.domain.locks import FreezeWindow
 from bot.domain.playbook import Channel, Duration, FieldErrors, Loc, LongDuration, Name, SourceMap, dotted
 from bot.errors import ConfigError
@@ -588,6 +589,9 @@ class SlackSettings(_Settings):
     """The notifier's pace of chat.postMessage per channel (Slack allows about 1/s)."""
     updates_per_minute: float = Field(default=45.0, gt=0)
     """The notifier's budget of chat.update per workspace (Slack's Tier 3 is about 50/min)."""
+    charts: ChartPolicy = ChartPolicy.PROBLEMS
+    """Which guard verdicts get a chart in their thread: ``always``, ``problems`` (a breach, a hold,
+    the end of a post-rollback watch) or ``never``."""
 
 
 class JenkinsSettings(_Settings):

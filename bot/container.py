@@ -21,6 +21,7 @@ from bot.adapters.k8s_access import ClusterAccess
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.adapters.prometheus import PrometheusMetrics
 from bot.adapters.retrying import RetryPolicy
+from bot.adapters.slack_charts import ChartOptions, SlackChartPoster
 from bot.adapters.slack_notifier import ChannelFor, NotifierOptions, Planner, SlackNotifier
 from bot.adapters.slack_pacing import Pacing
 from bot.config import Settings
@@ -31,7 +32,7 @@ from bot.engine.engine import Engine
 from bot.engine.orchestrator import IdSource, TransitionHook
 from bot.engine.policy import Concurrency, EnginePolicy, SystemClock
 from bot.errors import ConfigError
-from bot.ports import Chat, Clock
+from bot.ports import ChartPoster, Chat, Clock
 from bot.store.db import create_engine
 from bot.store.lease import DatabaseLease
 from bot.store.repository import Repository
@@ -51,9 +52,15 @@ class Runtime:
     metrics: PrometheusMetrics
     notifier: SlackNotifier | None = None
     """The Slack notifier when the engine's chat is one (``slack_notifier``): closed after the engine."""
+    charts: SlackChartPoster | None = None
+    """The verdicts' chart poster when one is wired (``chart_poster``): closed after the engine."""
 
     async def close(self) -> None:
         await self.engine.stop()
+        await self.engine.ticks.charts.drain(2.0)  # a chart under way gets a moment, not more
+        await self.engine.ticks.charts.close()
+        if self.charts is not None:
+            await self.charts.close()
         if self.notifier is not None:
             await self.notifier.close()  # sends what the engine said last (bounded), then stops
         self.ci.close()
@@ -144,6 +151,24 @@ def slack_notifier(
     )
 
 
+def chart_poster(
+    settings: Settings, database: AsyncEngine, options: ChartOptions | None = None
+) -> SlackChartPoster:
+    """The poster of guard verdicts' charts into their threads, on the notifier's thread store, with
+    the bot token, ``SLACK_API_URL`` and the Slack timeout from config (start it, then hand it to
+    ``build`` as ``charts``)."""
+    token = settings.secrets.slack_bot_token
+    if token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    timeout = settings.slack.timeout.total_seconds()
+    return SlackChartPoster(
+        ThreadStore(database),
+        token=token.get_secret_value(),
+        base_url=str(settings.slack.api_url),
+        options=options or ChartOptions(timeout_s=timeout),
+    )
+
+
 def engine_policy(settings: Settings, poll_interval_s: float | None = None) -> EnginePolicy:
     """The engine's policy from config (``poll_interval_s`` for tests and the sandbox)."""
     policy = EnginePolicy(
@@ -151,6 +176,7 @@ def engine_policy(settings: Settings, poll_interval_s: float | None = None) -> E
         freezes=settings.freezes(),
         concurrency=Concurrency(settings.concurrency.value),
         approval_ttl=settings.approval_ttl,
+        charts=settings.slack.charts,
     )
     return policy if poll_interval_s is None else replace(policy, poll_interval_s=poll_interval_s)
 
@@ -168,6 +194,7 @@ def build(
     retry: RetryPolicy | None = None,
     poll_interval_s: float | None = None,
     new_id: IdSource | None = None,
+    charts: ChartPoster | None = None,
 ) -> Runtime:
     """Wire an engine from config. The database schema must exist (``shipthread db upgrade``).
 
@@ -211,6 +238,7 @@ def build(
         playbooks=playbooks,
         policy=engine_policy(settings, poll_interval_s),
         default_channel=settings.slack.default_channel,
+        charts=charts,
     )
     engine = Engine(
         ctx,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.domain.approvals import Vote
 from bot.domain.audit import AuditEntry
+from bot.domain.chart import Series, VerdictChart
 from bot.domain.deployment import Deployment
 from bot.domain.locks import Lock
 from bot.domain.measurements import Measurement
@@ -223,6 +224,14 @@ class Metrics(Protocol):
         """
         ...
 
+    async def range_query(self, promql: str, start: datetime, end: datetime, step: timedelta) -> Series:
+        """One range query (for a verdict's chart): the one series it yields, empty for none.
+
+        Unlike ``query``, failures raise (``TransientError``/``PermanentError``): a chart is extra,
+        and whoever draws it decides what a missing series means.
+        """
+        ...
+
 
 # --- Chat, directory, clock ----------------------------------------------------------------------
 
@@ -230,6 +239,15 @@ class Metrics(Protocol):
 class Chat(Protocol):
     async def notify(self, notification: Notification) -> None:
         """Tell people what happened (Slack renders it into the deployment's thread)."""
+        ...
+
+
+class ChartPoster(Protocol):
+    async def post_chart(self, chart: VerdictChart, comment: str) -> None:
+        """Draw ``chart`` and post it into its deployment's thread with ``comment`` (mrkdwn).
+
+        Best effort and bounded: it may fail (raising), it must never hang.
+        """
         ...
 
 

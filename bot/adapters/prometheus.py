@@ -1,4 +1,5 @@
-"""Prometheus adapter: instant queries for the QoS guard, batched by shape, never a false pass.
+"""Prometheus adapter: instant queries for the QoS guard, batched by shape, never a false pass;
+range queries for the charts of its verdicts.
 
 "No data" (an empty result, or NaN from 0/0 when there is no traffic) is kept distinct from zero and
 from an error; every failure to get an answer becomes ``QueryFailed``, which the guard treats as
@@ -11,8 +12,8 @@ import asyncio
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Coroutine, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -23,6 +24,7 @@ from urllib3.util.retry import Retry
 from bot.adapters.blocking import BlockingRunner
 from bot.adapters.promql import batch_template, services_regex
 from bot.adapters.retrying import RetryPolicy, retry
+from bot.domain.chart import Series
 from bot.domain.measurements import Measurement, NoData, QueryFailed, Value
 from bot.errors import PermanentError, ShipthreadError, TransientError
 from bot.ports import PLACEHOLDER, GuardQuery, promql_string
@@ -107,6 +109,41 @@ class PrometheusMetrics:
             by_service[str(row.get("metric", {}).get("service", ""))].append(row)
         return {q: _single(by_service.get(q.param("service") or "", [])) for q in members}
 
+    async def range_query(self, promql: str, start: datetime, end: datetime, step: timedelta) -> Series:
+        rows = await retry(
+            self._policy,
+            f"prometheus range query {promql[:80]!r}",
+            lambda: self._attempt_range(promql, start, end, step),
+        )
+        if not rows:
+            return Series()
+        if len(rows) > 1:
+            raise PermanentError(f"range query returned {len(rows)} series (a guard check must return one)")
+        points: list[tuple[float, float]] = []
+        for pair in rows[0].get("values", []):
+            try:
+                points.append((float(pair[0]), float(pair[1])))
+            except (IndexError, TypeError, ValueError):
+                raise PermanentError("range query returned a sample that is not a number") from None
+        return Series(tuple(points))
+
+    async def _attempt_range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> list[Row]:
+        # The library rounds start and end to whole seconds; our own (exact) values override its.
+        params = {
+            "timeout": f"{max(1, int(self._timeout * 1000))}ms",
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+        }
+        return await self._call(
+            self._client.custom_query_range,
+            promql,
+            start_time=start,
+            end_time=end,
+            step=f"{max(step.total_seconds(), 0.001):.3f}",
+            params=params,
+            timeout=self._timeout,
+        )
+
     async def _rows(self, promql: str, at: datetime | None = None) -> list[Row]:
         return await retry(
             self._policy, f"prometheus query {promql[:80]!r}", lambda: self._attempt(promql, at)
@@ -117,13 +154,12 @@ class PrometheusMetrics:
         if at is not None:
             # Prometheus' own evaluation time: what the query said then, not a value we stored.
             params["time"] = f"{at.timestamp():.3f}"
+        return await self._call(self._client.custom_query, promql, params=params, timeout=self._timeout)
+
+    async def _call(self, method: Callable[..., Any], promql: str, **kwargs: Any) -> list[Row]:
+        """One call of the client library, its failures mapped onto our error tree."""
         try:
-            data = await self._runner.run(
-                self._client.custom_query,
-                promql,
-                params=params,
-                timeout=self._timeout,
-            )
+            data = await self._runner.run(method, promql, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(f"Prometheus at {self.url} did not answer: {type(exc).__name__}") from exc
         except PrometheusApiClientException as exc:

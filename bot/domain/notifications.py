@@ -109,6 +109,27 @@ class GuardTick:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardSettling:
+    """A guard window opened with checks that must settle first: told once, when it opens.
+
+    Until its first check settles a window has no tick, so without this the thread would say
+    nothing about the guard for as long as the longest range selector.
+    """
+
+    deployment: Deployment
+    checks: tuple[str, ...]
+    """Each settling check's line (``5xx ratio settling for 1m: its 1m window still sees 1.1.0``)."""
+    judges_at: datetime
+    """When the first check judges (the window's first tick is due one interval later)."""
+    expected_ticks: int
+    post_rollback: bool = False
+    step: int | None = None
+    """The canary step or blue-green stage watched (None after a rollback)."""
+    window_started_at: datetime | None = None
+    """The window's start, as on its ticks: what names the window's reply."""
+
+
+@dataclass(frozen=True, slots=True)
 class GuardVerdict:
     """The guard's window ended or breached: ``verdict`` is pass, fail or inconclusive."""
 
@@ -194,6 +215,7 @@ Notification = (
     | BuildProgress
     | RolloutProgress
     | GuardTick
+    | GuardSettling
     | GuardVerdict
     | RollbackStarted
     | EnvLocked

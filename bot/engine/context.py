@@ -18,7 +18,7 @@ from bot.domain.notifications import Notification
 from bot.domain.playbook import Baseline, Environment, GuardSpec, Playbook, placeholders, render
 from bot.domain.watch import GuardWatch
 from bot.engine.policy import EnginePolicy
-from bot.ports import CI, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
+from bot.ports import CI, ChartPoster, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
 
 log = logging.getLogger("shipthread.engine")
 
@@ -39,6 +39,8 @@ class Context:
     playbooks: Mapping[str, Playbook]
     policy: EnginePolicy
     default_channel: str | None = None
+    charts: ChartPoster | None = None
+    """Where verdicts' charts go (``bot.engine.charts``); None: no charts."""
 
     async def tell(self, notification: Notification) -> None:
         """Tell people, but never let a chat outage stop a deployment: failures are logged.

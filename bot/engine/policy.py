@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from bot.domain.chart import ChartPolicy
 from bot.domain.locks import FreezeWindow
 
 
@@ -33,6 +34,10 @@ class EnginePolicy:
     rollback_guard: bool = True
     """Lock and watch after every rollback (the post-rollback guard window)."""
     id_prefix: str = "d"
+    charts: ChartPolicy = ChartPolicy.PROBLEMS
+    """Which guard verdicts get a chart in their thread (when a chart poster is wired)."""
+    chart_timeout_s: float = 60.0
+    """The longest one chart may take, range queries, drawing and upload together."""
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import approvals, guard
 from bot.domain.deployment import Deployment, Strategy
@@ -35,6 +35,7 @@ from bot.domain.notifications import (
     BuildProgress,
     CheckResult,
     EnvUnlocked,
+    GuardSettling,
     GuardTick,
     GuardVerdict,
     Notification,
@@ -43,6 +44,7 @@ from bot.domain.notifications import (
 from bot.domain.phases import Phase
 from bot.domain.playbook import BreachAction, GuardSpec
 from bot.domain.watch import GuardWatch, WatchStatus
+from bot.engine.charts import VerdictCharts, Window, settled_at, watch_owner
 from bot.engine.context import Context, GuardPlan, approvals_opened_at
 from bot.engine.orchestrator import BOT, Orchestrator
 from bot.errors import ShipthreadError
@@ -78,6 +80,7 @@ class Ticks:
         self.orch = orchestrator
         self._last_said: dict[str, object] = {}
         self._colours: dict[str, str] = {}
+        self.charts = VerdictCharts(ctx)
 
     # -- one deployment: approvals, build, rollout -------------------------------------------------
 
@@ -204,8 +207,17 @@ class Ticks:
             elif guard.tick_is_due(spec, dep.guard_started_at, dep.guard_ticks, now):
                 plan = self.ctx.guard_plan(dep, spec, now, await self._colour(dep))
                 due.append(_Due(spec, plan, deployment=dep, before=dep.previous_version))
+            elif dep.guard_ticks == 0:
+                await self._settling(dep, spec, dep.guard_started_at, dep.previous_version, False)
         for watch in await self.ctx.store.active_watches():
             spec = self._watch_spec(watch)
+            if (
+                spec is not None
+                and watch.version
+                and watch.ticks == 0
+                and not guard.tick_is_due(spec, watch.started_at, watch.ticks, now)
+            ):
+                await self._watch_settling(watch, spec)
             if (
                 spec is not None
                 and watch.version
@@ -242,6 +254,32 @@ class Ticks:
             elif item.watch is not None:
                 await self._watch_tick(item.watch, item.spec, verdict, now, checked)
 
+    async def _settling(
+        self, dep: Deployment, spec: GuardSpec, started: datetime, before: str | None, post_rollback: bool
+    ) -> None:
+        """Say once per window what the guard waits for while its checks settle (no tick yet)."""
+        settle = guard.first_settled(spec)
+        if not settle:
+            return
+        opening = guard.tick_verdict(spec, {}, None, timedelta(0), before)
+        lines = tuple(c.message for c in opening.checks if c.status is guard.CheckStatus.SETTLING)
+        note = GuardSettling(
+            dep,
+            lines,
+            started + settle,
+            guard.expected_ticks(spec),
+            post_rollback=post_rollback,
+            step=None if post_rollback else dep.step,
+            window_started_at=started,
+        )
+        await self._say(dep, note, (post_rollback, started))
+
+    async def _watch_settling(self, watch: GuardWatch, spec: GuardSpec) -> None:
+        rolled_back = await self.ctx.store.get_deployment(watch.deployment_id)
+        if rolled_back is not None:  # what its ranges still see is the version the rollback removed
+            removed = rolled_back.previous_version if rolled_back.is_rollback else rolled_back.version
+            await self._settling(rolled_back, spec, watch.started_at, removed, True)
+
     async def _deployment_tick(
         self,
         dep: Deployment,
@@ -253,6 +291,7 @@ class Ticks:
         new = await self.orch.try_handle(dep.id, GuardTicked(outcome=verdict.outcome))
         if new is None or new.guard_started_at is None:
             return
+        self.charts.tick(dep.id, new.guard_started_at, now, verdict.outcome)
         await self.ctx.tell(
             GuardTick(
                 new,
@@ -298,6 +337,24 @@ class Ticks:
             )
         )
         await self.orch.try_handle(dep.id, event)
+        # After the verdict is told and acted on: the chart never comes between.
+        changed = dep.guard_started_at
+        plan = self.ctx.guard_plan(dep, spec, settled_at(spec, changed), await self._colour(dep))
+        self.charts.at_verdict(
+            Window(
+                dep.id,
+                dep.service,
+                dep.env,
+                dep.version,
+                spec,
+                plan,
+                window.status.value,
+                changed,
+                now,
+                rollback_at=now if isinstance(event, GuardBreached) else None,
+            ),
+            dep.id,
+        )
         return True
 
     def _pause_over(self, dep: Deployment, now: datetime) -> bool:
@@ -352,6 +409,7 @@ class Ticks:
     ) -> None:
         """A tick of the post-rollback window: a clean window lifts the guard lock by itself."""
         watch = watch.ticked(verdict.outcome)
+        self.charts.tick(watch_owner(watch), watch.started_at, now, verdict.outcome)
         dep = await self.ctx.store.get_deployment(watch.deployment_id)
         if dep is not None:
             await self.ctx.tell(
@@ -383,6 +441,7 @@ class Ticks:
                         dep, "pass", window.reason, post_rollback=True, window_started_at=watch.started_at
                     )
                 )
+                self._chart_watch(watch, spec, dep, "pass", now)
             await self.ctx.tell(
                 EnvUnlocked(
                     watch.env,
@@ -407,6 +466,17 @@ class Ticks:
                     dep, window.status.value, reason, post_rollback=True, window_started_at=watch.started_at
                 )
             )
+            self._chart_watch(watch, spec, dep, window.status.value, now)
+
+    def _chart_watch(
+        self, watch: GuardWatch, spec: GuardSpec, dep: Deployment, verdict: str, now: datetime
+    ) -> None:
+        plan = self.ctx.watch_plan(watch, spec, settled_at(spec, watch.started_at))
+        version = watch.version or dep.version
+        window = Window(
+            dep.id, dep.service, dep.env, version, spec, plan, verdict, watch.started_at, now, True
+        )
+        self.charts.at_verdict(window, watch_owner(watch))
 
 
 def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:

@@ -167,6 +167,11 @@ def _window(data: Data, state: Data, ctx: RenderContext) -> tuple[str, list[Bloc
     ticks, expected = int(data.get("ticks", 0)), int(data.get("expected", 0))
     title += f" · tick {ticks} of {expected}" if expected else f" · tick {ticks}"
     out = [blocks.section(f"{title}\n`{sparkline.marks(data.get('outcomes', []))}`")]
+    if data.get("settling") and not ticks:
+        # No tick yet: the checks still see the version before the change. Say so, not nothing.
+        lines = "\n".join(f"⏳ {text(line)}" for line in data["settling"])
+        first = card.parse_time(data.get("judges_at"))
+        out.append(blocks.section(f"{lines}\nThe first check judges from {blocks.when(first)}."))
     for name, check in list(data.get("checks", {}).items()):
         out.append(blocks.section(_check_line(name, check, ctx)))
     verdict = data.get("verdict")

@@ -30,6 +30,7 @@ from bot.domain.notifications import (
     DeploymentOpened,
     EnvLocked,
     EnvUnlocked,
+    GuardSettling,
     GuardTick,
     GuardVerdict,
     Notification,
@@ -326,6 +327,8 @@ class _Thread:
             )
         elif isinstance(n, GuardTick):
             self._guard_tick(n)
+        elif isinstance(n, GuardSettling):
+            self._guard_settling(n)
         elif isinstance(n, GuardVerdict):
             self._guard_verdict(n)
         elif isinstance(n, RollbackStarted):
@@ -408,6 +411,17 @@ class _Thread:
             )
             if result.query and (name in self.s["checks"] or len(self.s["checks"]) < MAX_CHECKS):
                 self.s["checks"][name] = result.query
+
+    def _guard_settling(self, n: GuardSettling) -> None:
+        dep = n.deployment
+        step = None if n.post_rollback else (n.step if n.step is not None else dep.step)
+        started = n.window_started_at or (None if n.post_rollback else dep.guard_started_at)
+        key = _window_key(n.post_rollback, step, started)
+        window = self._window(key, n.post_rollback, step)
+        window["settling"] = list(n.checks)[:MAX_CHECKS]
+        window["judges_at"] = n.judges_at.isoformat()
+        window["expected"] = window["expected"] or n.expected_ticks
+        self._touch(key)
 
     def _guard_verdict(self, n: GuardVerdict) -> None:
         dep = n.deployment

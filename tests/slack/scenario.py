@@ -24,6 +24,7 @@ from bot.domain.notifications import (
     DeploymentOpened,
     EnvLocked,
     EnvUnlocked,
+    GuardSettling,
     GuardTick,
     GuardVerdict,
     Notification,
@@ -113,6 +114,14 @@ def life(w: Words = Words(), strategy: Strategy = Strategy.CANARY) -> Iterator[N
     yield RolloutProgress(dep, 0, 10, w.message, 1, 4)
     dep = at(dep, Phase.VERIFYING, 4, guard_started_at=T0 + timedelta(minutes=4))
     yield PhaseChanged(dep, ev.RolloutCompleted(step=0))
+    yield GuardSettling(
+        dep,
+        (f"{w.check} settling for 1m: its 1m window still sees {w.check}",),
+        T0 + timedelta(minutes=5),
+        3,
+        step=0,
+        window_started_at=dep.guard_started_at,
+    )
     for tick, (value, status) in enumerate(
         [(0.01, CheckStatus.PASS), (None, CheckStatus.INCONCLUSIVE), (0.2, CheckStatus.FAIL)], start=1
     ):
