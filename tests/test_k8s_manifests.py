@@ -358,6 +358,47 @@ def test_the_deployment_is_hardened_and_matches_the_image(built: list[dict[str, 
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
+_SEVERAL_REPLICAS = re.compile(
+    r"(several|multiple|many|more than one|two or more|\d+)\s+(replicas|pods|engines)\b.*"
+    r"\b(share|split|spread|scale|together|at once)"
+    r"|\b(share|split|spread)\w*\s+the\s+work",
+    re.IGNORECASE,
+)
+"""A comment offering more than one bot per database: the lease makes a second engine refuse to start."""
+
+
+def test_the_deployment_runs_one_engine_and_says_so():
+    """One replica, replaced by Recreate (a rolling update would start the new pod while the old one
+    holds the lease), and no comment in the manifests suggesting several replicas can share the work."""
+    deployment = yaml.safe_load((DEPLOY / "deployment.yaml").read_text())
+    comments = {
+        f"{path.name}: {' '.join(block)}"
+        for path in sorted(DEPLOY.rglob("*.yaml"))
+        for block in comment_blocks(path.read_text())
+    }
+
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert any("one replica per database" in text for text in comments), "the reason is written down"
+    assert [text for text in comments if _SEVERAL_REPLICAS.search(text)] == []
+
+
+def comment_blocks(text: str) -> list[list[str]]:
+    """Runs of consecutive ``#`` lines (whole-line or trailing), each line without its ``#``."""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        _, hash_, comment = line.partition("#")
+        if hash_:
+            current.append(comment.strip())
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    return blocks
+
+
 def test_secrets_reach_the_pod_only_as_references(built: list[dict[str, Any]]):
     [container] = the(built, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
