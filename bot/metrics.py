@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from bot.domain.deployment import Deployment
 from bot.domain.events import Event
-from bot.domain.notifications import GuardVerdict, Notification
+from bot.domain.notifications import SKIPPED, GuardVerdict, Notification
 from bot.domain.phases import Phase
 from bot.ports import Chat, PendingEffect
 
@@ -126,7 +126,8 @@ class CountingChat:
         self._metrics = metrics
 
     async def notify(self, notification: Notification) -> None:
-        if isinstance(notification, GuardVerdict):
+        # A step no guard watches has no verdict to count (it would read as a pass).
+        if isinstance(notification, GuardVerdict) and notification.verdict != SKIPPED:
             self._metrics.guard_verdicts.labels(notification.verdict).inc()
         await self._chat.notify(notification)
 

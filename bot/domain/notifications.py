@@ -129,9 +129,13 @@ class GuardSettling:
     """The window's start, as on its ticks: what names the window's reply."""
 
 
+SKIPPED = "skipped"
+"""``GuardVerdict.verdict`` of a step no guard watches: it moves on unjudged, which is not a pass."""
+
+
 @dataclass(frozen=True, slots=True)
 class GuardVerdict:
-    """The guard's window ended or breached: ``verdict`` is pass, fail or inconclusive."""
+    """The guard's window ended or breached: ``verdict`` is pass, fail or inconclusive (or ``SKIPPED``)."""
 
     deployment: Deployment
     verdict: str

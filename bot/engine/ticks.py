@@ -32,6 +32,7 @@ from bot.domain.events import (
 )
 from bot.domain.measurements import Measurement, QueryFailed
 from bot.domain.notifications import (
+    SKIPPED,
     BuildProgress,
     CheckResult,
     EnvUnlocked,
@@ -370,8 +371,8 @@ class Ticks:
         await self.ctx.tell(
             GuardVerdict(
                 dep,
-                "pass",
-                "no guard is configured for this step",
+                SKIPPED,
+                "no guard for this step",
                 step=dep.step,
                 window_started_at=dep.guard_started_at,
             )

@@ -14,8 +14,9 @@ while locked, then unlocked by the clean post-rollback window; ``/deploy history
 
 Each step waits, with a deadline and a progress bar, for what it expects; if it does not happen
 the story stops with ``expected …, saw …`` and exit code 1. Without Prometheus it says so, plays
-the steps that need no guard (its playbook then has none) and says which it left out: a guard
-verdict is never invented.
+the steps that need no guard (its playbook then has none; a person's ``--playbooks`` keep theirs,
+and it says those will end inconclusive and hold) and says which it left out: a guard verdict is
+never invented.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 from bot.sandbox import story_files
-from bot.sandbox.sandbox_stack import INSTALL_PROMETHEUS, SandboxStack, StackError, find_prometheus
+from bot.sandbox.sandbox_stack import (
+    INSTALL_PROMETHEUS,
+    SandboxStack,
+    StackError,
+    find_prometheus,
+    read_playbooks,
+)
 from bot.sandbox.slack_driver import SlackDriver
 from bot.sandbox.story_screen import Screen, Waiting, text_input
 from bot.sandbox.transcript import Thread
@@ -288,6 +295,38 @@ def _prometheus() -> str | None:
     return find_prometheus()
 
 
+def guarded_places(books: list[dict[str, Any]]) -> list[str]:
+    """``service/env`` for each environment of ``books`` that a guard watches (its own or a canary step's).
+
+    Read from the plain documents, as the sandbox reads them: ``serve`` validates them fully.
+    """
+    places = []
+    for book in books:
+        for env, spec in (book.get("environments") or {}).items():
+            spec = spec if isinstance(spec, dict) else {}
+            canary = spec.get("canary")
+            steps = canary.get("steps") if isinstance(canary, dict) else None
+            stepped = any(isinstance(step, dict) and step.get("guard") for step in steps or ())
+            if spec.get("guard") or stepped:
+                places.append(f"{book.get('service')}/{env}")
+    return places
+
+
+def without_prometheus(playbooks: Path | None) -> str:
+    """What a run without Prometheus judges: the sandbox's playbook then has no guard; a person's keeps its
+    guards as written, and with nothing to ask each of their ticks is inconclusive."""
+    if playbooks is None:
+        return "Playing the steps that need no QoS guard: the playbook has none, so nothing is judged.\n"
+    places = guarded_places(read_playbooks(playbooks)) if playbooks.is_dir() else []
+    if not places:
+        return "Playing the steps that need no QoS guard: your playbooks have none, so nothing is judged.\n"
+    return (
+        f"Your playbooks' guards are kept as written ({', '.join(places)}), but without Prometheus their "
+        "queries reach nothing: every tick is inconclusive, and past the guard's inconclusive_limit "
+        "(0 unless set) the deployment is held for a person.\n"
+    )
+
+
 def story_command(playbooks: str | None = None, config: str | None = None, out: TextIO | None = None) -> int:
     """Play the story; 0 when every step happened, 1 (with expected/saw) when one did not."""
     out = out or sys.stdout
@@ -297,7 +336,11 @@ def story_command(playbooks: str | None = None, config: str | None = None, out: 
     binary = _prometheus()
     if binary is None:
         out.write(f"Prometheus is not installed: {INSTALL_PROMETHEUS}\n")
-        out.write("Playing the steps that need no QoS guard: the playbook has none, so nothing is judged.\n")
+        try:
+            out.write(without_prometheus(Path(playbooks) if playbooks else None))
+        except StackError as exc:
+            print(f"shipthread: the sandbox could not start: {exc}", file=sys.stderr)
+            return 1
     out.write("Starting the Slack, Jenkins and Kubernetes emulators, the demo service, ")
     out.write("Prometheus and shipthread serve…\n" if binary else "and shipthread serve…\n")
     out.flush()

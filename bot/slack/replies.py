@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from bot.domain import mrkdwn
+from bot.domain.notifications import SKIPPED
 from bot.slack import actions, blocks, card, limits, sparkline
 from bot.slack.blocks import Block, code, mention, text
 from bot.slack.outgoing import Outgoing, Priority, RenderContext
@@ -152,6 +153,7 @@ VERDICTS: Final = {
     "pass": "✅ *Guard passed*",
     "fail": "❌ *Guard breached*",
     "inconclusive": "⏸️ *Guard inconclusive*",
+    SKIPPED: "⏭️ *Guard skipped*",
 }
 
 
@@ -164,6 +166,11 @@ def _window(data: Data, state: Data, ctx: RenderContext) -> tuple[str, list[Bloc
         title = f"🛡️ *QoS guard*, canary step {int(data.get('step') or 0) + 1}{share}"
     else:
         title = "🛡️ *QoS guard*"
+    verdict = data.get("verdict")
+    if verdict and verdict.get("verdict") == SKIPPED:
+        # Nothing was measured: no tick count, no sparkline, just that the step went on unjudged.
+        line = f"{title}\n{VERDICTS[SKIPPED]}: {text(verdict.get('reason') or '')}"
+        return f"QoS guard for {_what(state)}: {SKIPPED}", [blocks.section(line)]
     ticks, expected = int(data.get("ticks", 0)), int(data.get("expected", 0))
     title += f" · tick {ticks} of {expected}" if expected else f" · tick {ticks}"
     out = [blocks.section(f"{title}\n`{sparkline.marks(data.get('outcomes', []))}`")]
@@ -174,7 +181,6 @@ def _window(data: Data, state: Data, ctx: RenderContext) -> tuple[str, list[Bloc
         out.append(blocks.section(f"{lines}\nThe first check judges from {blocks.when(first)}."))
     for name, check in list(data.get("checks", {}).items()):
         out.append(blocks.section(_check_line(name, check, ctx)))
-    verdict = data.get("verdict")
     if verdict:
         head = VERDICTS.get(str(verdict.get("verdict")), f"*Guard {text(verdict.get('verdict'))}*")
         line = f"{head}: {text(verdict.get('reason') or '')}"

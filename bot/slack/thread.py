@@ -24,6 +24,7 @@ from bot.domain import events as ev
 from bot.domain import mrkdwn
 from bot.domain.deployment import Deployment
 from bot.domain.notifications import (
+    SKIPPED,
     ApprovalGiven,
     ApprovalNeeded,
     BuildProgress,
@@ -430,7 +431,7 @@ class _Thread:
         key = _window_key(n.post_rollback, step, started)
         window = self._window(key, n.post_rollback, step)
         window["verdict"] = {"verdict": n.verdict, "reason": n.reason}
-        self._touch(key, Priority.URGENT if n.verdict != "pass" else Priority.NORMAL)
+        self._touch(key, Priority.NORMAL if n.verdict in ("pass", SKIPPED) else Priority.URGENT)
 
     def _lock(self, n: EnvLocked | EnvUnlocked) -> None:
         key = _lock_key(n)

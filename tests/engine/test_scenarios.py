@@ -12,7 +12,7 @@ import pytest
 
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.locks import LockKind
-from bot.domain.notifications import ApprovalNeeded, EnvLocked, EnvUnlocked, GuardVerdict, Refused
+from bot.domain.notifications import SKIPPED, ApprovalNeeded, EnvLocked, EnvUnlocked, GuardVerdict, Refused
 from bot.domain.phases import Phase
 from bot.domain.watch import WatchStatus
 from bot.sandbox.chat import RecordingChat
@@ -58,6 +58,18 @@ async def test_rolling_happy_path(k8s_server, run, stack_of):
     verdicts = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict)]
     assert [v.verdict for v in verdicts] == ["pass"]
     assert not await stack.store.pending_effects()
+
+
+async def test_a_step_without_a_guard_moves_on_skipped_not_passed(k8s_server, run, stack_of):
+    book = playbook("checkout", run)
+    del book["environments"]["production"]["guard"]
+    stack = await stack_of(book)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
+    dep = await stack.finish(outcome.deployment.id)
+    assert dep.phase is Phase.SUCCEEDED, dep.reason
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.1.0")
+    verdicts = [(n.verdict, n.reason) for n in stack.chat.notifications if isinstance(n, GuardVerdict)]
+    assert verdicts == [(SKIPPED, "no guard for this step")]
 
 
 async def test_canary_with_three_steps(k8s_server, run, stack_of):

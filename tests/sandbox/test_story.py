@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bot.sandbox import story_files
-from bot.sandbox.story import PROMETHEUS_VARIABLE, REASON
+from bot.sandbox.story import PROMETHEUS_VARIABLE, REASON, guarded_places, without_prometheus
 from tests.support.prometheus import find_prometheus, missing_server
 
 STAGES = (
@@ -114,12 +114,45 @@ def test_without_prometheus_it_says_so_and_plays_only_what_needs_no_guard() -> N
     unguarded = tuple(s for s in STAGES if "uard" not in s[0] + s[1] and "bad" not in s[1])
     unguarded = tuple(s for s in unguarded if s[0] not in ("rolled back", "deploy refused while locked"))
     in_order(out, unguarded)
-    # No check was ever judged: no guard window, no breach; the bot itself says none is configured.
+    # No check was ever judged: no guard window, no breach, no pass; the bot says each step was skipped.
     assert "tick 1 of" not in out
-    assert "Guard breached" not in out
-    passed = [line for line in out.splitlines() if "Guard passed" in line]
-    assert passed and all("no guard is configured" in line for line in passed), passed
+    assert "Guard breached" not in out and "Guard passed" not in out
+    skipped = [line for line in out.splitlines() if "Guard skipped" in line]
+    assert skipped and all("no guard for this step" in line for line in skipped), skipped
     assert "Skipped, because Prometheus is not installed" in out
+
+
+def test_without_prometheus_it_says_what_your_own_guards_will_do(tmp_path: Path) -> None:
+    # The config cannot be read: the sandbox stops right after saying what it would judge.
+    code, out, err, _ = sandbox(
+        "--playbooks",
+        str(write_books(tmp_path, story_files.playbook(guarded=True))),
+        "--config",
+        str(tmp_path / "missing.yaml"),
+        environ={PROMETHEUS_VARIABLE: "/nonexistent/prometheus"},
+        timeout=60,
+    )
+    assert code == 1 and "missing.yaml" in err, err
+    assert "has none" not in out and "have none" not in out
+    assert "guards are kept as written (checkout/staging, checkout/production)" in out
+    assert "every tick is inconclusive, and past the guard's inconclusive_limit" in out
+    assert "the deployment is held for a person" in out
+
+
+def test_without_prometheus_unguarded_playbooks_of_your_own_are_called_yours(tmp_path: Path) -> None:
+    books = write_books(tmp_path, story_files.playbook(guarded=False))
+    guarded_step = story_files.playbook(guarded=True)
+    guarded_step["environments"].pop("staging")
+    guarded_step["environments"]["production"].pop("guard")
+    guarded_step["environments"]["production"]["canary"]["steps"] = [25, {"weight": 50, "guard": "http"}]
+    guarded_step["service"] = "cart"
+    (books / "cart.yaml").write_text(yaml.safe_dump(guarded_step, sort_keys=False))
+
+    assert guarded_places([story_files.playbook(guarded=False)]) == []
+    assert guarded_places([guarded_step]) == ["cart/production"]
+    assert "have none" in without_prometheus(books / "empty-or-missing")
+    assert "(cart/production)" in without_prometheus(books)
+    assert "the playbook has none" in without_prometheus(None)
 
 
 @pytest.fixture(autouse=True)

@@ -146,6 +146,21 @@ def test_one_reply_per_guard_window_redrawn_per_tick_then_the_verdict() -> None:
     assert len(post) == 1
 
 
+def test_a_step_without_a_guard_reads_as_skipped_never_as_passed() -> None:
+    dep = at(deployment(Words(), Strategy.ROLLING), Phase.VERIFYING, 2)
+    dep = replace(dep, guard_started_at=dep.updated_at)
+    skipped = notifications.GuardVerdict(
+        dep, notifications.SKIPPED, "no guard for this step", step=0, window_started_at=dep.guard_started_at
+    )
+    plans = run(iter([notifications.DeploymentOpened(dep, "C0DEPLOYS"), skipped]))
+    [reply] = [m for _, p in plans for m in p.thread if m.key.startswith("guard:0:")]
+    shown = texts(reply)
+    assert "⏭️ *Guard skipped*: no guard for this step" in shown
+    assert "passed" not in shown.lower() and "tick" not in shown
+    assert reply.priority is Priority.NORMAL
+    assert check_message_blocks(list(reply.blocks)) == []
+
+
 def test_approvals_mention_the_approvers_then_say_who_decided() -> None:
     plans = run(life())
     replies = [m for _, p in plans for m in p.thread if m.key == "approval:0"]
