@@ -147,6 +147,7 @@ def _follow_on(loc: Loc, message: str, located: Sequence[tuple[Loc, str]]) -> bo
 _MESSAGES: Mapping[str, str] = {
     "float_parsing": "not a number",
     "float_type": "not a number",
+    "finite_number": "not a finite number",
     "int_parsing": "not a whole number",
     "int_type": "not a whole number",
     "int_from_float": "not a whole number",

@@ -88,6 +88,36 @@ HOSTILE_PLAYBOOKS = [
         id="nan-duration",
     ),
     pytest.param(
+        CHECKOUT.replace("rollout_timeout: 10m", 'rollout_timeout: "' + " " * 2000 + 'x"'),
+        r":19: kubernetes.rollout_timeout: not a duration: 'x' \(use e.g. 30s, 5m, 1h30m\)",
+        id="duration-after-a-run-of-spaces",
+    ),
+    pytest.param(
+        CHECKOUT.replace("rollout_timeout: 10m", 'rollout_timeout: "1h' + " " * 2000 + '30m"'),
+        r":19: kubernetes.rollout_timeout: not a duration: 2005 characters is too long",
+        id="duration-with-a-run-of-spaces-inside",
+    ),
+    pytest.param(
+        CHECKOUT.replace("rollout_timeout: 10m", 'rollout_timeout: "  1h  x  "'),
+        r":19: kubernetes.rollout_timeout: not a duration: '1h  x' \(use e.g. 30s, 5m, 1h30m\)",
+        id="duration-with-spaces-and-a-stray-letter",
+    ),
+    pytest.param(
+        CHECKOUT.replace("max: 0.02", "max: .nan"),
+        r":33: guards.http.checks\[0\].max: not a finite number",
+        id="nan-maximum",
+    ),
+    pytest.param(
+        CHECKOUT.replace("max: 0.02", "min: .nan"),
+        r":33: guards.http.checks\[0\].min: not a finite number",
+        id="nan-minimum",
+    ),
+    pytest.param(
+        CHECKOUT.replace("max: 0.8", "max: .inf"),
+        r":38: guards.http.checks\[1\].max: not a finite number",
+        id="infinite-maximum",
+    ),
+    pytest.param(
         CHECKOUT.replace("approval_ttl: 2h", "approval_ttl: 99999999999999"),
         r":57: environments.production.approval_ttl: 99999999999999 seconds is out of range "
         r"\(a duration is 0s to 720h, 30 days\)",
@@ -190,6 +220,11 @@ HOSTILE_CONFIGS = [
         id="negative-duration",
     ),
     pytest.param(
+        CONFIG.replace("approval_ttl: 1h ", 'approval_ttl: "' + " " * 20_000 + 'x" '),
+        r":\d+: approval_ttl: not a duration: 'x' \(use e.g. 30s, 5m, 1h30m\)",
+        id="duration-after-a-run-of-spaces",
+    ),
+    pytest.param(
         CONFIG + "x: &a {y: *a}\n", r":\d+: alias \*a refers to a value that contains it", id="self-alias"
     ),
     pytest.param(bomb(), r":\d: aliases expand this file", id="alias-bomb"),
@@ -271,6 +306,11 @@ CLI_CASES = [
     ("alias.yaml", "x: &a [*a]\n", ":1: alias *a refers to a value that contains it"),
     ("bomb.yaml", bomb(), ": aliases expand this file to more than 5000 values"),
     ("latin1.yaml", "service: caf\xe9\n".encode("latin-1"), ":1: not UTF-8 text"),
+    (
+        "spaces.yaml",
+        CHECKOUT.replace("rollout_timeout: 10m", 'rollout_timeout: "' + " " * 2000 + 'x"'),
+        ":19: kubernetes.rollout_timeout: not a duration",
+    ),
     ("big.yaml", CHECKOUT + "#" * 1_100_000 + "\n", ":1: larger than 131072 bytes (128 KiB)"),
 ]
 
@@ -353,7 +393,13 @@ HOSTILE_TOKENS: tuple[bytes, ...] = (
     b"\\",
     b'"\\x"',
     b'"\\ud800"',
+    b'"' + b" " * 2000 + b'x"',  # a quoted run of spaces: what a backtracking duration regex chokes on
+    b'"1h' + b" " * 500 + b'"',
+    b'"' + b"\t " * 300 + b'5m"',
 )
+
+WHITESPACE_RUNS: tuple[bytes, ...] = (b" ", b"\t", b" \t")
+TAILS: tuple[bytes, ...] = (b"", b"x", b"5m", b"1h", b"1h30m", b"s", b"P")
 
 
 def _deep(depth: int) -> bytes:
@@ -375,7 +421,18 @@ def mutants(draw: st.DrawFn, original: bytes) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(
             st.sampled_from(
-                ("insert", "value", "duplicate", "delete", "truncate", "indent", "deep", "block", "bomb")
+                (
+                    "insert",
+                    "value",
+                    "spaces",
+                    "duplicate",
+                    "delete",
+                    "truncate",
+                    "indent",
+                    "deep",
+                    "block",
+                    "bomb",
+                )
             )
         )
         lines = data.split(b"\n")
@@ -386,6 +443,12 @@ def mutants(draw: st.DrawFn, original: bytes) -> bytes:
         elif kind == "value":  # a hostile scalar where a value was
             key, sep, _ = lines[at].partition(b": ")
             lines[at] = key + (sep or b": ") + draw(st.sampled_from(HOSTILE_TOKENS))
+            data = b"\n".join(lines)
+        elif kind == "spaces":  # a quoted value with a long run of whitespace before, inside or after
+            key, sep, _ = lines[at].partition(b": ")
+            run = draw(st.sampled_from(WHITESPACE_RUNS)) * draw(st.integers(1, 3000))
+            head, tail = draw(st.sampled_from(TAILS)), draw(st.sampled_from(TAILS))
+            lines[at] = key + (sep or b": ") + b'"' + head + run + tail + b'"'
             data = b"\n".join(lines)
         elif kind == "duplicate":  # the same key twice, or a list item twice
             data = b"\n".join([*lines[: at + 1], lines[at], *lines[at + 1 :]])

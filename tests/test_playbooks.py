@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,16 @@ MISTAKES = [
     (
         "fixed-time-check",
         "fixed-time-check.yaml:12: guards.http.checks[0].query: '@ 1700000000' pins the check",
+    ),
+    (
+        "baseline-on-a-min",
+        "baseline-on-a-min.yaml:14: guards.http.checks[0].baseline: a baseline judges higher values as "
+        "worse, but this check has only a min",
+    ),
+    (
+        "watch-without-bounds",
+        "watch-without-bounds.yaml:10: guards.http.checks: no check has a min or max: after a rollback "
+        "this guard watches the restored version with its absolute bounds only",
     ),
 ]
 
@@ -388,6 +400,37 @@ def test_schema_rejects_what_the_model_rejects(capsys: pytest.CaptureFixture[str
     durations = schema["$defs"]["GuardSpec"]["properties"]["window"]
     assert durations["default"] == "5m"
     assert schema_errors(schema, durations, "1h30m") == schema_errors(schema, durations, 90) == []
+
+
+def test_the_schema_duration_pattern_agrees_with_the_model_and_cannot_backtrack(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Editors run this pattern on every keystroke: it must answer a run of spaces at once.
+    run(capsys, "schema")
+    schema = json.loads(capsys.readouterr().out or json.dumps(playbooks.playbook_schema()))
+    window = schema["$defs"]["GuardSpec"]["properties"]["window"]
+    (text,) = [option for option in window["anyOf"] if option["type"] == "string"]
+    pattern = re.compile(text["pattern"])
+    for written in ("30s", "5m", "1h30m", "1h 30m", "2h5s", "PT5M"):
+        assert pattern.search(written), written
+        GuardSpec.model_validate({"checks": [{"name": "x", "query": "q", "max": 1}], "window": written})
+    for hostile in (" " * 20_000 + "x", "1h" + " " * 20_000 + "x", "\t " * 10_000 + "5m!"):
+        started = time.perf_counter()
+        assert not pattern.search(hostile)
+        assert time.perf_counter() - started < 0.1
+    assert text["maxLength"] == 32
+
+
+@pytest.mark.parametrize("field", ["min", "max", "max_increase", "max_ratio"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_threshold_is_a_finite_number(field: str, value: float) -> None:
+    # `max: .nan` would make a guard that never fails: every comparison with NaN is False.
+    check = {"name": "x", "query": "q{track}", "max": 1, "baseline": "stable", "max_ratio": 2}
+    with pytest.raises(ValidationError) as refused:
+        GuardSpec.model_validate({"checks": [{**check, field: value}]})
+    errors = [(e["loc"], e["type"]) for e in refused.value.errors()]
+    assert (("checks", 0, field), "finite_number") in errors, errors
+    assert GuardSpec.model_validate({"checks": [check]}).checks[0].max == 1
 
 
 def schema_errors(root: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "") -> list[str]:

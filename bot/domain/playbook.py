@@ -17,7 +17,8 @@ validation error when the playbook is loaded, never a surprise at deploy time.
 
 Durations (``Duration``) go from 0s to 30 days: every timeout, interval and approval time fits, and
 an infinite, not-a-number or absurd value (``.inf``, ``99999999999999``) is refused with the range
-rather than overflowing ``timedelta``. Spans that look back or cover a season (``LongDuration``: a
+rather than overflowing ``timedelta``; a text longer than ``MAX_DURATION_TEXT`` is refused before
+anything parses it. Spans that look back or cover a season (``LongDuration``: a
 prerequisite's ``within``, a freeze window) may reach 366 days.
 """
 
@@ -47,9 +48,17 @@ from pydantic import (
 )
 
 from bot.domain import settling
+from bot.domain.channels import is_channel_ref
 from bot.domain.deployment import Strategy
 
-_DURATION = re.compile(r"^\s*(?:(?P<h>\d+)h)?\s*(?:(?P<m>\d+)m)?\s*(?:(?P<s>\d+)s)?\s*$")
+# Matched against the stripped text. Each optional part starts with digits and whitespace can only
+# come right before them, so there is one way to match any string: no backtracking, however many
+# spaces (a pattern with adjacent `\s*`s took seconds on a few hundred and hung on more).
+_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:\s*(?P<m>\d+)m)?(?:\s*(?P<s>\d+)s)?")
+_DURATION_SCHEMA = r"^\d+(h(\s*\d+m)?(\s*\d+s)?|m(\s*\d+s)?|s)$|^P"
+"""The same notation for editors (JSON Schema), deterministic too: an editor checks it on every key."""
+MAX_DURATION_TEXT = 32
+"""The longest duration text read: ``1h30m``, ``P1DT12H30M5S`` and their like fit many times over."""
 
 MAX_DURATION = timedelta(days=30)
 """The longest timeout, interval, window or approval time."""
@@ -70,12 +79,17 @@ def _parse_duration(value: Any, limit: timedelta = MAX_DURATION) -> Any:
     if isinstance(value, int | float):
         return _in_range(value, f"{value} seconds", limit)
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        text = value.strip()
+        if len(text) > MAX_DURATION_TEXT:
+            # Refused before any pattern or ISO 8601 parser sees it (and never quoted back whole).
+            raise ValueError(f"not a duration: {len(text)} characters is too long (use e.g. 30s, 5m, 1h30m)")
+        match = _DURATION.fullmatch(text)
         if match and any(match.group(k) for k in ("h", "m", "s")):
             hours, minutes, seconds = (int(match.group(k) or 0) for k in ("h", "m", "s"))
-            return _in_range(hours * 3600 + minutes * 60 + seconds, value.strip(), limit)
-        if not value.strip().upper().startswith("P"):
-            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h30m)")
+            return _in_range(hours * 3600 + minutes * 60 + seconds, text, limit)
+        if not text.upper().startswith("P"):
+            raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
+        return text
     return value
 
 
@@ -113,7 +127,8 @@ def _duration_schema(limit: timedelta) -> WithJsonSchema:
                 },
                 {
                     "type": "string",
-                    "pattern": r"^\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$|^P",
+                    "pattern": _DURATION_SCHEMA,
+                    "maxLength": MAX_DURATION_TEXT,
                     "description": f"30s, 5m, 1h30m (or ISO 8601, e.g. PT5M), up to {format_duration(limit)}",
                 },
             ]
@@ -205,7 +220,9 @@ class _Model(BaseModel):
     """Strict, frozen base: unknown keys are mistakes, and values never change after loading."""
 
     # Attribute docstrings become the JSON Schema's descriptions: editors show them on hover.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # Numbers are finite: a `.nan` threshold would pass every check (any comparison with NaN is
+    # False), and `.inf` is no bound at all (leave the bound out instead).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -221,8 +238,6 @@ _VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_CHANNEL_NAME = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 
 
 def placeholders(template: str) -> list[str]:
@@ -276,7 +291,7 @@ def _dns_subdomain(value: str) -> str:
 
 
 def _channel(value: str) -> str:
-    if not (_CHANNEL_NAME.match(value) or _CHANNEL_ID.match(value)):
+    if not is_channel_ref(value):
         raise ValueError(f"not a Slack channel: {value!r} (a channel id like C0123ABCD, or #name)")
     return value
 
@@ -400,6 +415,17 @@ class CheckSpec(_Model):
             for name in ("max_increase", "max_ratio"):
                 if getattr(self, name) is not None:
                     problems.append(((name,), f"{name} needs a baseline (stable or before)"))
+        if self.baseline is not None and self.min is not None and self.max is None:
+            # The relative maths (max_increase/max_ratio) take higher as worse; a check bounded
+            # only below says lower is worse, so it would fail a better version and pass a worse one.
+            problems.append(
+                (
+                    ("baseline",),
+                    "a baseline judges higher values as worse, but this check has only a min (lower is "
+                    "worse): give it a max, or turn the query around (e.g. the error ratio, not the "
+                    "success ratio)",
+                )
+            )
         if self.baseline is Baseline.STABLE and "track" not in placeholders(self.query):
             problems.append(
                 (("query",), "baseline: stable needs a {track} placeholder to tell canary from stable")
@@ -673,6 +699,7 @@ class Playbook(_Model):
             at: Loc = ("environments", name)
             problems += self._guard_problems((*at, "guard"), env.guard)
             problems += self._strategy_problems(name, env.strategy, (*at, "guard"), env.guard)
+            problems += self._watch_problems(name, (*at, "guard"), env.guard)
             steps = env.canary.steps if env.canary else ()
             for i, step in enumerate(steps):
                 problems += self._guard_problems((*at, "canary", "steps", i, "guard"), step.guard)
@@ -737,6 +764,25 @@ class Playbook(_Model):
                 why = f"{{track}} needs strategy canary or blue-green, not {strategy}{used}"
                 problems.append(((*where, "query"), why))
         return problems
+
+    def _watch_problems(self, env: str, loc: Loc, guard: str | GuardSpec | None) -> list[tuple[Loc, str]]:
+        """The environment's guard also watches a restored version after a rollback (``guard_for``
+        without a step), where baselines do not apply (they would compare with the version the
+        rollback removed): only ``min``/``max`` judge there. A guard with none would make every
+        tick inconclusive and keep the environment guard-locked on a healthy version forever."""
+        where: Loc = loc
+        if isinstance(guard, str):
+            spec, where, used = self.guards.get(guard), ("guards", guard), f" (used by {env!r})"
+        else:
+            spec, used = guard, ""
+        if spec is None or any(c.min is not None or c.max is not None for c in spec.checks):
+            return []
+        why = (
+            "no check has a min or max: after a rollback this guard watches the restored version with "
+            f"its absolute bounds only (baselines do not apply), so it could never unlock{used}; "
+            "give at least one check a min or max"
+        )
+        return [((*where, "checks"), why)]
 
     def _unknown_env(self, env: str) -> str:
         return f"unknown environment {env!r} (defined: {', '.join(self.environments)})"
