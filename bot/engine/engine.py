@@ -5,6 +5,10 @@ engine per database: a second one refuses to start and names the holder, ``bot.d
 rebuilds everything time-driven from the store: it finishes the effects a crash interrupted, resumes
 polling every unfinished deployment, begins queued requests whose slot is free, and starts the guard
 timer and the lease's heartbeat. ``stop()`` gives the lease up.
+
+An engine whose lease another engine took over (``LeaseLost``: it missed its heartbeats for a TTL)
+must not act again: its timer stops, every command is refused with an answer that says why, and
+``lease_lost`` / ``lease_problem`` tell ``/readyz`` to take it out of service.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from bot.domain import lease as lease_rule
 from bot.domain.commands import Deploy, Rollback
+from bot.domain.message import Message
 from bot.domain.phases import Phase
 from bot.engine.context import Context
 from bot.engine.effects import Effects
@@ -56,6 +61,7 @@ class Engine:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._lease_problem: str | None = None
 
     async def start(self) -> None:
         """Take the lease (``LeaseHeld`` if another engine runs here), recover, start the timer."""
@@ -66,7 +72,7 @@ class Engine:
             except BaseException:
                 await self.lease.release()
                 raise
-            self._heartbeat = asyncio.create_task(self._renew_lease(self.lease), name="lease heartbeat")
+            self._heartbeat = asyncio.create_task(self._renew_lease(), name="lease heartbeat")
         else:
             await self.recover()
         if self.scheduler is not None:
@@ -88,21 +94,59 @@ class Engine:
             assert self.lease is not None
             await self.lease.release()
 
-    async def _renew_lease(self, lease: EngineLease) -> None:
-        """The heartbeat. A lease lost to another engine stops this one's timer: only one may work."""
+    @property
+    def lease_lost(self) -> bool:
+        """Has another engine taken this one's lease? Then it refuses every command and is not ready."""
+        return self._lease_problem is not None
+
+    @property
+    def lease_problem(self) -> str | None:
+        """Why this engine stopped working (naming the engine that holds the lease now), or None."""
+        return self._lease_problem
+
+    async def renew_lease(self) -> bool:
+        """One heartbeat (the heartbeat task beats every ``RENEW_EVERY``); False once the lease is lost.
+
+        A lease lost to another engine stops this one for good: the timer stops and commands are
+        refused, since only one engine may act on a database.
+        """
+        if self._lease_problem is not None:
+            return False
+        if self.lease is None:
+            return True
+        try:
+            await self.lease.renew()
+        except LeaseLost as exc:
+            log.critical("%s; this engine stops its timer and refuses every command", exc)
+            self._lease_problem = str(exc)
+            self._stopping = True
+            if self.scheduler is not None:
+                self.scheduler.shutdown()
+            return False
+        except Exception:
+            # The database may be back by the next beat; the TTL allows for missing two.
+            log.exception("lease heartbeat failed")
+        return True
+
+    async def _renew_lease(self) -> None:
         while not self._stopping:
             await asyncio.sleep(lease_rule.RENEW_EVERY.total_seconds())
-            try:
-                await lease.renew()
-            except LeaseLost as exc:
-                log.critical("%s; this engine stops its timer", exc)
-                self._stopping = True
-                if self.scheduler is not None:
-                    self.scheduler.shutdown()
+            if not await self.renew_lease():
                 return
-            except Exception:
-                # The database may be back by the next beat; the TTL allows for missing two.
-                log.exception("lease heartbeat failed")
+
+    def _refusal(self) -> Outcome | None:
+        """The answer to any command once the lease is lost (None while this engine holds it)."""
+        if self._lease_problem is None:
+            return None
+        return Outcome(
+            False,
+            Message.of(
+                "this Shipthread engine no longer holds the database's engine lease, so it takes no "
+                "commands (",
+                self._lease_problem,
+                "). Ask again in a moment: the engine that holds it now answers, or restart this one.",
+            ),
+        )
 
     async def recover(self) -> None:
         """Resume every unfinished deployment from its stored progress; run no effect twice."""
@@ -142,37 +186,39 @@ class Engine:
     # -- what people do (the Slack layer calls these) ----------------------------------------------
 
     async def deploy(self, cmd: Deploy, user: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.request(cmd, user, channel)
+        return self._refusal() or await self.orchestrator.request(cmd, user, channel)
 
     async def approve(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.vote(deployment_id, user, True, None, channel)
+        return self._refusal() or await self.orchestrator.vote(deployment_id, user, True, None, channel)
 
     async def reject(self, deployment_id: str, user: str, reason: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.vote(deployment_id, user, False, reason, channel)
+        return self._refusal() or await self.orchestrator.vote(deployment_id, user, False, reason, channel)
 
     async def cancel(
         self, deployment_id: str, user: str, reason: str | None = None, channel: str | None = None
     ) -> Outcome:
-        return await self.orchestrator.cancel(deployment_id, user, reason, channel)
+        return self._refusal() or await self.orchestrator.cancel(deployment_id, user, reason, channel)
 
     async def rollback(self, cmd: Rollback, user: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.rollback(cmd, user, channel)
+        return self._refusal() or await self.orchestrator.rollback(cmd, user, channel)
 
     async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.promote(deployment_id, user, channel)
+        return self._refusal() or await self.orchestrator.promote(deployment_id, user, channel)
 
     async def lock(
         self, env: str, service: str | None, reason: str, user: str, channel: str | None = None
     ) -> Outcome:
-        return await self.orchestrator.lock(env, service, reason, user, channel)
+        return self._refusal() or await self.orchestrator.lock(env, service, reason, user, channel)
 
     async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
-        return await self.orchestrator.unlock(env, service, user, channel)
+        return self._refusal() or await self.orchestrator.unlock(env, service, user, channel)
 
     # -- for tests and the sandbox: drive time by hand -------------------------------------------
 
     async def tick(self) -> None:
         """One round of every poll and the guard (what the timer does over one interval)."""
+        if self._lease_problem is not None:
+            return  # another engine works this database now
         for dep in await self.ctx.store.active_deployments():
             await self.ticks.poll(dep.id)
         await self.ticks.guard_tick()

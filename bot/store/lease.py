@@ -26,13 +26,34 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.domain import lease as rule
 from bot.ports import Clock, EngineLease, LeaseHeld, LeaseLost
+from bot.store import sql
 from bot.store.models import ENGINE_LEASE, EngineLeaseRow
-from bot.store.repository import _insert, _rowcount
 
 log = logging.getLogger("shipthread.lease")
 
 PROCESS = secrets.token_hex(8)
 """This process's token (see ``bot.domain.lease.Holder.process``)."""
+
+
+def read_boot_id() -> str | None:
+    """This kernel's boot id, or None without procfs (not Linux)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def read_pid_namespace() -> int | None:
+    """The inode of this process's PID namespace, or None without procfs (not Linux)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+BOOT_ID = read_boot_id()
+PID_NAMESPACE = read_pid_namespace()
+"""Read once: neither changes while a process runs."""
 
 _ATTEMPTS = 5
 """Reads and conditional writes before giving up on a lease that keeps changing under us."""
@@ -65,6 +86,9 @@ class DatabaseLease(EngineLease):
         ttl: timedelta = rule.TTL,
         host: str | None = None,
         pid: int | None = None,
+        process: str = PROCESS,
+        boot_id: str | None = BOOT_ID,
+        pid_namespace: int | None = PID_NAMESPACE,
         running: Callable[[int], bool] = pid_running,
     ) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -73,8 +97,10 @@ class DatabaseLease(EngineLease):
         self._running = running
         self.holder = rule.Holder(
             host=host or socket.gethostname(),
+            boot_id=boot_id,
+            pid_namespace=pid_namespace,
             pid=os.getpid() if pid is None else pid,
-            process=PROCESS,
+            process=process,
             instance=secrets.token_hex(8),
             started_at=clock.now(),
         )
@@ -90,7 +116,7 @@ class DatabaseLease(EngineLease):
                     return
                 continue  # another engine inserted first: look at what it wrote
             if not rule.is_free(held, me, now, self._running):
-                raise LeaseHeld(rule.held_message(held, now))
+                raise LeaseHeld(rule.held_message(held, now, me))
             if await self._take_over(held, now):
                 if held.holder.instance != me.instance:
                     log.warning(
@@ -110,7 +136,7 @@ class DatabaseLease(EngineLease):
                 .where(EngineLeaseRow.name == ENGINE_LEASE, EngineLeaseRow.instance == self.holder.instance)
                 .values(heartbeat_at=now, expires_at=now + self._ttl)
             )
-        if _rowcount(result) != 1:
+        if sql.rowcount(result) != 1:
             held = await self.current()
             who = rule.held_message(held, now) if held is not None else "nobody holds it now"
             raise LeaseLost(f"this engine's lease was taken over: {who}")
@@ -129,13 +155,17 @@ class DatabaseLease(EngineLease):
             row = await session.scalar(select(EngineLeaseRow).where(EngineLeaseRow.name == ENGINE_LEASE))
         if row is None:
             return None
-        holder = rule.Holder(row.host, row.pid, row.process, row.instance, row.started_at)
+        holder = rule.Holder(
+            row.host, row.boot_id, row.pid_namespace, row.pid, row.process, row.instance, row.started_at
+        )
         return rule.Holding(holder, row.heartbeat_at, row.expires_at)
 
     def _values(self, now: datetime) -> dict[str, object]:
         me = self.holder
         return {
             "host": me.host,
+            "boot_id": me.boot_id,
+            "pid_namespace": me.pid_namespace,
             "pid": me.pid,
             "process": me.process,
             "instance": me.instance,
@@ -148,7 +178,7 @@ class DatabaseLease(EngineLease):
         """Create the row if there is none; True if this engine's row went in."""
         async with self._sessions.begin() as session:
             result = await session.execute(
-                _insert(session, EngineLeaseRow)
+                sql.insert(session, EngineLeaseRow)
                 .values(name=ENGINE_LEASE, **self._values(now))
                 .on_conflict_do_nothing(index_elements=["name"])
                 .returning(EngineLeaseRow.name)
@@ -167,4 +197,4 @@ class DatabaseLease(EngineLease):
                 )
                 .values(**self._values(now))
             )
-        return _rowcount(result) == 1
+        return sql.rowcount(result) == 1

@@ -16,10 +16,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Select, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -30,14 +29,14 @@ from bot.domain.locks import Lock, LockKind
 from bot.domain.phases import TERMINAL, Phase
 from bot.domain.redact import Redactor
 from bot.domain.watch import GuardWatch, WatchStatus
-from bot.errors import NotFound, PermanentError, TransientError
+from bot.errors import NotFound, TransientError
 from bot.ports import DuplicateDeployment, PendingEffect, Store, StoredEvent
+from bot.store import sql
 from bot.store.models import (
     NAME,
     ONE_ACTIVE_INDEX,
     ApprovalRow,
     AuditRow,
-    Base,
     DeploymentEventRow,
     DeploymentRow,
     GuardWatchRow,
@@ -237,7 +236,7 @@ async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect]
     for effect in effects:
         try:
             await session.execute(
-                _insert(session, OutboxRow)
+                sql.insert(session, OutboxRow)
                 .values(
                     key=effect.key,
                     deployment_id=effect.deployment_id,
@@ -253,20 +252,6 @@ async def _queue_effects(session: AsyncSession, effects: Sequence[PendingEffect]
             raise NotFound(
                 f"effect {effect.key} names deployment {effect.deployment_id}, which does not exist"
             ) from exc
-
-
-def _insert(session: AsyncSession, entity: type[Base]) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's own INSERT, which has ``on_conflict_do_nothing``/``do_update``."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(entity)
-    if dialect == "sqlite":
-        return sqlite.insert(entity)
-    raise PermanentError(f"the store does not support the {dialect} database")  # pragma: no cover
-
-
-def _rowcount(result: Any) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 class Repository:
@@ -310,7 +295,7 @@ class Repository:
         async with self._sessions.begin() as session:
             try:
                 inserted = await session.execute(
-                    _insert(session, DeploymentRow)
+                    sql.insert(session, DeploymentRow)
                     .values(**self._masked(_deployment_values(dep), "reason", "emergency_reason"))
                     .on_conflict_do_nothing(index_elements=["id"])
                     .returning(DeploymentRow.id)
@@ -379,7 +364,7 @@ class Repository:
                 if _violates_one_active(exc):
                     raise Busy(new_dep.service, new_dep.env, new_dep.id) from exc
                 raise
-            if _rowcount(result) != 1:
+            if sql.rowcount(result) != 1:
                 raise StaleDeployment(new_dep.id, expected_version_no)
             last_seq = await session.scalar(
                 select(func.coalesce(func.max(DeploymentEventRow.seq), 0)).where(
@@ -482,7 +467,7 @@ class Repository:
         try:
             async with self._sessions.begin() as session:
                 inserted = await session.execute(
-                    _insert(session, ApprovalRow)
+                    sql.insert(session, ApprovalRow)
                     .values(
                         deployment_id=vote.deployment_id,
                         stage=vote.stage,
@@ -509,7 +494,7 @@ class Repository:
                     .values(approve=False, at=vote.at, reason=self._text(vote.reason))
                     .execution_options(synchronize_session=False)
                 )
-                return _rowcount(changed) == 1
+                return sql.rowcount(changed) == 1
         except IntegrityError as exc:  # only the foreign key is left to violate
             raise NotFound(f"deployment {vote.deployment_id} not found") from exc
 
@@ -555,7 +540,7 @@ class Repository:
                 .values(released_at=at, released_by=by)
                 .execution_options(synchronize_session=False)
             )
-            return _rowcount(result) == 1
+            return sql.rowcount(result) == 1
 
     async def get_lock(self, lock_id: int) -> Lock | None:
         async with self._sessions() as session:
@@ -613,7 +598,7 @@ class Repository:
         """Remember (or move) the deployment's thread. Raises ``NotFound`` for an unknown deployment."""
         try:
             async with self._sessions.begin() as session:
-                stmt = _insert(session, SlackRefRow).values(
+                stmt = sql.insert(session, SlackRefRow).values(
                     deployment_id=deployment_id, channel=channel, parent_ts=parent_ts
                 )
                 await session.execute(
@@ -635,7 +620,7 @@ class Repository:
         """Claim ``key``: True for the first claimer only, also under concurrent claims and replicas."""
         async with self._sessions.begin() as session:
             inserted = await session.execute(
-                _insert(session, IdempotencyKeyRow)
+                sql.insert(session, IdempotencyKeyRow)
                 .values(key=key, created_at=at, result=None, completed_at=None)
                 .on_conflict_do_nothing(index_elements=["key"])
                 .returning(IdempotencyKeyRow.key)
@@ -645,7 +630,7 @@ class Repository:
     async def complete_key(self, key: str, result: Mapping[str, Any], at: datetime) -> None:
         """Record what the work done under ``key`` produced (claiming it too, if nobody had)."""
         async with self._sessions.begin() as session:
-            stmt = _insert(session, IdempotencyKeyRow).values(
+            stmt = sql.insert(session, IdempotencyKeyRow).values(
                 key=key, created_at=at, result=dict(result), completed_at=at
             )
             await session.execute(
@@ -665,7 +650,7 @@ class Repository:
                 .where(IdempotencyKeyRow.key == key, IdempotencyKeyRow.completed_at.is_(None))
                 .execution_options(synchronize_session=False)
             )
-            return _rowcount(result) == 1
+            return sql.rowcount(result) == 1
 
     async def get_key(self, key: str) -> KeyRecord | None:
         async with self._sessions() as session:
@@ -753,7 +738,7 @@ class Repository:
                     .values(**self._masked(_watch_values(watch), "last_reason"))
                     .execution_options(synchronize_session=False)
                 )
-                if _rowcount(result) != 1:
+                if sql.rowcount(result) != 1:
                     raise NotFound(f"guard watch {watch.id} not found")
         except IntegrityError as exc:
             raise NotFound(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -119,6 +120,33 @@ async def test_a_dead_process_on_this_host_is_taken_over_at_once(engines, clock)
     restarted = DatabaseLease(engines(), clock, host="bot-0")
     await restarted.acquire()
     assert (await restarted.current()).holder == restarted.holder  # type: ignore[union-attr]
+
+
+async def test_an_engine_in_another_pid_namespace_under_our_host_name_waits_for_the_ttl(
+    engines, clock
+) -> None:
+    # Two containers with `--network host`: one host name, one kernel, both pid 1, each in its own
+    # PID namespace. The second must not read the first's pid 1 as "an earlier process of ours".
+    first = DatabaseLease(engines(), clock, host="bot-0", pid=1, process="proc-a", pid_namespace=4026532001)
+    await first.acquire()
+    clock.advance(seconds=1)
+    second = DatabaseLease(engines(), clock, host="bot-0", pid=1, process="proc-b", pid_namespace=4026532002)
+    with pytest.raises(LeaseHeld, match="another PID namespace or boot"):
+        await second.acquire()
+    clock.advance(seconds=TTL.total_seconds())
+    await second.acquire()
+    assert (await second.current()).holder == second.holder  # type: ignore[union-attr]
+    with pytest.raises(LeaseLost):
+        await first.renew()
+
+
+async def test_the_lease_records_this_kernel_boot_and_pid_namespace(engines, clock) -> None:
+    lease = DatabaseLease(engines(), clock)
+    await lease.acquire()
+    held = await lease.current()
+    assert held is not None and held.holder == lease.holder
+    assert held.holder.boot_id == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert held.holder.pid_namespace == os.stat("/proc/self/ns/pid").st_ino
 
 
 async def test_a_dead_pid_on_another_host_means_nothing_there(engines, clock) -> None:
