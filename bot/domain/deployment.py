@@ -56,6 +56,10 @@ class Deployment:
     build_number: int | None = None
     step: int = 0
     """Canary step index (0-based) or blue-green stage (0 = new colour rolling, 1 = switched)."""
+    change_started_at: datetime | None = None
+    """When the current step's change began (entering DEPLOYING for it, before the cluster call):
+    what ``baseline: before`` and a promoted canary's baseline are evaluated at, so they see only
+    the version the change replaces. None for rows stored before it was kept."""
     guard_started_at: datetime | None = None
     guard_ticks: int = 0
     guard_failed_ticks: int = 0

@@ -69,6 +69,24 @@ class _Reach:
     """For a subquery, the expression it re-evaluates (everything inside looks further back)."""
 
 
+_GROUPING = re.compile(r"(?<![\w:])(?:by|without)\s*$", re.IGNORECASE)
+
+
+def _subquery_start(code: str, close_at: int) -> int:
+    """Where the expression a subquery re-evaluates begins, given its closing parenthesis.
+
+    ``sum(rate(x[1m])) by (service)[5m:]`` re-evaluates the whole aggregation, not the label list
+    ``(service)`` its last parenthesis closes: after a ``by``/``without`` group, the aggregation's
+    own parentheses come before it. (``sum by (service) (...)`` ends with the argument's already.)
+    """
+    opening = _opening(code, close_at)
+    if _GROUPING.search(code[:opening]):
+        before = _GROUPING.sub("", code[:opening]).rstrip()
+        if before.endswith(")"):
+            return _opening(code, len(before) - 1)
+    return opening
+
+
 def _opening(code: str, close_at: int) -> int:
     depth = 0
     for i in range(close_at, -1, -1):
@@ -136,7 +154,7 @@ def lookback(query: str) -> timedelta:
         if colon:
             before = code[:i].rstrip()
             if before.endswith(")"):
-                span = (_opening(code, len(before) - 1), len(before))
+                span = (_subquery_start(code, len(before) - 1), len(before))
         reaches.append(_Reach(i, own + added, span))
         i = end
     # ``offset`` on an instant selector (not after a bracket, which the loop above consumed).

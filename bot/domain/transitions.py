@@ -207,11 +207,16 @@ def apply(dep: Deployment, event: Event, now: datetime) -> Decision:
     return Decision(new, _effects(dep, new, event))
 
 
-def _next_step(dep: Deployment, step: int) -> Deployment:
-    """Going (back) to DEPLOYING for ``step``: no guard window runs until the step is rolled out."""
+def _next_step(dep: Deployment, step: int, now: datetime) -> Deployment:
+    """Going (back) to DEPLOYING for ``step``: no guard window runs until the step is rolled out.
+
+    The change starts now, before the cluster is asked for it: what ``baseline: before`` compares
+    with is measured here, while only the version it replaces serves (the window opens later, at
+    ``RolloutCompleted``, when the new pods have served for the whole rollout)."""
     return replace(
         dep,
         step=step,
+        change_started_at=now,
         guard_started_at=None,
         guard_ticks=0,
         guard_failed_ticks=0,
@@ -254,9 +259,9 @@ def _progress(dep: Deployment, event: Event, now: datetime) -> Deployment:
             return replace(dep, build_attempt=dep.build_attempt + 1, build_queue_item=None, build_number=None)
         case BuildSucceeded():
             built = dep.build_number if event.number is None else event.number
-            return _next_step(replace(dep, build_number=built), 0)
+            return _next_step(replace(dep, build_number=built), 0, now)
         case BuildSkipped():
-            return _next_step(dep, 0)
+            return _next_step(dep, 0, now)
         case RolloutCompleted():
             return _open_window(dep, now)
         case GuardTicked():
@@ -272,7 +277,7 @@ def _progress(dep: Deployment, event: Event, now: datetime) -> Deployment:
         case GuardPassed():
             return replace(dep, paused=False, reason=None)
         case Promoted():
-            return _next_step(dep, dep.step + 1)
+            return _next_step(dep, dep.step + 1, now)
         case GuardBreached() | RollbackRequested() | RollbackFailed():
             return replace(dep, paused=False, reason=event.reason)
         case ApprovalsComplete() | RolloutStarted() | RollbackCompleted():

@@ -6,8 +6,12 @@ check's values over the window (``Metrics.range_query``) and its baseline, and h
 (``bot.domain.chart.VerdictChart``) to the ``ChartPoster`` port, which draws and uploads it.
 
 All of that runs in a task of its own, after the verdict's notification and transition, under
-``chart_timeout_s``: a chart that cannot be fetched, drawn or uploaded is logged and counted
-(``failed``), and never delays, blocks or changes the deployment. Which ticks failed is kept in
+``chart_timeout_s``, planning included (the window's queries read the store and the playbooks): a
+chart that cannot be planned, fetched, drawn or uploaded is logged and counted (``failed``), and
+never delays, blocks or changes the deployment, nor the rest of the guard's tick. Its queries go
+through ``Context.chart_metrics`` (a metrics adapter of its own, one thread): a burst of range
+queries on a slow Prometheus must never queue the guard's own queries behind it, where their retry
+deadline would run out in the queue. Which ticks failed is kept in
 memory per window (a restart loses the marks of the window it interrupted, not the chart).
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -27,7 +31,7 @@ from bot.domain.measurements import TickOutcome, Value
 from bot.domain.playbook import GuardSpec
 from bot.domain.watch import GuardWatch
 from bot.engine.context import Context, GuardPlan
-from bot.ports import GuardQuery
+from bot.ports import GuardQuery, Metrics
 
 log = logging.getLogger("shipthread.charts")
 
@@ -76,13 +80,25 @@ class VerdictCharts:
         while len(self._failing) > MAX_WINDOWS:
             del self._failing[next(iter(self._failing))]
 
-    def at_verdict(self, window: Window, owner: str) -> None:
-        """Chart ``window`` if the policy wants it, in a task of its own; returns at once."""
-        if self.ctx.charts is None or not self.ctx.policy.charts.wants(window.verdict, window.post_rollback):
-            self._failing.pop((owner, window.started_at), None)
+    @property
+    def metrics(self) -> Metrics:
+        """The charts' own metrics adapter (the guard's when none is wired)."""
+        return self.ctx.chart_metrics or self.ctx.metrics
+
+    def at_verdict(
+        self,
+        owner: str,
+        started_at: datetime,
+        verdict: str,
+        post_rollback: bool,
+        window: Callable[[], Awaitable[Window]],
+    ) -> None:
+        """Chart the window ``window()`` plans if the policy wants a chart of ``verdict``, in a task of
+        its own (planning included); returns at once and never raises."""
+        failing = tuple(self._failing.pop((owner, started_at), ()))
+        if self.ctx.charts is None or not self.ctx.policy.charts.wants(verdict, post_rollback):
             return
-        failing = tuple(self._failing.pop((owner, window.started_at), ()))
-        task = asyncio.create_task(self._run(window, failing), name=f"chart-{window.deployment_id}")
+        task = asyncio.create_task(self._run(owner, window, failing), name=f"chart-{owner}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -99,16 +115,19 @@ class VerdictCharts:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _run(self, window: Window, failing: tuple[datetime, ...]) -> None:
+    async def _run(
+        self, owner: str, window: Callable[[], Awaitable[Window]], failing: tuple[datetime, ...]
+    ) -> None:
         try:
             await asyncio.wait_for(self._post(window, failing), self.ctx.policy.chart_timeout_s)
         except Exception as exc:  # a chart is extra: whatever went wrong, the deployment goes on
             self.failed += 1
-            log.warning("%s: the guard's chart was not posted: %s", window.deployment_id, exc or type(exc))
+            log.warning("%s: the guard's chart was not posted: %s", owner, exc or type(exc))
         else:
             self.posted += 1
 
-    async def _post(self, window: Window, failing: tuple[datetime, ...]) -> None:
+    async def _post(self, plan: Callable[[], Awaitable[Window]], failing: tuple[datetime, ...]) -> None:
+        window = await plan()
         chart = await self.chart(window, failing)
         assert self.ctx.charts is not None
         await self.ctx.charts.post_chart(chart, _comment(window))
@@ -122,7 +141,7 @@ class VerdictCharts:
         step = max((end - start) / POINTS, timedelta(milliseconds=1))
         baselines = window.plan.baselines or {}
         before = [q for q in baselines.values() if q.at is not None]
-        at_change = await self.ctx.metrics.evaluate(before) if before else {}
+        at_change = await self.metrics.evaluate(before) if before else {}
         checks = await asyncio.gather(
             *(
                 self._check(
@@ -170,7 +189,7 @@ class VerdictCharts:
         series, error = Series(), None
         if query is not None:
             try:
-                series = await self.ctx.metrics.range_query(query.rendered(), start, end, step)
+                series = await self.metrics.range_query(query.rendered(), start, end, step)
             except Exception as exc:  # drawn in the panel: the other checks still get theirs
                 error = f"range query failed: {exc}"
         base: Series | None = None
@@ -180,7 +199,7 @@ class VerdictCharts:
                 base = Series(((baseline.at.timestamp(), measured.value),))
         elif baseline is not None:
             with contextlib.suppress(Exception):  # the check's own values matter more than its baseline
-                base = await self.ctx.metrics.range_query(baseline.rendered(), start, end, step)
+                base = await self.metrics.range_query(baseline.rendered(), start, end, step)
         return CheckChart(name, series, low, high, base, label, settles_at, error)
 
 

@@ -41,6 +41,8 @@ class Context:
     default_channel: str | None = None
     charts: ChartPoster | None = None
     """Where verdicts' charts go (``bot.engine.charts``); None: no charts."""
+    chart_metrics: Metrics | None = None
+    """The charts' own metrics adapter, so their range queries never queue the guard's; None: ``metrics``."""
 
     async def tell(self, notification: Notification) -> None:
         """Tell people, but never let a chat outage stop a deployment: failures are logged.
@@ -119,10 +121,14 @@ class Context:
         The version under test runs on the ``canary`` track (blue-green: its own ``colour``) while
         a canary step holds, and on ``stable`` once promoted. A check's baseline is the same query
         on the stable track (blue-green: the other colour): at this tick while the old version
-        still runs alongside (``baseline: stable``), else at the change time, which is also what
-        ``baseline: before`` always asks for.
+        still runs alongside (``baseline: stable``), else when the step's change *started*, which
+        is also what ``baseline: before`` always asks for. Not when the rollout completed (the
+        window's start, which settling counts from): by then the range has seen the new pods
+        serve for the whole rollout, and a promoted canary's stable track already runs the new
+        version, so the baseline would be the version under test itself.
         """
         changed = dep.guard_started_at or now
+        before = dep.change_started_at or changed  # rows stored before it was kept: the window's start
         waiting = guard_domain.settling_checks(guard, now - changed)
         settled = [c for c in guard.checks if c.name not in waiting]
         new_track, stable_track, alongside = _tracks(self, dep, colour)
@@ -133,7 +139,7 @@ class Context:
             if check.baseline is Baseline.STABLE and alongside:
                 baselines[check.name] = stable[check.name]
             elif check.baseline is not None:
-                baselines[check.name] = stable[check.name].evaluated_at(changed)
+                baselines[check.name] = stable[check.name].evaluated_at(before)
         return GuardPlan({c.name: new[c.name] for c in settled}, baselines, now - changed)
 
     def watch_plan(self, watch: GuardWatch, guard: GuardSpec, now: datetime) -> GuardPlan:

@@ -338,24 +338,28 @@ class Ticks:
             )
         )
         await self.orch.try_handle(dep.id, event)
-        # After the verdict is told and acted on: the chart never comes between.
+        # After the verdict is told and acted on: the chart never comes between. Its plan is made
+        # in the chart's own task, so a chart that cannot be planned never stops this tick.
         changed = dep.guard_started_at
-        plan = self.ctx.guard_plan(dep, spec, settled_at(spec, changed), await self._colour(dep))
-        self.charts.at_verdict(
-            Window(
+        status = window.status.value
+        rollback_at = now if isinstance(event, GuardBreached) else None
+
+        async def planned() -> Window:
+            plan = self.ctx.guard_plan(dep, spec, settled_at(spec, changed), await self._colour(dep))
+            return Window(
                 dep.id,
                 dep.service,
                 dep.env,
                 dep.version,
                 spec,
                 plan,
-                window.status.value,
+                status,
                 changed,
                 now,
-                rollback_at=now if isinstance(event, GuardBreached) else None,
-            ),
-            dep.id,
-        )
+                rollback_at=rollback_at,
+            )
+
+        self.charts.at_verdict(dep.id, changed, status, False, planned)
         return True
 
     def _pause_over(self, dep: Deployment, now: datetime) -> bool:
@@ -368,6 +372,7 @@ class Ticks:
     async def _no_guard(self, dep: Deployment, now: datetime) -> None:
         if not self._pause_over(dep, now):
             return
+        # The step moves on as after a pass, but nothing judged it: say "skipped", never "passed".
         await self.ctx.tell(
             GuardVerdict(
                 dep,
@@ -472,12 +477,15 @@ class Ticks:
     def _chart_watch(
         self, watch: GuardWatch, spec: GuardSpec, dep: Deployment, verdict: str, now: datetime
     ) -> None:
-        plan = self.ctx.watch_plan(watch, spec, settled_at(spec, watch.started_at))
         version = watch.version or dep.version
-        window = Window(
-            dep.id, dep.service, dep.env, version, spec, plan, verdict, watch.started_at, now, True
-        )
-        self.charts.at_verdict(window, watch_owner(watch))
+
+        async def planned() -> Window:  # in the chart's task: a plan that raises never stops a tick
+            plan = self.ctx.watch_plan(watch, spec, settled_at(spec, watch.started_at))
+            return Window(
+                dep.id, dep.service, dep.env, version, spec, plan, verdict, watch.started_at, now, True
+            )
+
+        self.charts.at_verdict(watch_owner(watch), watch.started_at, verdict, True, planned)
 
 
 def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:

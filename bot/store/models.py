@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -134,6 +135,7 @@ class DeploymentRow(Base):
     build_queue_item: Mapped[int | None] = mapped_column(Integer)
     build_number: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[int] = mapped_column(Integer)
+    change_started_at: Mapped[datetime | None]
     guard_started_at: Mapped[datetime | None]
     guard_ticks: Mapped[int] = mapped_column(Integer)
     guard_failed_ticks: Mapped[int] = mapped_column(Integer)
@@ -280,6 +282,10 @@ class EngineLeaseRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    """The holder's kernel boot id: with ``pid_namespace``, whether its pids are ours to look up."""
+    pid_namespace: Mapped[int | None] = mapped_column(BigInteger)
+    """The inode of the holder's PID namespace (larger than 2**31: a ``BIGINT``)."""
     pid: Mapped[int] = mapped_column(Integer)
     process: Mapped[str] = mapped_column(String(32))
     instance: Mapped[str] = mapped_column(String(32))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from bot.domain.guard import (
     CheckStatus,
@@ -44,6 +45,17 @@ S = timedelta(seconds=1)
         ("x offset -5m", 0),
         ("rate(x[1h30m])", 5400),
         ("rate(x[1d])", 86400),
+        # A subquery over an aggregation re-evaluates all of it, not just its label list.
+        ("max_over_time(sum(rate(x[1m])) by (service)[5m:])", 360),
+        ("max_over_time(sum(rate(x[1m])) without (pod)[5m:])", 360),
+        ("max_over_time(sum(rate(x[1m])) BY(service, env)[5m:30s])", 360),
+        ("sum by (service) (rate(x[1m]))[5m:]", 360),
+        ("max_over_time(sum without (pod) (rate(x[1m]))[5m:])", 360),
+        ("max_over_time(sum(rate(x[1m])) by (service)[5m:] offset 1m)", 420),
+        ("max_over_time((sum(rate(x[1m])) by (service))[5m:])", 360),
+        ("max_over_time(topk(3, rate(x[2m])) by (pod)[5m:])", 420),
+        # The subquery binds tighter than '/': only the right-hand aggregation is re-evaluated.
+        ("avg_over_time(sum(rate(x[2m])) by (a) / sum(rate(y[1m])) by (a)[5m:])", 360),
     ],
 )
 def test_lookback(query: str, seconds: float) -> None:
@@ -150,6 +162,19 @@ def test_a_ratio_and_an_increase_must_both_be_exceeded() -> None:
     assert failed.message == "p99 = 0.4 vs before 0.2: +0.2 > max_increase 0.05, x2 > max_ratio 1.5"
     ratio = CheckSpec(name="p99", query="q", baseline=Baseline.BEFORE, max_ratio=1.5)
     assert check_outcome(ratio, Value(0.004), NoDataPolicy.FAIL, Value(0.002)).status is CheckStatus.FAIL
+
+
+def test_a_baseline_on_a_check_bounded_only_below_is_refused() -> None:
+    # A success ratio: lower is worse, but the relative maths take higher as worse, so it would
+    # fail a better canary (0.99 vs 0.95: +0.04) and pass a worse one (0.91 vs 0.95).
+    with pytest.raises(ValidationError, match="a baseline judges higher values as worse"):
+        CheckSpec(name="ok", query="q{track}", min=0.9, baseline=Baseline.STABLE, max_increase=0.005)
+
+
+def test_a_baseline_on_a_check_with_a_max_judges_higher_as_worse() -> None:
+    bounded = CheckSpec(name="5xx", query="q", min=0, max=0.5, baseline=Baseline.BEFORE, max_increase=0.005)
+    assert check_outcome(bounded, Value(0.02), NoDataPolicy.FAIL, Value(0.01)).status is CheckStatus.FAIL
+    assert check_outcome(bounded, Value(0.001), NoDataPolicy.FAIL, Value(0.01)).status is CheckStatus.PASS
 
 
 def test_no_data_on_either_side_is_no_data_for_the_policy() -> None:

@@ -6,6 +6,7 @@ old version did before the change, then switches the feed's value when the new v
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from bot.domain.measurements import TickOutcome
 from bot.domain.notifications import GuardTick, GuardVerdict
 from bot.domain.phases import Phase
 from tests.engine.feed import Feed
-from tests.engine.stack import RATIO, create_k8s_deployment, playbook
+from tests.engine.stack import RATIO, create_k8s_deployment, k8s_image, playbook
 from tests.engine.test_scenarios import IMAGE
 
 SETTLE = 2.0
@@ -39,9 +40,15 @@ async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
         await stack.runtime.close()
 
 
-def ranged(run: str, track: bool = False) -> str:
+SLACK = 0.75
+"""What the real clock adds to a computed bound on 2 shared cores: the feed's sample period (50 ms),
+the drive loop's step, and each tick's own queries and writes (~0.1 s idle, several times that when
+the other helpers' tests load the machine). Tick counts, not this, are what catch an off-by-one."""
+
+
+def ranged(run: str, track: bool = False, over: str = "max_over_time") -> str:
     selector = f'service="{{service}}",run="{run}"' + (',track="{track}"' if track else "")
-    return f"max(max_over_time({RATIO}{{{selector}}}[{int(SETTLE)}s]))"
+    return f"max({over}({RATIO}{{{selector}}}[{int(SETTLE)}s]))"
 
 
 def feed_for(stack, tracks: tuple[str, ...] = ()) -> Feed:
@@ -91,9 +98,50 @@ async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_th
         dep = await stack.drive(outcome.deployment.id, regressed, step=0.02)
     caught = time.monotonic() - switched[0]
     assert "5xx ratio" in (dep.reason or "")
-    # settle + interval x (failure_limit + 1), and one tick; plus the test loop's own step.
-    assert caught <= SETTLE + interval * (failure_limit + 1) + interval + 0.25, caught
+    # Exactly failure_limit + 1 failing ticks, none before: the first tick after settling fails.
+    ticks = [n.outcome for n in stack.chat.notifications if isinstance(n, GuardTick) and not n.post_rollback]
+    assert ticks == [TickOutcome.FAIL] * (failure_limit + 1), ticks
+    # The issue's bound: settle + interval x (failure_limit + 1), and one tick; plus the real clock's.
+    assert caught <= SETTLE + interval * (failure_limit + 1) + interval + SLACK, caught
     assert caught >= SETTLE, "judged before its range could only see the new version"
+
+
+async def test_a_before_baseline_sees_only_the_old_version_when_the_rollout_outlasts_its_range(
+    k8s_server, run, stack_of
+):
+    from bot.sandbox.kubernetes import kubernetes_sandbox
+
+    book = playbook("checkout", run)
+    # Relative: no max, so nothing but a baseline taken before the change can catch this (the
+    # ceiling, far above, is the absolute bound a post-rollback watch needs).
+    book["guards"]["http"]["checks"] = [
+        {"name": "5xx ratio", "query": ranged(run), "baseline": "before", "max_ratio": 2},
+        {"name": "5xx ceiling", "query": ranged(run), "max": 0.5},
+    ]
+    stack = await stack_of(book)
+    cluster = kubernetes_sandbox(k8s_server.app)
+    # Its pods wait (the cluster at real pace, so its 20 s progress deadline is not near): the
+    # rollout lasts as long as the test says.
+    cluster.set_time_scale(1.0)
+    cluster.set_bad_images(["*:1.4.0"])
+    feed = feed_for(stack)
+    feed.history(10, {"all": 0.01})
+    async with feed.running():
+        outcome = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
+        dep = await stack.drive(
+            outcome.deployment.id,
+            lambda d: (
+                d.phase is Phase.DEPLOYING and k8s_image(stack.k8s_url, "checkout") == IMAGE.format("1.4.0")
+            ),
+        )
+        feed.values["all"] = 0.10  # the patch landed: the new pods serve 10 % errors from here on
+        await stack.tick_for(SETTLE + 1.0)  # longer than the check's range
+        assert (await stack.get(dep.id)).phase is Phase.DEPLOYING
+        cluster.set_bad_images([])
+        cluster.set_time_scale(0.05)
+        dep = await stack.finish(dep.id)
+    assert dep.phase is Phase.ROLLED_BACK, dep.reason
+    assert "vs before 0.01" in (dep.reason or ""), dep.reason
 
 
 async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails(run, stack_of):
@@ -150,13 +198,27 @@ async def test_a_canary_worse_than_stable_breaches_a_stable_baseline(run, stack_
 
 
 async def test_a_canary_as_good_as_a_noisy_stable_passes(run, stack_of):
-    stack = await stack_of(canary_book(run))
+    # Each tick reads stable's last sample, which is 0.02 or 0.04 at random (2:1), so the ticks see the
+    # noise itself (a max over a range of samples alternating faster than the range would flatten it
+    # to 0.04). 0.03 is within max_increase of both.
+    noisy = lambda n: random.Random(n).choice((0.02, 0.02, 0.04))  # noqa: E731
+    book = canary_book(run)
+    book["guards"]["http"]["window"] = 1.2
+    book["guards"]["http"]["checks"][0]["query"] = ranged(run, track=True, over="last_over_time")
+    stack = await stack_of(book)
     feed = feed_for(stack, ("canary", "stable"))
-    noisy = lambda n: 0.02 if n % 2 else 0.04  # noqa: E731
     feed.history(10, {"stable": noisy, "canary": 0.03})
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "2.1.0"), "U0ALICE")
-        dep = await stack.finish(outcome.deployment.id)
+
+        def promoted(dep):
+            if dep.step >= 2:
+                feed.values["stable"] = 0.03  # promoted: the stable track runs 2.1.0 now
+            return dep.phase.terminal
+
+        dep = await stack.drive(outcome.deployment.id, promoted)
     assert dep.phase is Phase.SUCCEEDED, dep.reason
     passes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.verdict == "pass"]
     assert len(passes) == 3  # two canary steps and the promoted version
+    seen = " ".join(m for n in stack.chat.notifications if isinstance(n, GuardTick) for m in n.checks)
+    assert "vs stable 0.02" in seen, "the ticks never saw the noise: the test cannot catch mishandling it"

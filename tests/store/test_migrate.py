@@ -35,7 +35,7 @@ TABLES = {
     "slack_refs",
     "slack_threads",
 }
-HEAD = "0004"
+HEAD = "0006"
 
 
 async def table_names(url: str) -> set[str]:
