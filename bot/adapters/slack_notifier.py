@@ -1,22 +1,27 @@
 """The Slack notifier: the engine's ``Chat`` port, restart-safe and paced under Slack's limits.
 
-``notify`` never touches Slack. It renders the notification (``plan``) against the card's stored
-state and, in one transaction, stores the card's new state and each message's desired content by
-(deployment, key) (``bot.store.threads``); then it wakes the sender. The same notification twice —
-the outbox retrying a ``Notify`` after a crash — therefore lands on the same rows: an edit, never a
-second post. Ephemerals are sent best-effort and never stored.
+``notify`` never touches Slack. It redacts the notification (every text a person or CI wrote,
+before anything is rendered or escaped), renders it (``plan``) against the card's stored state
+and, in one transaction, stores the card's new state and each message's desired content by
+(deployment, key) (``bot.store.threads``); then it wakes the sender. The same notification twice
+— the outbox retrying a ``Notify`` after a crash — therefore lands on the same rows: an edit,
+never a second post. Ephemerals are sent best-effort and never stored.
 
 One sender task brings Slack up to date: new messages are posted in thread order (the card
 first: replies need its ``ts``), edits send only the latest content (coalesced), urgent messages
 go before normal ones and guard-tick redraws last (``bot.adapters.slack_pacing``). Each post is
 marked as attempted in the database first and carries message metadata, so a post whose answer
-was lost (a crash, a timeout) is found again in the thread and adopted instead of posted twice.
+was lost (a crash, a timeout) is found again in the thread and adopted instead of posted twice
+(``bot.adapters.slack_lookup``).
 
-Failures: a 429 blocks what it names for ``Retry-After``; 5xx, timeouts and connection errors are
-retried with backoff (``bot.adapters.retrying``), then the message stays pending and the sender
-backs off (capped) and tries again for as long as the process lives; Slack's permanent refusals
-(``channel_not_found``, ``not_in_channel``, ``invalid_blocks``, ``msg_too_long``...) are recorded on
-the message and logged, not retried until its content changes.
+Failures (``bot.adapters.slack_wire`` names them): a 429 blocks what it names for
+``Retry-After``; 5xx, timeouts and connection errors leave the message pending, and the sender
+backs off (capped) and tries again — with a new token or post slot, never in place — for as long
+as the process lives; a refused token (``invalid_auth``...) backs the whole sender off and gives
+no message up; Slack's permanent refusals (``invalid_blocks``, ``msg_too_long``...) are recorded
+on the message and logged, not retried until its content changes. A refusal about the channel
+(``not_in_channel``, ``channel_not_found``) parks the message until the channel is fixed: the
+channels are relisted on a timer, and a parked channel the bot is now in gets its messages back.
 """
 
 from __future__ import annotations
@@ -25,66 +30,43 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.retrying import RetryPolicy, retry, retry_after
-from bot.adapters.slack_channels import ChannelDirectory, label
+from bot.adapters import slack_wire
+from bot.adapters.retrying import RetryPolicy, retry
+from bot.adapters.slack_channels import PAGE_SIZE, ChannelDirectory, label
+from bot.adapters.slack_lookup import EVENT_TYPE as EVENT_TYPE
+from bot.adapters.slack_lookup import find_posted, metadata
 from bot.adapters.slack_pacing import Pacer, Pacing
+from bot.adapters.slack_wire import CHANNEL_ERRORS, RateLimited, WorkspaceRefused
+from bot.adapters.slack_wire import TRANSIENT_ERRORS as TRANSIENT_ERRORS
+from bot.adapters.slack_wire import SlackRefused as SlackRefused
 from bot.domain.deployment import Deployment
 from bot.domain.notifications import DeploymentOpened, Notification
-from bot.errors import PermanentError, ShipthreadError, TransientError
+from bot.domain.redact import Redactor
+from bot.errors import PermanentError, TransientError
 from bot.slack.outgoing import CARD, Ephemeral, Plan, RenderContext
-from bot.store.threads import Desired, OutMessage, ThreadStore
+from bot.store.threads import NO_CHANNEL, Desired, OutMessage, ThreadStore
 
 log = logging.getLogger("shipthread.slack")
-
-EVENT_TYPE: Final = "shipthread_message"
-"""The metadata event type of every message Shipthread posts (how a lost post is found again)."""
-
-TRANSIENT_ERRORS: Final = frozenset(
-    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
-)
-"""Slack error names that are worth retrying; any other ``ok: false`` is a refusal."""
 
 Planner = Callable[[Mapping[str, Any] | None, Notification, RenderContext], Plan]
 """``bot.slack.thread.plan``: what one notification changes in its thread."""
 ChannelFor = Callable[[Deployment], str | None]
 """Where a deployment's thread goes when it opens without a ``DeploymentOpened`` delivered."""
 Redact = Callable[[Any], Any]
-"""Secrets out of a text or a JSON-like value (``bot.domain.redact``)."""
+"""Secrets out of a text or a JSON-like value or a notification (``Redactor.redact_data``)."""
 Delivered = Callable[[OutMessage, int, float], None]
 """Told (message, revision now shown, monotonic time) after each successful post or edit."""
 
-
-class RateLimited(ShipthreadError):
-    """Slack answered 429: the pacer blocks the method (or channel) for ``retry_after`` seconds.
-
-    Deliberately not a ``TransientError``: it must not be retried in place but wait its turn.
-    """
-
-    def __init__(self, method: str, retry_after_s: float) -> None:
-        super().__init__(f"{method} rate limited for {retry_after_s:.0f}s")
-        self.method = method
-        self.retry_after = retry_after_s
-
-
-class SlackRefused(PermanentError):
-    """Slack refused the call for good (``error`` is Slack's own name for why)."""
-
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"Slack refused {method}: {error}")
-        self.error = error
-
-
-def _no_redaction(value: Any) -> Any:
-    return value
+CHANNEL_MISSING = "channel_not_found"
+"""Slack's name for a channel that cannot be found, also kept when a name does not resolve."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +75,18 @@ class NotifierOptions:
     timeout_s: float = 10.0
     """Every Slack call's timeout."""
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3, total_s=30.0))
+    """Ephemerals only: posts and edits are never retried in place (a retry takes a new turn)."""
     max_in_flight: int = 4
     """Calls under way at once (never two for one thread, which keeps each thread in order)."""
     outage_backoff_s: float = 0.5
     outage_backoff_cap_s: float = 10.0
-    """After a call failed all its retries, the sender waits this long (doubling up to the cap)."""
+    """After a call failed, the sender waits this long (doubling up to the cap)."""
     drain_s: float = 5.0
     """How long ``close`` keeps sending what is pending."""
     lookup_pages: int = 5
     """Pages of a thread or channel searched for a post whose answer was lost."""
+    channels_refresh_s: float = 300.0
+    """How often the channels are relisted (a channel created, the bot invited)."""
     bot_name: str = "Shipthread"
 
 
@@ -117,11 +102,12 @@ class SlackNotifier:
         base_url: str,
         channel_for: ChannelFor,
         options: NotifierOptions | None = None,
-        redact: Redact = _no_redaction,
+        redact: Redact | None = None,
         channels: Iterable[str] = (),
         prometheus_url: str | None = None,
         grafana_url: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
         on_delivered: Delivered | None = None,
     ) -> None:
         self.store = store
@@ -130,14 +116,17 @@ class SlackNotifier:
         self._token = token
         self._base_url = base_url
         self._channel_for = channel_for
-        self._redact = redact
+        # Without the process's secrets, the credential shapes are still masked.
+        self._redact: Redact = redact or Redactor().redact_data
         self._watched = tuple(channels)
         self._prometheus_url = prometheus_url
         self._grafana_url = grafana_url
         self._now = now
+        self._clock = monotonic
         self._on_delivered = on_delivered
         self._pacer = Pacer(self.options.pacing)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Per thread, its lock and how many hold or wait for it (dropped at zero)."""
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -147,12 +136,14 @@ class SlackNotifier:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._completions = 0
         self._finished: dict[str, int] = {}
-        """Per thread, the completion count when its last delivery ended."""
+        """Per thread, the completion count when its last delivery ended (pruned each round)."""
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._not_before: dict[int, float] = {}
         self._attempted: set[int] = set()
         self._failures = 0
         self._down_until = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+        self._refresh_tried = 0.0
         self._stopping = False
 
     # -- the Chat port ---------------------------------------------------------------------------
@@ -163,25 +154,28 @@ class SlackNotifier:
 
     async def stage(self, notification: Notification) -> dict[str, int]:
         """``notify``, returning each thread message's revision now (for measuring delivery)."""
+        # Redacted before rendering: after mrkdwn escaping a secret with ``&<>`` no longer reads
+        # as itself, and a mask put in after ``limits.fit_*`` could grow text past Slack's limits.
+        notification = self._redact(notification)
         dep: Deployment | None = getattr(notification, "deployment", None)
         ctx = RenderContext(self._now(), self._prometheus_url, self._grafana_url)
         revisions: dict[str, int] = {}
         if dep is None:
             plan = self._plan(None, notification, ctx)
         else:
-            async with self._locks.setdefault(dep.id, asyncio.Lock()):
+            async with self._lock(dep.id):
                 thread = await self.store.thread(dep.id)
                 plan = self._plan(thread.card_state if thread else None, notification, ctx)
-                channel = thread.channel if thread else self._channel_of(dep, notification)
-                if channel is None:
-                    log.warning(
-                        "%s: no channel for its thread; %s not posted", dep.id, type(notification).__name__
-                    )
-                elif plan.thread or plan.card_state is not None:
+                channel = self._channel_of(dep, notification) if not thread or not thread.channel else None
+                if thread is None and channel is None:
+                    # Kept, card fold and messages, under no channel: a later notification that
+                    # knows the channel sends them all (``ThreadStore.record``).
+                    log.warning("%s: no channel for its thread yet; %s kept", dep.id, type(notification))
+                if plan.thread or plan.card_state is not None:
                     revisions = await self.store.record(
                         dep.id,
-                        channel,
-                        plan.card_state,
+                        channel or (thread.channel if thread else NO_CHANNEL),
+                        self._redact(plan.card_state),
                         [
                             self._desired(o.key, o.text, o.blocks, int(o.priority), o.key == CARD)
                             for o in plan.thread
@@ -190,7 +184,7 @@ class SlackNotifier:
                     )
         for post in plan.channel:
             thread_id = f"channel:{post.channel}"
-            async with self._locks.setdefault(thread_id, asyncio.Lock()):
+            async with self._lock(thread_id):
                 m = post.message
                 await self.store.record(
                     thread_id,
@@ -212,8 +206,24 @@ class SlackNotifier:
     def _desired(
         self, key: str, text: str, blocks: tuple[dict[str, Any], ...], priority: int, top_level: bool
     ) -> Desired:
-        # Every outgoing payload passes the one redaction, before it is even stored.
+        # A backstop: the notification was redacted already, so this changes nothing unless a
+        # secret only appears once rendered (then a refusal for size beats a leak).
         return Desired(key, self._redact(text), tuple(self._redact(list(blocks))), priority, top_level)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, thread_id: str) -> AsyncIterator[None]:
+        """The thread's lock; forgotten once nobody holds or waits for it (one per live thread)."""
+        lock, users = self._locks.get(thread_id, (asyncio.Lock(), 0))
+        self._locks[thread_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[thread_id]
+            if users <= 1:
+                del self._locks[thread_id]
+            else:
+                self._locks[thread_id] = (lock, users - 1)
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -227,9 +237,12 @@ class SlackNotifier:
             base_url=self._base_url,
             timeout=max(1, round(self.options.timeout_s)),
             session=self._session,
-            retry_handlers=[],  # retries are ours (tenacity), paced, and never on a 429
+            retry_handlers=[],  # retries are ours, paced, and never on a 429
         )
-        self.channels = ChannelDirectory(self._list_channels, self.options.bot_name)
+        self.channels = ChannelDirectory(
+            self._list_channels, self.options.bot_name, pages=self._pacer.listings, clock=self._clock
+        )
+        self._refresh_tried = self._clock()  # the sender lists them as it starts
         self._sender = asyncio.create_task(self._run(), name="slack-sender")
 
     async def close(self) -> None:
@@ -242,27 +255,33 @@ class SlackNotifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
             self._sender = None
-        for task in [*self._in_flight.values(), *self._side_tasks]:
+        tasks = [*self._in_flight.values(), *self._side_tasks]
+        if self._refreshing is not None:
+            tasks.append(self._refreshing)
+        for task in tasks:
             task.cancel()
-        for task in [*self._in_flight.values(), *self._side_tasks]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._refreshing = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until Slack shows everything stored (True) or ``timeout`` passes (False)."""
-        deadline = time.monotonic() + timeout
+        """Wait until Slack shows everything that may be sent (True) or ``timeout`` passes (False)."""
+        deadline = self._clock() + timeout
         while True:
             if not self._in_flight and not self._side_tasks and not await self.store.pending(limit=1):
                 return True
-            if time.monotonic() >= deadline:
+            if self._clock() >= deadline:
                 return False
             await asyncio.sleep(0.05)
 
     async def problems(self) -> list[str]:
-        """What an operator must fix about the channels (for ``/readyz``): empty when all is well."""
+        """What an operator must fix about the channels (for ``/readyz``): empty when all is well.
+
+        From the last listing: this never lists channels itself (but the very first time)."""
         if self.channels is None:
             return ["the Slack notifier is not started"]
         try:
@@ -276,25 +295,66 @@ class SlackNotifier:
         with contextlib.suppress(Exception):
             for problem in await self.problems():
                 log.error("Slack: %s", problem)
+            await self._rearm_fixed_channels()
         while not self._stopping:
             self._wakeup.clear()
+            self._refresh_channels_when_due()
             try:
                 delay = await self._round()
             except Exception:
                 log.exception("the Slack sender failed a round; trying again")
                 delay = 1.0
+            refresh_in = self._refresh_due_in()
+            delay = refresh_in if delay is None else min(delay, refresh_in)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.0))
+
+    def _refresh_due_in(self) -> float:
+        last = max(self._refresh_tried, (self.channels.listed_at if self.channels else None) or 0.0)
+        return max(0.01, last + self.options.channels_refresh_s - self._clock())
+
+    def _refresh_channels_when_due(self) -> None:
+        """Relist the channels on the timer, off the sender's path (a listing takes several calls)."""
+        if self.channels is None or (self._refreshing is not None and not self._refreshing.done()):
+            return
+        if self._refresh_due_in() > 0.01:
+            return
+        self._refresh_tried = self._clock()
+        self._refreshing = asyncio.create_task(self._refresh_channels(), name="slack-channels")
+
+    async def _refresh_channels(self) -> None:
+        assert self.channels is not None
+        try:
+            await self.channels.refresh()
+            await self._rearm_fixed_channels()
+        except Exception as exc:  # the next timer tries again; sends go on meanwhile
+            log.warning("Slack: relisting the channels failed: %s", exc)
+        finally:
+            self._wakeup.set()
+
+    async def _rearm_fixed_channels(self) -> None:
+        """Messages parked on a channel problem go pending again once the bot is in the channel."""
+        assert self.channels is not None
+        errors = (*CHANNEL_ERRORS, CHANNEL_MISSING)
+        for ref in await self.store.parked_channels(errors):
+            if self.channels.member_of(ref):
+                self._resolved.pop(ref, None)  # it may be a new channel of the same name
+                count = await self.store.rearm(ref, errors, self._now())
+                log.info("Slack: %s is fixed; %d message(s) to send again", label(ref), count)
 
     async def _round(self) -> float | None:
         """Start what may go now; returns how long until something else may (None: until woken)."""
-        now = time.monotonic()
+        now = self._clock()
         if now < self._down_until:
             return self._down_until - now
         if len(self._in_flight) >= self.options.max_in_flight:
             return None
         snapshot = self._completions
-        candidates = self._candidates(await self.store.pending())
+        # Older completions can no longer make a row read from now on stale: forget them.
+        self._finished = {t: n for t, n in self._finished.items() if n >= snapshot}
+        pending = await self.store.pending()
+        self._forget_settled(pending, now)
+        candidates = self._candidates(pending)
         wait: float | None = None
         for message in candidates:
             if len(self._in_flight) >= self.options.max_in_flight:
@@ -303,7 +363,7 @@ class SlackNotifier:
                 # Under way, or finished a delivery since ``pending`` was read: this copy of the
                 # row may be stale (a post now done would be posted again). The next round sees it.
                 continue
-            now = time.monotonic()
+            now = self._clock()
             hold = self._not_before.get(message.id, 0.0) - now
             if hold > 0:
                 wait = hold if wait is None else min(wait, hold)
@@ -322,6 +382,15 @@ class SlackNotifier:
             task = asyncio.create_task(self._deliver(message, channel), name=f"slack-{message.thread_id}")
             self._in_flight[message.thread_id] = task
         return wait
+
+    def _forget_settled(self, pending: list[OutMessage], now: float) -> None:
+        """Per-message memory only for messages still pending (it would grow per deployment)."""
+        if len(pending) >= 1000:  # a partial view: keep what may still matter, drop only what expired
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
+            return
+        ids = {m.id for m in pending}  # a message under way is still pending until it is sent
+        self._not_before = {k: t for k, t in self._not_before.items() if k in ids and t > now}
+        self._attempted &= ids
 
     @staticmethod
     def _candidates(pending: list[OutMessage]) -> list[OutMessage]:
@@ -352,63 +421,77 @@ class SlackNotifier:
             channel = await self.channels.resolve(ref)
         except PermanentError as exc:
             log.error("Slack: %s; %s %s not posted", exc, message.thread_id, message.key)
-            await self.store.failed(message.id, message.revision, str(exc), self._now())
+            # Slack's error name kept in the row: ``rearm`` finds it once the channel exists.
+            await self.store.failed(message.id, message.revision, f"{exc} ({CHANNEL_MISSING})", self._now())
             return None
         except (TransientError, RateLimited) as exc:
             log.warning("Slack: cannot resolve %s yet: %s", label(ref), exc)
-            self._backoff()
+            self._backoff(exc)
             return None
         self._resolved[ref] = channel
         return channel
 
     async def _deliver(self, message: OutMessage, channel: str) -> None:
+        # One call per turn: a failure leaves the message pending, and the next round takes a new
+        # token or post slot for it (a retry in place would spend Slack's allowance unpaced).
         try:
             if message.ts is None:
-                await retry(
-                    self.options.retry, f"posting {message.key}", lambda: self._post(message, channel)
-                )
+                await self._post(message, channel)
             else:
-                await retry(
-                    self.options.retry, f"editing {message.key}", lambda: self._edit(message, channel)
-                )
+                await self._edit(message, channel)
             self._failures = 0
             self._not_before.pop(message.id, None)
         except RateLimited as exc:
-            now = time.monotonic()
+            now = self._clock()
             if exc.method == "chat.update":
                 self._pacer.updates_rate_limited(exc.retry_after, now)
             elif exc.method == "chat.postMessage":
                 self._pacer.posts_rate_limited(channel, exc.retry_after, now)
-            else:
-                self._not_before[message.id] = now + exc.retry_after
+            elif exc.method.startswith("conversations."):
+                self._pacer.lookups.blocked(exc.retry_after, now)
+            self._not_before[message.id] = now + exc.retry_after
             log.warning("Slack: %s", exc)
         except PermanentError as exc:
             log.error("Slack: %s %s not delivered: %s", message.thread_id, message.key, exc)
             await self.store.failed(message.id, message.revision, str(exc), self._now())
+        except WorkspaceRefused as exc:
+            log.error("Slack: %s; %s %s still pending", exc, message.thread_id, message.key)
+            self._backoff(exc)
         except TransientError as exc:
             log.warning("Slack: %s %s still pending: %s", message.thread_id, message.key, exc)
-            self._backoff()
+            self._not_before[message.id] = self._backoff(exc)
         except Exception:
             log.exception("Slack: delivering %s %s failed", message.thread_id, message.key)
-            self._not_before[message.id] = time.monotonic() + self.options.outage_backoff_cap_s
+            self._not_before[message.id] = self._clock() + self.options.outage_backoff_cap_s
         finally:
             self._finished[message.thread_id] = self._completions
             self._completions += 1
             self._in_flight.pop(message.thread_id, None)
             self._wakeup.set()
 
-    def _backoff(self) -> None:
-        """Slack is failing: wait before the next call, doubling up to the cap, until one succeeds."""
+    def _backoff(self, exc: Exception | None = None) -> float:
+        """Slack is failing: wait before the next call, doubling up to the cap, until one succeeds
+        (at least as long as a refused token asks for). Returns when calls may start again."""
         self._failures += 1
         delay = min(
             self.options.outage_backoff_cap_s, self.options.outage_backoff_s * 2 ** (self._failures - 1)
         )
-        self._down_until = max(self._down_until, time.monotonic() + delay)
+        if isinstance(exc, WorkspaceRefused):
+            delay = max(delay, min(exc.retry_in, self.options.outage_backoff_cap_s * 3))
+        self._down_until = max(self._down_until, self._clock() + delay)
+        return self._down_until
 
     async def _post(self, message: OutMessage, channel: str) -> None:
         if message.attempted_at is not None or message.id in self._attempted:
             # An earlier post may have reached Slack without its answer reaching us: adopt it.
-            found = await self._find_posted(message, channel)
+            found = await find_posted(
+                self._api,
+                message,
+                channel,
+                pages=self.options.lookup_pages,
+                bucket=self._pacer.lookups,
+                clock=self._clock,
+            )
             if found is not None:
                 ts, revision = found
                 log.info("Slack: adopted %s %s posted earlier (ts %s)", message.thread_id, message.key, ts)
@@ -420,14 +503,7 @@ class SlackNotifier:
             "channel": channel,
             "text": message.text,
             "blocks": list(message.blocks),
-            "metadata": {
-                "event_type": EVENT_TYPE,
-                "event_payload": {
-                    "deployment": message.thread_id,
-                    "key": message.key,
-                    "revision": message.revision,
-                },
-            },
+            "metadata": metadata(message),
             "unfurl_links": False,
             "unfurl_media": False,
         }
@@ -446,33 +522,7 @@ class SlackNotifier:
         await self.store.sent(message.id, revision, ts, self._now(), channel if message.top_level else None)
         self._attempted.discard(message.id)
         if self._on_delivered is not None:
-            self._on_delivered(message, revision, time.monotonic())
-
-    async def _find_posted(self, message: OutMessage, channel: str) -> tuple[str, int] | None:
-        cursor: str | None = None
-        for _ in range(self.options.lookup_pages):
-            args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
-            if cursor:
-                args["cursor"] = cursor
-            if message.top_level:
-                page = await self._api("conversations.history", args, http_verb="GET")
-            else:
-                page = await self._api(
-                    "conversations.replies", {**args, "ts": message.parent_ts}, http_verb="GET"
-                )
-            for item in page.get("messages", []):
-                meta = item.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if (
-                    meta.get("event_type") == EVENT_TYPE
-                    and payload.get("deployment") == message.thread_id
-                    and payload.get("key") == message.key
-                ):
-                    return str(item["ts"]), int(payload.get("revision", 0))
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        return None
+            self._on_delivered(message, revision, self._clock())
 
     async def _send_ephemeral(self, ephemeral: Ephemeral) -> None:
         try:
@@ -503,38 +553,16 @@ class SlackNotifier:
     # -- the wire ----------------------------------------------------------------------------------
 
     async def _list_channels(self, cursor: str | None) -> dict[str, Any]:
+        """One page of channels (``ChannelDirectory`` paces the pages and retries them)."""
         args: dict[str, Any] = {
             "types": "public_channel,private_channel",
             "exclude_archived": True,
-            "limit": 200,
+            "limit": PAGE_SIZE,
         }
         if cursor:
             args["cursor"] = cursor
-        return await retry(
-            self.options.retry,
-            "listing channels",
-            lambda: self._api("conversations.list", args, http_verb="GET"),
-        )
+        return await self._api("conversations.list", args, "GET")
 
     async def _api(self, method: str, args: Mapping[str, Any], http_verb: str = "POST") -> dict[str, Any]:
-        """One Web API call, its failures mapped onto our error tree."""
         assert self._client is not None, "the notifier is not started"
-        try:
-            if http_verb == "GET":
-                response = await self._client.api_call(method, http_verb="GET", params=dict(args))
-            else:
-                response = await self._client.api_call(method, json=dict(args))
-        except SlackApiError as exc:
-            status = exc.response.status_code
-            error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
-            if status == 429 or error == "ratelimited":
-                raise RateLimited(method, retry_after(exc.response.headers.get("Retry-After"))) from exc
-            if status >= 500 or error in TRANSIENT_ERRORS:
-                raise TransientError(
-                    f"{method}: Slack answered {status} {error}".rstrip(), retry_in=1.0
-                ) from exc
-            raise SlackRefused(method, error or f"HTTP {status}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientError(f"{method}: {type(exc).__name__}: {exc}", retry_in=1.0) from exc
-        data = response.data
-        return data if isinstance(data, dict) else {}
+        return await slack_wire.call(self._client, method, args, http_verb)

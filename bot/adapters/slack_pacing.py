@@ -6,6 +6,9 @@ instead of relying on 429s: a post waits for its channel's gate, an edit for a t
 workspace's edit bucket, and guard-tick redraws (``Priority.REDRAW``) only take a token while a
 reserve is left, so a burst of sparkline redraws can never make a phase change wait. A 429 that
 comes anyway blocks just what it names (that channel's posts, or edits) for ``Retry-After``.
+The reads the notifier makes — looking a lost post up in ``conversations.history``/``replies``
+(Tier 3) and listing channels with ``conversations.list`` (Tier 2) — take tokens of their own
+buckets, so they cannot use up Slack's allowance either.
 
 All figures are settings whose defaults are Slack's; tests scale Slack's limits in the emulator
 and these by the same factor (``Pacing.scaled``) to run a minute's traffic in seconds.
@@ -29,6 +32,12 @@ class Pacing:
     minute's refill (5 + 45) stays within Tier 3's 50."""
     redraw_reserve: float = 2.0
     """Edit tokens a redraw must leave in the bucket for urgent and normal edits."""
+    lookups_per_minute: float = 40.0
+    """conversations.history / replies pages (Slack Tier 3: about 50/min each)."""
+    listings_per_minute: float = 15.0
+    """conversations.list pages (Slack Tier 2: about 20/min)."""
+    read_burst: int = 3
+    """Lookup or listing pages that may go at once."""
 
     def scaled(self, factor: float) -> Pacing:
         """The same pacing ``factor`` times faster (tests that scale Slack's limits alike)."""
@@ -36,7 +45,38 @@ class Pacing:
             self,
             posts_per_second=self.posts_per_second * factor,
             updates_per_minute=self.updates_per_minute * factor,
+            lookups_per_minute=self.lookups_per_minute * factor,
+            listings_per_minute=self.listings_per_minute * factor,
         )
+
+
+class Bucket:
+    """A token bucket: ``rate`` tokens a second, up to ``burst``; a 429 empties it for a while."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._at: float | None = None
+        self._blocked = 0.0
+
+    def wait(self, now: float, needed: float = 1.0) -> float:
+        """Seconds until ``needed`` tokens are there (0: they are, and one is taken)."""
+        if now < self._blocked:
+            return self._blocked - now
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        needed = min(needed, self.burst)
+        if self._tokens >= needed:
+            self._tokens -= 1.0
+            return 0.0
+        return (needed - self._tokens) / self.rate
+
+    def blocked(self, retry_after: float, now: float) -> None:
+        self._blocked = max(self._blocked, now + retry_after)
+        self._tokens = 0.0
+        self._at = now
 
 
 class Pacer:
@@ -46,9 +86,11 @@ class Pacer:
         self.pacing = pacing
         self._post_next: dict[str, float] = {}
         self._post_blocked: dict[str, float] = {}
-        self._tokens = float(pacing.update_burst)
-        self._tokens_at: float | None = None
-        self._update_blocked = 0.0
+        self._updates = Bucket(pacing.updates_per_minute / 60.0, pacing.update_burst)
+        self.lookups = Bucket(pacing.lookups_per_minute / 60.0, pacing.read_burst)
+        """``conversations.history`` / ``replies`` pages."""
+        self.listings = Bucket(pacing.listings_per_minute / 60.0, pacing.read_burst)
+        """``conversations.list`` pages."""
 
     def post_wait(self, channel: str, now: float) -> float:
         """Seconds until a post to ``channel`` may go (0: it may, and the slot is taken)."""
@@ -60,23 +102,11 @@ class Pacer:
 
     def update_wait(self, priority: int, now: float) -> float:
         """Seconds until an edit of ``priority`` may go (0: it may, and a token is taken)."""
-        if now < self._update_blocked:
-            return self._update_blocked - now
-        rate = self.pacing.updates_per_minute / 60.0
-        if self._tokens_at is not None:
-            self._tokens = min(float(self.pacing.update_burst), self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
         needed = 1.0 + (self.pacing.redraw_reserve if priority >= Priority.REDRAW else 0.0)
-        needed = min(needed, float(self.pacing.update_burst))
-        if self._tokens >= needed:
-            self._tokens -= 1.0
-            return 0.0
-        return (needed - self._tokens) / rate
+        return self._updates.wait(now, needed)
 
     def posts_rate_limited(self, channel: str, retry_after: float, now: float) -> None:
         self._post_blocked[channel] = max(self._post_blocked.get(channel, 0.0), now + retry_after)
 
     def updates_rate_limited(self, retry_after: float, now: float) -> None:
-        self._update_blocked = max(self._update_blocked, now + retry_after)
-        self._tokens = 0.0
-        self._tokens_at = now
+        self._updates.blocked(retry_after, now)

@@ -7,8 +7,9 @@ things are masked:
 
 - the secrets Shipthread holds, registered by value (``Redactor(secrets)``): the Slack tokens and
   signing secret, the Jenkins API token, the database password. Values under ``MIN_SECRET_CHARS``
-  are ignored, they would mangle ordinary words; each value is also matched percent-encoded and
-  JSON-escaped, the forms in which URLs and payloads carry it.
+  are ignored, they would mangle ordinary words; each value is also matched percent-encoded,
+  JSON-escaped and mrkdwn-escaped, the forms in which URLs, payloads and Slack messages carry it
+  (the last a backstop: text is redacted before it is escaped for Slack).
 - well-known shapes of credentials, whoever they belong to: Slack (``xox?-``, ``xapp-``) and
   GitHub (``ghp_``/``gho_``/…, ``github_pat_``) tokens, AWS access key ids and secret keys,
   ``Authorization:`` header values, ``Bearer`` tokens, the password of ``scheme://user:password@host``
@@ -27,11 +28,14 @@ nothing changes, merging touching masks, and gives up to a lone mask in the path
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
+
+from bot.domain.mrkdwn import escape
 
 MASK = "[redacted]"
 """What a masked secret becomes."""
@@ -129,7 +133,8 @@ class Redactor:
     def redact_data(self, value: T) -> T:
         """``value`` with every string inside it redacted (dict keys too), for JSON-like payloads.
 
-        Mappings come back as dicts, lists as lists, tuples as tuples; other values unchanged.
+        Mappings come back as dicts, lists as lists, tuples as tuples, dataclass instances (a
+        notification, say) as copies with their fields redacted; other values unchanged.
         """
         result: Any = self._data(value)
         return result  # type: ignore[no-any-return]
@@ -143,6 +148,15 @@ class Redactor:
             return [self._data(v) for v in value]
         if isinstance(value, tuple):
             return tuple(self._data(v) for v in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changed = {}
+            for item in dataclasses.fields(value):
+                if item.init:
+                    old = getattr(value, item.name)
+                    new = self._data(old)
+                    if new is not old:
+                        changed[item.name] = new
+            return dataclasses.replace(value, **changed) if changed else value
         return value
 
     def _pass(self, text: str) -> str:
@@ -182,5 +196,6 @@ class Redactor:
 
 
 def _spellings(secret: str) -> set[str]:
-    """The forms a secret travels in: as is, percent-encoded (URLs) and JSON-escaped (payloads)."""
-    return {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    """The forms a secret travels in: as is, percent-encoded (URLs), JSON-escaped (payloads) and
+    escaped for Slack's mrkdwn (``&<>`` as entities)."""
+    return {secret, quote(secret, safe=""), json.dumps(secret)[1:-1], escape(secret)}

@@ -8,22 +8,33 @@ new revision of a message already posted, that is an edit, never a second post. 
 the thread (the card's ``ts``) and everything not yet delivered.
 
 Rows are plain values outside this module (``Desired``, ``OutMessage``); ``thread_id`` is a
-deployment id or ``channel:<channel>`` for top-level posts outside any deployment.
+deployment id or ``channel:<channel>`` for top-level posts outside any deployment. A thread
+recorded before anyone knew its channel has channel ``""`` (``NO_CHANNEL``): its card state and
+messages are kept, but nothing of it is pending until a later ``record`` names the channel.
+
+``pending`` lists only what may be sent: never a reply whose thread has no posted card (it could
+not be posted, and a thousand of them behind a card Slack refused would crowd out every other
+thread). A message Slack refused for a reason about its channel (the bot not invited, the
+channel missing) is parked, not lost: ``rearm`` makes it pending again once the channel is fixed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
+from bot.store import sql
 from bot.store.models import SlackMessageRow, SlackThreadRow
+
+NO_CHANNEL = ""
+"""The channel of a thread recorded before its channel was known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +115,17 @@ class ThreadStore:
 
         A message whose content is unchanged keeps its revision (nothing to send); a changed one
         gets the next revision and becomes pending; a new key gets the thread's next sequence
-        number. The thread keeps the channel it was opened in. Returns each key's revision now.
+        number. The thread keeps the channel it was opened in (or takes ``channel`` if it had
+        none yet). A pending message keeps the most urgent priority it was given: a redraw
+        must not push a phase change still waiting back behind the other redraws. Returns each
+        key's revision now.
         """
         revisions: dict[str, int] = {}
         async with self._writing, self._sessions.begin() as session:
             # Write first: on SQLite a transaction that read before writing cannot wait for the
             # write lock (it fails "database is locked" at once); one that starts writing can.
             await session.execute(
-                _insert(session)
+                sql.insert(session, SlackThreadRow)
                 .values(thread_id=thread_id, channel=channel, card_state=None, next_seq=0, created_at=at)
                 .on_conflict_do_nothing(index_elements=["thread_id"])
             )
@@ -119,6 +133,8 @@ class ThreadStore:
                 SlackThreadRow, thread_id, with_for_update=True, populate_existing=True
             )
             assert thread is not None
+            if channel != NO_CHANNEL and thread.channel == NO_CHANNEL:
+                thread.channel = channel
             if card_state is not None:
                 thread.card_state = dict(card_state)
             existing = {
@@ -164,7 +180,16 @@ class ThreadStore:
                             text=message.text,
                             blocks=blocks,
                             revision=SlackMessageRow.revision + 1,
-                            priority=message.priority,
+                            priority=case(
+                                (
+                                    and_(
+                                        SlackMessageRow.pending.is_(True),
+                                        SlackMessageRow.priority < message.priority,
+                                    ),
+                                    SlackMessageRow.priority,
+                                ),
+                                else_=message.priority,
+                            ),
                             error=None,  # new content deserves a new try
                             pending=True,
                             pending_since=case(
@@ -180,12 +205,22 @@ class ThreadStore:
         return revisions
 
     async def pending(self, limit: int = 1000) -> list[OutMessage]:
-        """Messages Slack is behind on (oldest pending first), each with its thread's parent ts."""
+        """Messages Slack is behind on that may be sent now (oldest pending first), each with its
+        thread's parent ts: top-level messages, and replies whose thread's card is posted."""
+        parent = aliased(SlackMessageRow)
+        has_parent = exists().where(
+            parent.thread_id == SlackMessageRow.thread_id, parent.top_level.is_(True), parent.ts.is_not(None)
+        )
         async with self._sessions() as session:
             rows = list(
                 await session.scalars(
                     select(SlackMessageRow)
-                    .where(SlackMessageRow.pending.is_(True))
+                    .join(SlackThreadRow, SlackThreadRow.thread_id == SlackMessageRow.thread_id)
+                    .where(
+                        SlackMessageRow.pending.is_(True),
+                        SlackThreadRow.channel != NO_CHANNEL,
+                        or_(SlackMessageRow.top_level.is_(True), has_parent),
+                    )
                     .order_by(SlackMessageRow.pending_since, SlackMessageRow.id)
                     .limit(limit)
                 )
@@ -251,6 +286,30 @@ class ThreadStore:
                 .values(error=error, pending=False, pending_since=None, updated_at=at)
             )
 
+    async def parked_channels(self, errors: Iterable[str]) -> list[str]:
+        """The channels (as configured) of threads holding a message refused for one of ``errors``."""
+        async with self._sessions() as session:
+            found = await session.scalars(
+                select(SlackThreadRow.channel)
+                .join(SlackMessageRow, SlackMessageRow.thread_id == SlackThreadRow.thread_id)
+                .where(_refused_for(errors))
+                .distinct()
+            )
+            return sorted(found)
+
+    async def rearm(self, channel: str, errors: Iterable[str], at: datetime) -> int:
+        """Make the messages of ``channel``'s threads refused for one of ``errors`` pending again
+        (the channel was fixed); returns how many."""
+        threads = select(SlackThreadRow.thread_id).where(SlackThreadRow.channel == channel)
+        async with self._writing, self._sessions.begin() as session:
+            result = await session.execute(
+                update(SlackMessageRow)
+                .where(_refused_for(errors), SlackMessageRow.thread_id.in_(threads))
+                .values(pending=True, error=None, pending_since=at, updated_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            return sql.rowcount(result)
+
     async def _with_threads(self, session: AsyncSession, rows: list[SlackMessageRow]) -> list[OutMessage]:
         ids = {row.thread_id for row in rows}
         if not ids:
@@ -291,8 +350,11 @@ class ThreadStore:
         ]
 
 
-def _insert(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's own INSERT of a thread, which has ``on_conflict_do_nothing``."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(SlackThreadRow)
-    return sqlite.insert(SlackThreadRow)
+def _refused_for(errors: Iterable[str]) -> Any:
+    """Messages given up on for one of ``errors`` (Slack's error names, kept in ``error``) whose
+    latest revision Slack does not show."""
+    return and_(
+        SlackMessageRow.pending.is_(False),
+        SlackMessageRow.revision > SlackMessageRow.sent_revision,
+        or_(*(SlackMessageRow.error.contains(error, autoescape=True) for error in errors)),
+    )
