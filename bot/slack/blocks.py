@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from bot.domain import message, mrkdwn
 
-BOT_USER: Final = "shipthread"
+BOT_USER: Final = mrkdwn.BOT_ACTOR
 """The engine's name for itself as an actor (``bot.engine.orchestrator.BOT``)."""
 
 _PLAIN_UNSAFE: Final = str.maketrans({"<": "‹", ">": "›"})
@@ -30,9 +30,8 @@ def text(value: object) -> str:
 
 
 def code(value: object) -> str:
-    """Inline code for a short value (version, service); backticks inside would end the span."""
-    shown = str(value).replace("`", "'").replace("\n", " ")
-    return f"`{mrkdwn.escape(shown)}`" if shown.strip() else "`?`"
+    """Inline code for a short value (version, service); ``?`` for nothing (``mrkdwn.code_span``)."""
+    return mrkdwn.code_span(str(value)) or "`?`"
 
 
 def is_user_id(value: object) -> bool:
@@ -40,12 +39,9 @@ def is_user_id(value: object) -> bool:
 
 
 def mention(user: str | None) -> str:
-    """``<@ID>`` for a Slack user id we hold; the bot by name; anything else as escaped text."""
-    if user is None or user == BOT_USER:
-        return "Shipthread"
-    if is_user_id(user):
-        return f"<@{user}>"
-    return text(user)
+    """``<@ID>`` for a Slack user id we hold; the bot by name; anything else as escaped text
+    (``mrkdwn.mention``, the one rule)."""
+    return mrkdwn.mention(user)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -97,7 +93,9 @@ def plain(value: str) -> Block:
 
 
 def md(value: str) -> Block:
-    return {"type": "mrkdwn", "text": value or " "}
+    """A mrkdwn text object. ``verbatim``: Slack must not turn bare channel names, ``@here`` or
+    URLs in user or CI text into links or mentions; the markup we write ourselves still works."""
+    return {"type": "mrkdwn", "text": value or " ", "verbatim": True}
 
 
 def header(value: str) -> Block:

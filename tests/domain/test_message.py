@@ -28,7 +28,7 @@ def test_a_mention_and_hostile_text_are_both_right_in_one_message():
     [
         ("U0BOB", "<@U0BOB>"),
         ("W123ABC", "<@W123ABC>"),
-        ("shipthread", "@shipthread"),
+        ("shipthread", "Shipthread"),  # the bot by its name (mrkdwn.mention, as on the card)
         ("U1", "@U1"),
         ("u0bob", "@u0bob"),
         ("<!channel>", "@&lt;!channel&gt;"),

@@ -63,4 +63,4 @@ def test_a_sparkline_is_scaled_to_include_its_threshold() -> None:
 def test_links_only_to_http_with_no_markup_characters() -> None:
     assert blocks.link("javascript:alert(1)", "x") == "x"
     assert blocks.link("http://a/b|c<d>", "<y|z>") == "<http://a/b%7Cc%3Cd%3E|&lt;y¦z&gt;>"
-    assert blocks.mention("shipthread") == "Shipthread" and blocks.mention("<!here>") == "&lt;!here&gt;"
+    assert blocks.mention("shipthread") == "Shipthread" and blocks.mention("<!here>") == "@&lt;!here&gt;"
