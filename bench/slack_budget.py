@@ -1,8 +1,9 @@
 """Benchmark: N concurrent deployments' threads in one channel against Slack's limits.
 
 For 10 and for 100 concurrent deployments (each a whole canary-step lifecycle: open, build,
-rollout, three guard ticks, verdict, one notice every ``--gap`` seconds, 15 by default) told to
-the real notifier, against the Slack emulator with
+rollout, three guard ticks, verdict, one notice every ``--gap`` seconds, 15 by default;
+``bench.slack_traffic``) told to the real notifier and rendered by the real planner
+(``bot.slack.thread.plan``), against the Slack emulator with
 Slack's rate limits, it prints: 429s received (target 0), final states delivered (target 100 %),
 and the lag from a phase change to the parent card showing it (p50, p95), next to the floor that
 Slack's own allowance sets (``chat.update`` Tier 3, 50/min; and one post per second per channel:
@@ -26,16 +27,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.slack_traffic import FINAL_CARD, run_deployments
 from bot.adapters.retrying import RetryPolicy
 from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
 from bot.adapters.slack_pacing import Pacing
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import DEFAULT_PER_MINUTE, RateLimits, SlackEmulator, emulator_of
 from bot.slack.outgoing import CARD
+from bot.slack.thread import plan
 from bot.store.db import create_engine
 from bot.store.migrate import upgrade
 from bot.store.threads import OutMessage, ThreadStore
-from tests.adapters.slack_support import card_text, plan, run_deployments
 
 TOKEN = "xoxb-sandbox"  # the emulator's well-known token
 
@@ -91,7 +93,7 @@ async def measure(count: int, scale: float, gap: float, folder: Path) -> dict[st
         history = emulator_of(slack.app).messages("C0DEPLOYS")
     await database.dispose()
     cards = [m for m in history if m.get("thread_ts") in (None, m["ts"])]
-    final_ok = sum(1 for m in cards if m["text"] == card_text("checkout", "1.4.2", "succeeded", 0))
+    final_ok = sum(1 for m in cards if m["text"] == FINAL_CARD)
     lags: list[float] = []
     for did, changes in told.items():
         shown = delivered.get(did, [])
