@@ -24,6 +24,7 @@ from bot.adapters.retrying import RetryPolicy
 from bot.adapters.slack_charts import ChartOptions, SlackChartPoster
 from bot.adapters.slack_notifier import ChannelFor, NotifierOptions, Planner, SlackNotifier
 from bot.adapters.slack_pacing import Pacing
+from bot.adapters.slack_wire import CallObserver
 from bot.config import Settings
 from bot.domain.playbook import Playbook
 from bot.domain.redact import Redactor
@@ -134,9 +135,11 @@ def slack_notifier(
     channel_for: ChannelFor,
     channels: Iterable[str] = (),
     options: NotifierOptions | None = None,
+    on_call: CallObserver | None = None,
 ) -> SlackNotifier:
     """The Slack notifier on the bot's database, with the bot token, ``SLACK_API_URL``, the pacing
-    and the timeout from config, and every payload through the process's redactor."""
+    and the timeout from config, and every payload through the process's redactor (``on_call``:
+    told how each Slack call ended, for ``/metrics``)."""
     token = settings.secrets.slack_bot_token
     if token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -152,15 +155,19 @@ def slack_notifier(
         redact=redactor(settings).redact_data,
         channels=channels,
         prometheus_url=str(settings.prometheus.url) if settings.prometheus.url else None,
+        on_call=on_call,
     )
 
 
 def chart_poster(
-    settings: Settings, database: AsyncEngine, options: ChartOptions | None = None
+    settings: Settings,
+    database: AsyncEngine,
+    options: ChartOptions | None = None,
+    on_call: CallObserver | None = None,
 ) -> SlackChartPoster:
     """The poster of guard verdicts' charts into their threads, on the notifier's thread store, with
     the bot token, ``SLACK_API_URL`` and the Slack timeout from config (start it, then hand it to
-    ``build`` as ``charts``)."""
+    ``build`` as ``charts``; ``on_call`` as for ``slack_notifier``)."""
     token = settings.secrets.slack_bot_token
     if token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -170,6 +177,7 @@ def chart_poster(
         token=token.get_secret_value(),
         base_url=str(settings.slack.api_url),
         options=options or ChartOptions(timeout_s=timeout),
+        on_call=on_call,
     )
 
 

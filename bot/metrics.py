@@ -70,7 +70,10 @@ class Metrics:
             registry=r,
         )
         self.slack_calls = Counter(
-            "shipthread_slack_calls", "Slack Web API calls made, by method", ["method"], registry=r
+            "shipthread_slack_calls",
+            "Slack Web API calls made, by method and outcome (ok, error, ratelimited, unanswered)",
+            ["method", "outcome"],
+            registry=r,
         )
         self.slack_ratelimited = Counter(
             "shipthread_slack_ratelimited",
@@ -99,6 +102,22 @@ class Metrics:
         """A ``TransitionHook`` for the engine: count each stored transition by its new phase."""
         if when == "after":
             self.transitions.labels(deployment.phase.value).inc()
+
+    def slack_call(self, method: str, status: int | None, error: str | None = None) -> None:
+        """Count one Slack Web API call by how it ended (every client of ours reports here).
+
+        ``status`` is the HTTP status, None when no answer came (a timeout, a refused connection);
+        ``error`` is Slack's error name for an ``ok: false`` (None when the call succeeded)."""
+        if status == 429 or error == "ratelimited":
+            outcome = "ratelimited"
+            self.slack_ratelimited.labels(method).inc()
+        elif status is None:
+            outcome = "unanswered"
+        elif error is None and status < 400:
+            outcome = "ok"
+        else:
+            outcome = "error"
+        self.slack_calls.labels(method, outcome).inc()
 
     def observe_store(
         self, active: Iterable[Deployment], pending: Iterable[PendingEffect], now: datetime

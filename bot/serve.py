@@ -7,9 +7,9 @@ migration — ``serve`` does not migrate on its own unless started with ``--upgr
 change is an operator's decision (and with several replicas, one of them should make it).
 
 Routes: ``POST /slack/events`` (Slack's request URL for commands, interactivity and events; not
-served with ``--socket-mode``), ``GET /healthz`` (the process answers), ``GET /readyz`` (database
-reachable and migrated, playbooks loaded, Slack ``auth.test`` good, channels resolved — each failing
-part named in the body, 503), ``GET /metrics`` (``bot.metrics``).
+served with ``--socket-mode``), ``GET /healthz`` (the process answers), ``GET /readyz`` (the engine
+still holds its lease, database reachable and migrated, playbooks loaded, Slack ``auth.test`` good,
+channels resolved — each failing part named in the body, 503), ``GET /metrics`` (``bot.metrics``).
 
 SIGTERM (or SIGINT): new Slack requests get 503 (Slack retries them elsewhere), the work already
 acked finishes (bounded by ``--drain``), the engine lets its running ticks finish, the notifier sends
@@ -272,6 +272,8 @@ class Server:
 
     async def readyz(self, request: web.Request) -> web.Response:
         checks = {
+            # An engine whose lease another took over acts no more: out of service until restarted.
+            "engine": self.runtime.engine.lease_problem,
             "database": await self._database_problem(),
             "playbooks": None if self.playbooks else "no playbooks loaded",
             "slack": await self._slack_problem(),
@@ -388,9 +390,12 @@ async def build_server(options: ServeOptions, environ: Mapping[str, str]) -> Ser
         lambda state, notification, ctx: plan(dict(state) if state is not None else None, notification, ctx),
         channel_for=runtime.engine.ctx.channel,
         channels=container.thread_channels(settings, playbooks),
+        on_call=metrics.slack_call,  # counted with the app's own calls
     )
     runtime.notifier = chat.target = notifier
-    runtime.charts = charts.target = container.chart_poster(settings, runtime.store.engine)
+    runtime.charts = charts.target = container.chart_poster(
+        settings, runtime.store.engine, on_call=metrics.slack_call
+    )
     services = Services(
         engine=runtime.engine,
         store=runtime.store,

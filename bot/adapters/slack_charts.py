@@ -29,6 +29,7 @@ from bot.adapters.blocking import BlockingRunner
 from bot.adapters.charts import render_png
 from bot.adapters.retrying import RetryPolicy, retry, retry_after
 from bot.adapters.slack_notifier import TRANSIENT_ERRORS, SlackRefused
+from bot.adapters.slack_wire import CallObserver, ObservedWebClient
 from bot.domain.chart import VerdictChart
 from bot.errors import PermanentError, TransientError
 from bot.store.threads import ThreadStore
@@ -60,12 +61,14 @@ class SlackChartPoster:
         base_url: str,
         options: ChartOptions | None = None,
         render: Renderer = render_png,
+        on_call: CallObserver | None = None,
     ) -> None:
         self.store = store
         self.options = options or ChartOptions()
         self._token = token
         self._base_url = base_url
         self._render = render
+        self._on_call = on_call
         self._runner = BlockingRunner("charts", 1)
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -74,7 +77,8 @@ class SlackChartPoster:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
-        self._client = AsyncWebClient(
+        self._client = ObservedWebClient(
+            self._on_call,
             token=self._token,
             base_url=self._base_url,
             timeout=max(1, round(self.options.timeout_s)),

@@ -44,11 +44,17 @@ from bot.adapters.slack_channels import PAGE_SIZE, ChannelDirectory, label
 from bot.adapters.slack_lookup import EVENT_TYPE as EVENT_TYPE
 from bot.adapters.slack_lookup import find_posted, metadata
 from bot.adapters.slack_pacing import Pacer, Pacing
-from bot.adapters.slack_wire import CHANNEL_ERRORS, RateLimited, WorkspaceRefused
+from bot.adapters.slack_wire import (
+    CHANNEL_ERRORS,
+    CallObserver,
+    ObservedWebClient,
+    RateLimited,
+    WorkspaceRefused,
+)
 from bot.adapters.slack_wire import TRANSIENT_ERRORS as TRANSIENT_ERRORS
 from bot.adapters.slack_wire import SlackRefused as SlackRefused
 from bot.domain.deployment import Deployment
-from bot.domain.notifications import DeploymentOpened, Notification
+from bot.domain.notifications import DeploymentOpened, EnvLocked, EnvUnlocked, Notification
 from bot.domain.redact import Redactor
 from bot.errors import PermanentError, TransientError
 from bot.slack.outgoing import CARD, Ephemeral, Plan, RenderContext
@@ -67,6 +73,18 @@ Delivered = Callable[[OutMessage, int, float], None]
 
 CHANNEL_MISSING = "channel_not_found"
 """Slack's name for a channel that cannot be found, also kept when a name does not resolve."""
+
+
+def _thread_named(notification: Notification) -> str | None:
+    """The deployment thread a notification without a ``deployment`` belongs to, if any.
+
+    A guard's lock (``EnvLocked`` / ``EnvUnlocked``) names its deployment by id: the planner tells
+    it in that thread (with the card's lock line) only when handed that thread's card state, and
+    posts it top-level in the channel when there is none (a manual lock, or a thread never opened).
+    """
+    if isinstance(notification, EnvLocked | EnvUnlocked):
+        return notification.deployment_id or None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,7 @@ class SlackNotifier:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         on_delivered: Delivered | None = None,
+        on_call: CallObserver | None = None,
     ) -> None:
         self.store = store
         self.options = options or NotifierOptions()
@@ -124,6 +143,7 @@ class SlackNotifier:
         self._now = now
         self._clock = monotonic
         self._on_delivered = on_delivered
+        self._on_call = on_call
         self._pacer = Pacer(self.options.pacing)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per thread, its lock and how many hold or wait for it (dropped at zero)."""
@@ -158,22 +178,23 @@ class SlackNotifier:
         # as itself, and a mask put in after ``limits.fit_*`` could grow text past Slack's limits.
         notification = self._redact(notification)
         dep: Deployment | None = getattr(notification, "deployment", None)
+        thread_id = dep.id if dep is not None else _thread_named(notification)
         ctx = RenderContext(self._now(), self._prometheus_url, self._grafana_url)
         revisions: dict[str, int] = {}
-        if dep is None:
+        if thread_id is None:
             plan = self._plan(None, notification, ctx)
         else:
-            async with self._lock(dep.id):
-                thread = await self.store.thread(dep.id)
+            async with self._lock(thread_id):
+                thread = await self.store.thread(thread_id)
                 plan = self._plan(thread.card_state if thread else None, notification, ctx)
                 channel = self._channel_of(dep, notification) if not thread or not thread.channel else None
-                if thread is None and channel is None:
+                if thread is None and channel is None and plan.thread:
                     # Kept, card fold and messages, under no channel: a later notification that
                     # knows the channel sends them all (``ThreadStore.record``).
-                    log.warning("%s: no channel for its thread yet; %s kept", dep.id, type(notification))
+                    log.warning("%s: no channel for its thread yet; %s kept", thread_id, type(notification))
                 if plan.thread or plan.card_state is not None:
                     revisions = await self.store.record(
-                        dep.id,
+                        thread_id,
                         channel or (thread.channel if thread else NO_CHANNEL),
                         self._redact(plan.card_state),
                         [
@@ -198,9 +219,11 @@ class SlackNotifier:
         self._wakeup.set()
         return revisions
 
-    def _channel_of(self, dep: Deployment, notification: Notification) -> str | None:
+    def _channel_of(self, dep: Deployment | None, notification: Notification) -> str | None:
         if isinstance(notification, DeploymentOpened):
             return notification.channel
+        if dep is None:  # a lock told in a deployment's thread names its channel itself
+            return getattr(notification, "channel", None)
         return self._channel_for(dep)
 
     def _desired(
@@ -232,7 +255,8 @@ class SlackNotifier:
             return
         self._stopping = False
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
-        self._client = AsyncWebClient(
+        self._client = ObservedWebClient(
+            self._on_call,
             token=self._token,
             base_url=self._base_url,
             timeout=max(1, round(self.options.timeout_s)),

@@ -9,16 +9,21 @@ handler of its own (retries are the caller's, paced), its failures mapped at the
   every message pending for when an operator fixes the token;
 - ``TransientError`` — 5xx, Slack's own "try again" errors, timeouts and connection errors;
 - ``SlackRefused`` — any other ``ok: false``: Slack refused this call for good.
+
+``ObservedWebClient`` is the client the notifier and the chart poster call through: it tells a
+``CallObserver`` how each Web API call ended, so ``/metrics`` counts their calls and 429s with
+the app's own (``Metrics.slack_call``; the observer is handed in, adapters know no metrics).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.adapters.retrying import retry_after
 from bot.errors import PermanentError, ShipthreadError, TransientError
@@ -50,6 +55,36 @@ which what was refused is worth sending again."""
 
 WORKSPACE_BACKOFF_S: Final = 30.0
 """How long every call waits after a workspace-level refusal (a person has to fix the token)."""
+
+
+CallObserver = Callable[[str, int | None, str | None], None]
+"""Told (method, HTTP status or None when no answer came, Slack's error name or None) per call."""
+
+
+class ObservedWebClient(AsyncWebClient):
+    """slack-sdk's client, telling ``observe`` how each Web API call ended (one HTTP request each:
+    our clients have no retry handlers, so every 429 is seen)."""
+
+    def __init__(self, observe: CallObserver | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._observe = observe
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        if self._observe is None:
+            return await super().api_call(api_method, **kwargs)
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            answer = exc.response
+            status = answer.status_code if answer is not None else None
+            error = answer.get("error") if answer is not None and isinstance(answer.data, dict) else None
+            self._observe(api_method, status, str(error or f"HTTP {status}"))
+            raise
+        except Exception:
+            self._observe(api_method, None, None)
+            raise
+        self._observe(api_method, response.status_code, None)
+        return response
 
 
 class RateLimited(ShipthreadError):

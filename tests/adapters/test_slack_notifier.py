@@ -26,15 +26,23 @@ from bot.domain.deployment import Deployment, Strategy
 from bot.domain.events import BuildQueued, BuildStarted, GuardTicked, RolloutCompleted, RolloutStarted
 from bot.domain.measurements import TickOutcome
 from bot.domain.message import Message, Text
-from bot.domain.notifications import DeploymentOpened, EnvLocked, PhaseChanged, Refused
+from bot.domain.notifications import (
+    DeploymentOpened,
+    EnvLocked,
+    EnvUnlocked,
+    Notification,
+    PhaseChanged,
+    Refused,
+)
 from bot.domain.phases import Phase
+from bot.metrics import Metrics
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import SlackEmulator
-from bot.slack.outgoing import Priority
+from bot.slack.outgoing import Plan, Priority, RenderContext
 from bot.store.db import create_engine
 from bot.store.migrate import upgrade
 from bot.store.threads import ThreadStore
-from tests.adapters.slack_support import card_text, plan, read_thread
+from tests.adapters.slack_support import Thread, card_text, plan, read_thread, read_whole_thread
 
 TOKEN = "xoxb-sandbox"
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
@@ -81,7 +89,7 @@ def notifier(
 ) -> SlackNotifier:
     return SlackNotifier(
         store,
-        plan,
+        kw.pop("planner", plan),
         token=TOKEN,
         base_url=f"{server.url}/api/",
         channel_for=lambda dep: "#deploys",
@@ -302,3 +310,79 @@ def test_pending_redraws_go_after_phase_changes_of_other_threads() -> None:
         ]
     )
     assert [m.id for m in order] == [2, 3, 1]
+
+
+def top_level(server: ServerThread) -> list[dict[str, Any]]:
+    return [m for m in emulator(server).messages("C0DEPLOYS") if m.get("thread_ts", m["ts"]) == m["ts"]]
+
+
+async def test_a_guard_lock_is_told_in_its_deployments_thread_and_its_unlock_edits_that_reply(
+    slack: ServerThread, store: ThreadStore, client: AsyncWebClient
+) -> None:
+    # The real renderer: where a lock goes is its decision, given (or not) the thread's card state.
+    from bot.slack.thread import plan as render
+
+    def real(state: Any, n: Notification, ctx: RenderContext) -> Plan:
+        return render(dict(state) if state is not None else None, n, ctx)
+
+    chat = notifier(slack, store, planner=real)
+    rolled_back = dep(phase=Phase.ROLLED_BACK, previous_version="1.4.1")
+    lock = EnvLocked("production", "checkout", "guard", "error ratio 0.3", "shipthread", "#deploys", "d1", 7)
+    unlock = EnvUnlocked("production", "checkout", "guard", "clean window", "shipthread", "#deploys", "d1", 7)
+
+    def lock_reply(thread: Thread) -> dict[str, Any]:
+        (reply,) = [m for m in thread.replies if m["metadata"]["event_payload"]["key"] == "lock:7"]
+        return reply
+
+    await chat.start()
+    try:
+        await chat.notify(DeploymentOpened(dep(phase=Phase.REQUESTED), "#deploys"))
+        await chat.notify(PhaseChanged(rolled_back, RolloutCompleted(step=0)))
+        await chat.notify(lock)
+        assert await chat.drain(10)
+        locked = await read_whole_thread(client, "C0DEPLOYS", "d1")
+        assert len(top_level(slack)) == 1  # the card only: the lock is not posted in the channel
+        assert "shipthread.unlock" in json.dumps(lock_reply(locked)["blocks"])  # its Unlock button
+        assert "is locked (guard)" in json.dumps(locked.parents[0]["blocks"])  # the card's lock line
+        posted = len(posts(slack))
+        await chat.notify(unlock)
+        assert await chat.drain(10)
+    finally:
+        await chat.close()
+    unlocked = await read_whole_thread(client, "C0DEPLOYS", "d1")
+    reply = lock_reply(unlocked)
+    assert reply["ts"] == lock_reply(locked)["ts"] and "unlocked (guard)" in json.dumps(reply["blocks"])
+    assert "shipthread.unlock" not in json.dumps(reply["blocks"])
+    assert "is locked" not in json.dumps(unlocked.parents[0]["blocks"])
+    assert len(posts(slack)) == posted and len(top_level(slack)) == 1  # edits, nothing posted
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_every_slack_call_and_429_of_the_notifier_is_counted_for_metrics(
+    slack: ServerThread, store: ThreadStore
+) -> None:
+    control(slack, "POST", "config", {"rate_limits": {"methods": {"chat.update": 1}}})
+    metrics = Metrics()
+    chat = notifier(slack, store, on_call=metrics.slack_call)
+    await chat.start()
+    try:
+        await chat.notify(DeploymentOpened(dep(phase=Phase.REQUESTED), "#deploys"))
+        assert await chat.drain(10)
+        await chat.notify(PhaseChanged(dep(), BuildQueued(queue_item=7)))  # an edit, and a post
+        await asyncio.sleep(0.5)
+        await chat.notify(PhaseChanged(dep(phase=Phase.DEPLOYING), BuildStarted(number=1)))  # 429
+        await asyncio.sleep(0.5)
+    finally:
+        chat.options = replace(chat.options, drain_s=0.1)
+        await chat.close()
+    calls = emulator(slack).calls()
+    for method in ("chat.postMessage", "chat.update", "conversations.list"):
+        ok = len([c for c in calls if c["method"] == method and c["ok"]])
+        assert ok > 0 and sample(metrics, "shipthread_slack_calls_total", method=method, outcome="ok") == ok
+    limited = len([c for c in calls if c["status"] == 429])
+    assert limited == 1
+    assert sample(metrics, "shipthread_slack_ratelimited_total", method="chat.update") == limited
+    assert sample(metrics, "shipthread_slack_calls_total", method="chat.update", outcome="ratelimited") == 1
