@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.domain.locks import Lock, LockKind
 from bot.domain.playbook import ApprovalStage
 
 
@@ -250,6 +251,59 @@ def validate_stages(stages: Sequence[ApprovalStage], members: Mapping[str, froze
 def may_break_glass(user: str, break_glass_members: Collection[str]) -> bool:
     """True when ``user`` belongs to the break-glass group."""
     return user in break_glass_members
+
+
+def approvers(stages: Sequence[ApprovalStage], members: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """Everyone who may approve some stage of these environments' stages."""
+    return frozenset(user for stage in stages for user in _group(members, stage))
+
+
+def may_roll_back(
+    user: str,
+    requester: str | None,
+    stages: Sequence[ApprovalStage],
+    members: Mapping[str, frozenset[str]],
+    break_glass_members: Collection[str],
+) -> bool:
+    """May ``user`` roll back (or abort) in an environment with these approval ``stages``?
+
+    ``requester`` asked for what is being undone (the live deployment, or the release a rollback
+    of the last release puts back), None when there is none. Its requester, an approver of the
+    environment or break-glass may: undoing is as serious as letting a version in. Where the
+    environment needs no approvals, anyone who may deploy there may roll back.
+    """
+    if not stages:
+        return True
+    return user == requester or user in approvers(stages, members) or user in break_glass_members
+
+
+def may_unlock(
+    user: str,
+    lock: Lock,
+    stages: Sequence[ApprovalStage],
+    members: Mapping[str, frozenset[str]],
+    break_glass_members: Collection[str],
+    involved: Collection[str] = (),
+) -> bool:
+    """May ``user`` lift ``lock``? ``stages`` are every approval stage of the environment the lock
+    covers (of each service it covers); ``involved`` are the people behind a guard lock's deployment
+    (its requester and whoever asked for its rollback).
+
+    - Break-glass always may; nobody lifts a freeze window (it is config).
+    - A manual lock: its author, or an approver of the environment — the same people who may let a
+      deployment in may reopen it. Where nobody approves deployments, anyone who may deploy may.
+    - A guard lock (set by the bot after a rollback, author ``shipthread``) protects a restored
+      version that just went wrong: an approver of the environment; where there are no approvers,
+      only the people involved in that deployment. Never simply anyone.
+    """
+    if lock.kind is LockKind.FREEZE:
+        return False
+    if user in break_glass_members:
+        return True
+    allowed = approvers(stages, members)
+    if lock.kind is LockKind.MANUAL:
+        return user == lock.author or user in allowed or not stages
+    return user in allowed if stages else user in involved
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.domain import lease as lease_rule
 from bot.domain.commands import Deploy, Rollback
+from bot.domain.locks import Lock
 from bot.domain.message import Message
 from bot.domain.phases import Phase
 from bot.engine.context import Context
@@ -188,8 +189,13 @@ class Engine:
     async def deploy(self, cmd: Deploy, user: str, channel: str | None = None) -> Outcome:
         return self._refusal() or await self.orchestrator.request(cmd, user, channel)
 
-    async def approve(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
-        return self._refusal() or await self.orchestrator.vote(deployment_id, user, True, None, channel)
+    async def approve(
+        self, deployment_id: str, user: str, channel: str | None = None, stage: int | None = None
+    ) -> Outcome:
+        """``stage``: the approval stage the button was drawn for (refused at another one)."""
+        return self._refusal() or await self.orchestrator.vote(
+            deployment_id, user, True, None, channel, stage
+        )
 
     async def reject(self, deployment_id: str, user: str, reason: str, channel: str | None = None) -> Outcome:
         return self._refusal() or await self.orchestrator.vote(deployment_id, user, False, reason, channel)
@@ -199,11 +205,17 @@ class Engine:
     ) -> Outcome:
         return self._refusal() or await self.orchestrator.cancel(deployment_id, user, reason, channel)
 
-    async def rollback(self, cmd: Rollback, user: str, channel: str | None = None) -> Outcome:
-        return self._refusal() or await self.orchestrator.rollback(cmd, user, channel)
+    async def rollback(
+        self, cmd: Rollback, user: str, channel: str | None = None, deployment_id: str | None = None
+    ) -> Outcome:
+        """``deployment_id``: the deployment a Roll back / Abort button was drawn for."""
+        return self._refusal() or await self.orchestrator.rollback(cmd, user, channel, deployment_id)
 
-    async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
-        return self._refusal() or await self.orchestrator.promote(deployment_id, user, channel)
+    async def promote(
+        self, deployment_id: str, user: str, channel: str | None = None, step: int | None = None
+    ) -> Outcome:
+        """``step``: the step the Promote button was drawn for (refused once it moved on)."""
+        return self._refusal() or await self.orchestrator.promote(deployment_id, user, channel, step)
 
     async def lock(
         self, env: str, service: str | None, reason: str, user: str, channel: str | None = None
@@ -212,6 +224,14 @@ class Engine:
 
     async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
         return self._refusal() or await self.orchestrator.unlock(env, service, user, channel)
+
+    async def unlock_lock(self, lock_id: int, user: str, channel: str | None = None) -> Outcome:
+        """Lift one lock by its id (the Unlock buttons): only that one, if ``user`` may."""
+        return self._refusal() or await self.orchestrator.unlock_lock(lock_id, user, channel)
+
+    async def may_unlock(self, user: str, lock: Lock) -> bool:
+        """May ``user`` lift ``lock``? The rule ``unlock`` enforces; App Home asks it to draw buttons."""
+        return await self.orchestrator.may_unlock(user, lock)
 
     # -- for tests and the sandbox: drive time by hand -------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain import approvals, ids
+from bot.domain import approvals, buttons, ids
 from bot.domain.audit import AuditEntry
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.deployment import Deployment, Strategy
@@ -36,6 +36,7 @@ from bot.domain.events import (
     Promoted,
     Rejected,
     RollbackRequested,
+    event_from_payload,
     event_to_payload,
     event_type_name,
 )
@@ -56,8 +57,8 @@ log = logging.getLogger("shipthread.engine")
 BOT = "shipthread"
 """The actor of what the bot does by itself (guard rollbacks, guard locks)."""
 
-_ROLLBACKABLE = (Phase.DEPLOYING, Phase.VERIFYING)
-_CANCELLABLE = (Phase.REQUESTED, Phase.AWAITING_APPROVAL, Phase.BUILDING)
+_ROLLBACKABLE = buttons.ROLLBACKABLE
+_CANCELLABLE = buttons.CANCELLABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +360,13 @@ class Orchestrator:
         approve: bool,
         reason: str | None = None,
         channel: str | None = None,
+        stage: int | None = None,
     ) -> Outcome:
-        """An Approve or Reject click (Reject needs a reason)."""
+        """An Approve or Reject click (Reject needs a reason).
+
+        ``stage`` (0-based) is the approval stage the button was drawn for: refused at any other,
+        so an old stage-1 button never votes in stage 2.
+        """
         action = "approve" if approve else "reject"
         if not approve and not (reason and reason.strip()):
             return await self._refuse(user, channel, action, deployment_id, "a rejection needs a reason")
@@ -382,7 +388,13 @@ class Orchestrator:
             members = await self._members(s.group for s in stages)
             votes = await self.ctx.store.votes_for(dep.id)
             check = approvals.check_vote(
-                stages, members, dep.requester, votes, user, dep.approval_stage, approve=approve
+                stages,
+                members,
+                dep.requester,
+                votes,
+                user,
+                dep.approval_stage if stage is None else stage,
+                approve=approve,
             )
             if not check.allowed:
                 return await self._refuse(user, channel, action, dep.id, check.reason or "not allowed")
@@ -451,8 +463,18 @@ class Orchestrator:
         await self._audit(user, "cancel", channel, dep.id, "accepted", reason=reason)
         return Outcome(True, Message.of("cancelled ", Code(dep.id)), new)
 
-    async def rollback(self, cmd: Rollback, user: str, channel: str | None) -> Outcome:
-        """``/rollback service [to version] [in env]``: undo the live deployment or the last release."""
+    async def rollback(
+        self, cmd: Rollback, user: str, channel: str | None, deployment_id: str | None = None
+    ) -> Outcome:
+        """``/rollback service [to version] [in env]``: undo the live deployment or the last release.
+
+        Who: the requester of what is undone, an approver of the environment or break-glass
+        (``approvals.may_roll_back``). A named version must have succeeded there (or be what ran
+        before the deployment being undone) unless break-glass, and waits for manual locks and
+        freezes like a deployment; guard locks do not stop a rollback, that is where they belong.
+        ``deployment_id`` is the deployment a Roll back or Abort button was drawn for: refused
+        unless it is still what a rollback here would undo.
+        """
         ctx = self.ctx
         try:
             pb = ctx.playbook(cmd.service)
@@ -464,19 +486,91 @@ class Orchestrator:
             return await self._refuse(user, channel, "rollback", _target(cmd.service, cmd.env), str(exc))
         # Plain words only: who asked is the event's ``user`` (and the audit's actor), never markup.
         reason = cmd.reason or "rollback requested"
-        active = await ctx.store.active_deployments(cmd.service, env)
-        live = [d for d in active if d.phase in _ROLLBACKABLE]
-        if live:
-            dep = live[0]
+        # Deciding and storing a new rollback happen under the slot's lock, so a second rollback
+        # sees the first one (and is refused) instead of queuing a twin behind it.
+        async with self.lock_for(f"service:{cmd.service}/{env}"):
+            plan = await self._rollback_plan(cmd, env, user, channel, reason, deployment_id)
+        if isinstance(plan, Outcome):
+            return plan
+        if plan.phase in _ROLLBACKABLE:
             new = await self.try_handle(
-                dep.id, RollbackRequested(user=user, reason=reason, to_version=cmd.to_version)
+                plan.id, RollbackRequested(user=user, reason=reason, to_version=cmd.to_version)
             )
             if new is None:
                 return await self._refuse(
-                    user, channel, "rollback", dep.id, f"{dep.id} can no longer be rolled back"
+                    user, channel, "rollback", plan.id, f"{plan.id} can no longer be rolled back"
                 )
-            await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=cmd.to_version)
-            return Outcome(True, Message.of("rolling back ", Code(dep.id)), new)
+            await self._audit(
+                user, "rollback", channel, plan.id, "accepted", reason=reason, to=cmd.to_version
+            )
+            return Outcome(True, Message.of("rolling back ", Code(plan.id)), new)
+        dep = plan
+        await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=dep.version)
+        await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
+        try:
+            dep = await self._begin(dep)
+        except (TransientError, InvalidTransition) as exc:
+            stored = await ctx.store.get_deployment(dep.id)
+            if stored is None or stored.phase is Phase.REQUESTED:
+                # Never leave it queued: it would start by itself later, long after anyone asked.
+                await self.try_handle(dep.id, Cancelled(user=BOT, reason=f"could not start: {exc}"))
+                return await self._refuse(
+                    user, channel, "rollback", dep.id, f"{dep.id} could not start ({exc}); nothing changed"
+                )
+            dep = stored  # started meanwhile by the slot's queue: it runs, once
+        return Outcome(
+            True, Message.of(Code(dep.id), f": rolling {cmd.service} in {env} back to {dep.version}"), dep
+        )
+
+    async def _rollback_plan(
+        self,
+        cmd: Rollback,
+        env: str,
+        user: str,
+        channel: str | None,
+        reason: str,
+        deployment_id: str | None,
+    ) -> Outcome | Deployment:
+        """A refusal, the live deployment to roll back, or a new (stored, requested) rollback."""
+        ctx = self.ctx
+        target = f"{cmd.service}/{env}"
+        active = await ctx.store.active_deployments(cmd.service, env)
+        rolling = next(
+            (
+                d
+                for d in active
+                if d.phase is Phase.ROLLING_BACK or (d.is_rollback and d.phase is Phase.REQUESTED)
+            ),
+            None,
+        )
+        if rolling is not None:
+            return await self._refuse(
+                user,
+                channel,
+                "rollback",
+                rolling.id,
+                Message.of(f"{cmd.service} in {env} is already rolling back: ", Code(rolling.id)),
+            )
+        live = [d for d in active if d.phase in _ROLLBACKABLE]
+        if live:
+            dep = live[0]
+            if deployment_id is not None and dep.id != deployment_id:
+                return await self._refuse(
+                    user,
+                    channel,
+                    "rollback",
+                    deployment_id,
+                    Message.of(
+                        Code(deployment_id),
+                        f" is not what runs in {env} now; ",
+                        Code(dep.id),
+                        " is: roll it back from its own thread",
+                    ),
+                )
+            refusal = await self._rollback_refusal(cmd, env, user, dep.requester, dep.previous_version)
+            if refusal is not None:
+                return await self._refuse(user, channel, "rollback", dep.id, refusal)
+            return dep
         if any(d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL) for d in active):
             busy = next(d for d in active if d.phase in (Phase.BUILDING, Phase.AWAITING_APPROVAL))
             return await self._refuse(
@@ -490,19 +584,42 @@ class Orchestrator:
                     Code(f"/deploy cancel {busy.id}"),
                 ),
             )
-        last = next(
-            (d for d in await ctx.store.history(cmd.service, env, limit=50) if d.phase is Phase.SUCCEEDED),
+        # The newest change that stuck: a release, or a /rollback that already undid the one before.
+        newest = next(
+            (
+                d
+                for d in await ctx.store.history(cmd.service, env, limit=50)
+                if d.phase is Phase.SUCCEEDED or (d.is_rollback and d.phase is Phase.ROLLED_BACK)
+            ),
             None,
         )
-        if last is None and cmd.to_version is None:
+        last = newest if newest is not None and not newest.is_rollback else None
+        undone = (
+            Message.of(": it was rolled back by ", Code(newest.id), f" (to {newest.version})")
+            if newest is not None and newest.is_rollback
+            else Message.of()
+        )
+        if deployment_id is not None and (last is None or last.id != deployment_id):
             return await self._refuse(
                 user,
                 channel,
                 "rollback",
-                f"{cmd.service}/{env}",
+                deployment_id,
+                Message.of(Code(deployment_id), f" is no longer the release live in {env}", undone),
+            )
+        if last is None and cmd.to_version is None:
+            nothing = (
+                Message.of(f"the last release of {cmd.service} in {env} is already undone", undone)
+                if undone.parts
+                else Message.of(f"no succeeded release of {cmd.service} in {env} to undo")
+            )
+            return await self._refuse(
+                user,
+                channel,
+                "rollback",
+                target,
                 Message.of(
-                    f"no succeeded release of {cmd.service} in {env} to undo; name a version: ",
-                    Code(f"/rollback {cmd.service} to <version> in {env}"),
+                    nothing, "; name a version: ", Code(f"/rollback {cmd.service} to <version> in {env}")
                 ),
             )
         to_version = cmd.to_version or (last.previous_version if last else None)
@@ -511,19 +628,22 @@ class Orchestrator:
                 user,
                 channel,
                 "rollback",
-                f"{cmd.service}/{env}",
+                target,
                 Message.of(
                     f"I do not know what ran before {last.version if last else 'it'}; name it: ",
                     Code(f"/rollback {cmd.service} to <version> in {env}"),
                 ),
             )
+        refusal = await self._rollback_refusal(
+            cmd, env, user, last.requester if last else None, last.previous_version if last else None
+        )
+        if refusal is not None:
+            return await self._refuse(user, channel, "rollback", target, refusal)
         now = ctx.clock.now()
         try:
             current = await ctx.cluster.live(ctx.target(cmd.service, env, Strategy.ROLLING))
         except ShipthreadError as exc:
-            return await self._refuse(
-                user, channel, "rollback", f"{cmd.service}/{env}", f"cannot read {env}: {exc}"
-            )
+            return await self._refuse(user, channel, "rollback", target, f"cannot read {env}: {exc}")
         dep = Deployment(
             id=self._new_id(),
             service=cmd.service,
@@ -535,19 +655,70 @@ class Orchestrator:
             created_at=now,
             updated_at=now,
             is_rollback=True,
-            previous_version=version_of_image(pb, env, current.image),
+            previous_version=version_of_image(ctx.playbook(cmd.service), env, current.image),
             reason=reason,
         )
-        dep = await self._store_new(dep, "RollbackRequestedByCommand", {"user": user, "channel": channel})
-        await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=to_version)
-        await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
-        dep = await self._begin(dep)
-        return Outcome(
-            True, Message.of(Code(dep.id), f": rolling {cmd.service} in {env} back to {to_version}"), dep
-        )
+        return await self._store_new(dep, "RollbackRequestedByCommand", {"user": user, "channel": channel})
 
-    async def promote(self, deployment_id: str, user: str, channel: str | None = None) -> Outcome:
-        """A person's judgment on a held deployment: go on (next step, or finish)."""
+    async def _rollback_refusal(
+        self, cmd: Rollback, env: str, user: str, requester: str | None, ran_before: str | None
+    ) -> Message | None:
+        """Why ``user`` may not roll back here (None when they may).
+
+        ``requester`` asked for what is undone; ``ran_before`` is what ran before it (a version
+        that was live there, so naming it needs no proof).
+        """
+        ctx = self.ctx
+        stages = ctx.playbook(cmd.service).environment(env).approvals
+        members = await self._members(s.group for s in stages)
+        glass = await self._break_glass_members()
+        if not approvals.may_roll_back(user, requester, stages, members, glass):
+            who = Message.of("the requester (", Mention(requester), "), ") if requester else Message.of()
+            return Message.of(
+                "only ", who, f"an approver of {env} or break-glass may roll back {cmd.service} there"
+            )
+        version = cmd.to_version
+        if version is None:
+            return None
+        breaks_glass = approvals.may_break_glass(user, glass)
+        ran_here = version == ran_before or await ctx.store.succeeded(cmd.service, env, version) is not None
+        if not ran_here and not breaks_glass:
+            return Message.of(
+                f"{cmd.service} {version} never succeeded in {env}: a rollback puts back a version that "
+                "ran there (deploy a new one with ",
+                Code(f"/deploy {cmd.service} {version}"),
+                ", or ask break-glass)",
+            )
+        status = lock_status(
+            cmd.service, env, ctx.clock.now(), await ctx.store.active_locks(env), ctx.policy.freezes
+        )
+        blockers = [
+            r
+            for r in status.reasons
+            if r.kind is LockKind.MANUAL or (r.kind is LockKind.FREEZE and not breaks_glass)
+        ]
+        if blockers:
+            why = join("; ", (Message.of(f"{r.kind}: ", r.reason) for r in blockers))
+            return Message.of(
+                f"{env} is locked for {cmd.service} (",
+                why,
+                f"): a rollback to {version} waits like a deployment",
+            )
+        return None
+
+    async def promote(
+        self, deployment_id: str, user: str, channel: str | None = None, step: int | None = None
+    ) -> Outcome:
+        """A person's judgment on a held deployment: go on (next step, or finish).
+
+        ``step`` is the step the person looked at (a Promote button carries it): refused once the
+        deployment is at another one, so two people clicking one Promote promote it once, and
+        nobody promotes a step they have not seen. Concurrent promotes of one deployment queue.
+        """
+        async with self.lock_for(f"promote:{deployment_id}"):
+            return await self._promote(deployment_id, user, channel, step)
+
+    async def _promote(self, deployment_id: str, user: str, channel: str | None, step: int | None) -> Outcome:
         dep = await self.ctx.store.get_deployment(deployment_id)
         if dep is None:
             return await self._refuse(
@@ -568,6 +739,14 @@ class Orchestrator:
                 "promote",
                 dep.id,
                 "only an approver of this environment (not the requester) may promote",
+            )
+        if step is not None and step != dep.step:
+            return await self._refuse(
+                user,
+                channel,
+                "promote",
+                dep.id,
+                f"{dep.id} has moved on from the step that button was for: judge the step it is at now",
             )
         event = self.next_step_event(dep, user)
         new = await self.try_handle(dep.id, event)
@@ -616,9 +795,11 @@ class Orchestrator:
         return Outcome(True, Message.of(f"locked {target}: ", reason))
 
     async def unlock(self, env: str, service: str | None, user: str, channel: str | None = None) -> Outcome:
-        """Lift the manual and guard locks on ``env`` (or on one service there); freezes are config."""
+        """Lift the manual and guard locks on ``env`` (or on one service there); freezes are config.
+
+        All or nothing: refused, lifting none, unless ``user`` may lift every one of them.
+        """
         target = f"{env}/{service}" if service else env
-        now = self.ctx.clock.now()
         lifted = [
             lk
             for lk in await self.ctx.store.active_locks(env)
@@ -627,19 +808,70 @@ class Orchestrator:
         if not lifted:
             return await self._refuse(user, channel, "unlock", target, f"{target} has no lock to lift")
         for lock in lifted:
-            assert lock.id is not None
-            await self.ctx.store.release_lock(lock.id, user, now)
-            if lock.kind is LockKind.GUARD:
-                for watch in await self.ctx.store.active_watches():
-                    if watch.lock_id == lock.id:
-                        await self.ctx.store.save_watch(replace(watch, status=WatchStatus.STOPPED))
-            # No reason: a person lifted it, and ``by`` says who (the renderer words it).
-            unlocked = EnvUnlocked(
-                env, service, lock.kind.value, None, user, channel, lock.deployment_id, lock.id
-            )
-            await self.ctx.tell(unlocked)
+            if not await self.may_unlock(user, lock):
+                return await self._refuse(user, channel, "unlock", target, _unlock_refusal(lock))
+        for lock in lifted:
+            await self._lift(lock, user, channel)
         await self._audit(user, "unlock", channel, target, "accepted", locks=[lk.id for lk in lifted])
         return Outcome(True, Message.of(f"unlocked {target}"))
+
+    async def unlock_lock(self, lock_id: int, user: str, channel: str | None = None) -> Outcome:
+        """Lift one lock, by id (an Unlock button in a thread or on App Home): only that one."""
+        lock = await self.ctx.store.get_lock(lock_id)
+        if lock is None or lock.released_at is not None:
+            return await self._refuse(user, channel, "unlock", str(lock_id), "that lock was already lifted")
+        target = f"{lock.env}/{lock.service}" if lock.service else lock.env
+        if not await self.may_unlock(user, lock):
+            return await self._refuse(user, channel, "unlock", target, _unlock_refusal(lock))
+        await self._lift(lock, user, channel)
+        await self._audit(user, "unlock", channel, target, "accepted", locks=[lock.id])
+        return Outcome(True, Message.of(f"unlocked {target} ({lock.kind} lock)"))
+
+    async def may_unlock(self, user: str, lock: Lock) -> bool:
+        """``approvals.may_unlock`` for ``lock``, with the groups and people it needs looked up.
+
+        The approval stages are those of the lock's environment in every playbook it covers (one
+        service, or all of them for an environment-wide lock).
+        """
+        stages = [
+            stage
+            for book in self.ctx.playbooks.values()
+            if lock.service in (None, book.service)
+            for name, settings in book.environments.items()
+            if name == lock.env
+            for stage in settings.approvals
+        ]
+        members = await self._members(s.group for s in stages)
+        involved = await self._involved(lock) if lock.kind is LockKind.GUARD else frozenset()
+        return approvals.may_unlock(user, lock, stages, members, await self._break_glass_members(), involved)
+
+    async def _involved(self, lock: Lock) -> frozenset[str]:
+        """The people behind a guard lock's deployment: its requester and who asked for its rollback."""
+        if lock.deployment_id is None:
+            return frozenset()
+        dep = await self.ctx.store.get_deployment(lock.deployment_id)
+        if dep is None:
+            return frozenset()
+        people = {dep.requester}
+        for stored in await self.ctx.store.events_for(dep.id):
+            if stored.type == RollbackRequested.__name__:
+                event = event_from_payload(stored.type, stored.payload)
+                if isinstance(event, RollbackRequested) and event.user:
+                    people.add(event.user)
+        return frozenset(people)
+
+    async def _lift(self, lock: Lock, user: str, channel: str | None) -> None:
+        assert lock.id is not None
+        await self.ctx.store.release_lock(lock.id, user, self.ctx.clock.now())
+        if lock.kind is LockKind.GUARD:
+            for watch in await self.ctx.store.active_watches():
+                if watch.lock_id == lock.id:
+                    await self.ctx.store.save_watch(replace(watch, status=WatchStatus.STOPPED))
+        # No reason: a person lifted it, and ``by`` says who (the renderer words it).
+        unlocked = EnvUnlocked(
+            lock.env, lock.service, lock.kind.value, None, user, channel, lock.deployment_id, lock.id
+        )
+        await self.ctx.tell(unlocked)
 
     # -- small helpers --------------------------------------------------------------------------------
 
@@ -695,6 +927,16 @@ class Orchestrator:
 
 class UnknownDeployment(ShipthreadError):
     """An event or effect for a deployment the store does not have."""
+
+
+def _unlock_refusal(lock: Lock) -> str:
+    """Who may lift ``lock`` (``approvals.may_unlock`` in words), for the person who may not."""
+    if lock.kind is LockKind.GUARD:
+        return (
+            f"only an approver of {lock.env}, the people behind the rolled-back deployment or break-glass "
+            "may lift this guard lock"
+        )
+    return f"only the lock's author, an approver of {lock.env} or break-glass may lift this {lock.kind} lock"
 
 
 def _target(service: str, env: str | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 APPROVE: Final = "shipthread.approve"
 REJECT: Final = "shipthread.reject"
@@ -42,13 +42,23 @@ class ButtonValue:
     deployment_id: str
     version_no: int
     lock_id: int | None = None
+    step: int | None = None
+    """The canary step it was drawn at (a Promote judges that step, not the next one)."""
+    stage: int | None = None
+    """The 0-based approval stage it was drawn at (an Approve votes in that stage only)."""
+
+
+_OPTIONAL: Final = {"l": "lock_id", "s": "step", "a": "stage"}
+"""Short keys of the optional fields; a value without them (drawn by an older version) still decodes."""
 
 
 def encode(value: ButtonValue) -> str:
-    """Compact JSON: ``{"d": id, "v": version_no}`` (plus ``"l"`` for an unlock's lock id)."""
+    """Compact JSON: ``{"d": id, "v": version_no}``, plus ``"l"`` (an unlock's lock id), ``"s"``
+    (canary step) and ``"a"`` (approval stage) when set."""
     payload: dict[str, object] = {"d": value.deployment_id, "v": value.version_no}
-    if value.lock_id is not None:
-        payload["l"] = value.lock_id
+    for short, name in _OPTIONAL.items():
+        if getattr(value, name) is not None:
+            payload[short] = getattr(value, name)
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -60,12 +70,17 @@ def decode(raw: object) -> ButtonValue | None:
         payload = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(payload, dict) or not set(payload) <= {"d", "v", "l"}:
+    if not isinstance(payload, dict) or not set(payload) <= {"d", "v", *_OPTIONAL}:
         return None
-    dep, version, lock = payload.get("d"), payload.get("v"), payload.get("l")
+    dep, version = payload.get("d"), payload.get("v")
     # bool is an int in Python but not in JSON: true/false is no version number.
-    if not isinstance(dep, str) or not dep or not isinstance(version, int) or isinstance(version, bool):
+    if not isinstance(dep, str) or not dep or not _is_int(version):
         return None
-    if lock is not None and (not isinstance(lock, int) or isinstance(lock, bool)):
+    optional = {name: payload.get(short) for short, name in _OPTIONAL.items()}
+    if any(v is not None and not _is_int(v) for v in optional.values()):
         return None
-    return ButtonValue(dep, version, lock)
+    return ButtonValue(dep, version, **optional)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -110,7 +110,16 @@ def _build_key(state: dict[str, Any]) -> str:
 
 def value_for(state: dict[str, Any], lock_id: int | None = None) -> str:
     dep = state["deployment"]
-    return actions.encode(actions.ButtonValue(str(dep["id"]), int(dep["version_no"]), lock_id))
+    # Step and stage: a Promote or Approve judges the moment it was drawn at (``bot.domain.buttons``).
+    return actions.encode(
+        actions.ButtonValue(
+            str(dep["id"]),
+            int(dep["version_no"]),
+            lock_id,
+            step=int(dep.get("step", 0)),
+            stage=int(dep.get("approval_stage", 0)),
+        )
+    )
 
 
 def rollback_button(

@@ -1,9 +1,9 @@
 """What the Bolt listeners work with: the engine, the store, playbooks, and the Slack client.
 
 One value built by ``shipthread serve`` (the composition root hands in the concrete store and
-client), so every listener module takes the same thing and none of them builds anything. The
-permission rule for lifting locks lives here, because the command, the thread's button and the
-App Home button all ask it.
+client), so every listener module takes the same thing and none of them builds anything. Who may
+lift a lock is the engine's rule (it enforces it on every unlock); App Home asks it here to draw
+only the Unlock buttons the viewer may use.
 """
 
 from __future__ import annotations
@@ -66,27 +66,8 @@ class Services:
     # -- who may lift a lock ----------------------------------------------------------------------
 
     async def may_unlock(self, user: str, lock: Lock) -> bool:
-        """The lock's author, an approver of the environment (any stage, any service) or break-glass.
+        """Would the engine let ``user`` lift ``lock``? (App Home draws Unlock buttons by it.)
 
-        The same people who may let a deployment into the environment may reopen it; a guard lock
-        (author ``shipthread``) needs one of them.
+        The rule is the engine's (``approvals.may_unlock``), which enforces it on every unlock.
         """
-        if user == lock.author:
-            return True
-        groups = {
-            stage.group
-            for book in self.playbooks.values()
-            if lock.service in (None, book.service)
-            for name, env in book.environments.items()
-            if name == lock.env
-            for stage in env.approvals
-        }
-        if not groups:
-            # Nobody approves deployments there: anyone who may deploy there may unlock it.
-            return True
-        if self.break_glass_group:
-            groups.add(self.break_glass_group)
-        for group in sorted(groups):
-            if user in await self.directory.members(group):
-                return True
-        return False
+        return await self.engine.may_unlock(user, lock)

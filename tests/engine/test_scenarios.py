@@ -432,3 +432,118 @@ async def test_a_queued_request_gets_its_full_approval_time(run, stack_of):
     await stack.engine.tick()
     assert (await stack.get(second.deployment.id)).phase is Phase.AWAITING_APPROVAL  # not expired
     assert (await stack.finish(second.deployment.id, timeout=5)).phase is Phase.EXPIRED
+
+
+# -- who may roll back, unlock and promote (issue 10 review) -------------------------------------
+
+
+async def test_a_non_approver_cannot_roll_a_locked_environment_to_a_version_that_never_ran(
+    k8s_server, run, stack_of
+):
+    stack = await stack_of(playbook("checkout", run, approvals=[{"group": "sre", "count": 1}]))
+    assert (await stack.engine.lock("production", None, "incident 42", "U0BOB")).ok
+    refused = await stack.engine.deploy(Deploy("checkout", "9.9.9"), "U0MALLORY")
+    assert not refused.ok
+    sneaky = await stack.engine.rollback(Rollback("checkout", to_version="9.9.9"), "U0MALLORY")
+    assert not sneaky.ok and "approver of production" in str(sneaky.message)
+    # An approver may roll back, but only to a version that ran there, and not through a manual lock.
+    never_ran = await stack.engine.rollback(Rollback("checkout", to_version="9.9.9"), "U0BOB")
+    assert not never_ran.ok and "never succeeded in production" in str(never_ran.message)
+    glass = await stack.engine.rollback(Rollback("checkout", to_version="9.9.9"), "U0ERIN")
+    assert not glass.ok and "incident 42" in str(glass.message)  # break-glass names any, locks hold
+    assert await stack.store.active_deployments() == []
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.0.0")
+
+
+async def test_two_rollbacks_of_one_release_roll_back_once(k8s_server, run, stack_of):
+    stack = await stack_of(playbook("checkout", run))
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
+    assert (await stack.finish(outcome.deployment.id)).phase is Phase.SUCCEEDED
+    first = await stack.engine.rollback(Rollback("checkout"), "U0ALICE")
+    second = await stack.engine.rollback(Rollback("checkout"), "U0BOB")
+    assert first.ok, first.message
+    assert not second.ok and "already rolling back" in str(second.message)
+    assert first.deployment.id in str(second.message)
+    assert (await stack.finish(first.deployment.id)).phase is Phase.ROLLED_BACK
+    await stack.tick_for(0.3)
+    history = await stack.store.history("checkout", "production", limit=10)
+    assert [d.is_rollback for d in history].count(True) == 1
+    assert not [d for d in await stack.store.active_deployments() if d.phase is Phase.REQUESTED]
+    assert sum(isinstance(n, EnvLocked) for n in stack.chat.notifications) == 1
+    # A Roll back drawn for the release that was just rolled back undoes nothing else.
+    again = await stack.engine.rollback(Rollback("checkout"), "U0ALICE", deployment_id=outcome.deployment.id)
+    assert not again.ok and "no longer the release live" in str(again.message)
+
+
+async def test_a_roll_back_button_never_rolls_back_another_deployment(k8s_server, run, stack_of):
+    stack = await stack_of(playbook("checkout", run, window=3))  # long enough to click in verifying
+    stack.ratio("checkout", 0.0)
+    done = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
+    assert (await stack.finish(done.deployment.id)).phase is Phase.SUCCEEDED
+    live = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
+    await stack.drive(live.deployment.id, lambda d: d.phase is Phase.VERIFYING)
+    old_card = await stack.engine.rollback(Rollback("checkout"), "U0ALICE", deployment_id=done.deployment.id)
+    assert not old_card.ok and live.deployment.id in str(old_card.message)
+    assert (await stack.get(live.deployment.id)).phase is Phase.VERIFYING
+    assert k8s_image(k8s_server.url, "checkout") == IMAGE.format("1.4.0")
+
+
+async def test_two_promotes_of_one_held_step_promote_it_once(run, stack_of):
+    book = playbook(
+        "checkout",
+        run,
+        strategy="canary",
+        steps=(25, 50),
+        no_data="inconclusive",
+        approvals=[{"group": "sre", "count": 1}],
+    )
+    stack = await stack_of(book)
+    outcome = await stack.engine.deploy(Deploy("checkout", "2.0.0"), "U0ALICE", "C0DEPLOYS")
+    assert (await stack.engine.approve(outcome.deployment.id, "U0BOB")).ok
+    held = await stack.drive(outcome.deployment.id, lambda d: d.paused)
+    assert held.phase is Phase.VERIFYING and held.step == 0
+    assert (await stack.engine.promote(held.id, "U0BOB", step=held.step)).ok
+    late = await stack.engine.promote(held.id, "U0CAROL", step=held.step)
+    assert not late.ok
+    # Even once the next step is held in its turn, the old button does not promote it.
+    nxt = await stack.drive(held.id, lambda d: d.paused and d.step == 1)
+    later = await stack.engine.promote(held.id, "U0CAROL", step=held.step)
+    assert not later.ok and "moved on" in str(later.message)
+    assert (await stack.get(held.id)).step == nxt.step == 1
+
+
+async def test_an_approve_drawn_for_an_earlier_stage_does_not_vote_in_the_next(run, stack_of):
+    stages = [{"group": "leads", "count": 1}, {"group": "sre", "count": 1}]
+    stack = await stack_of(playbook("checkout", run, approvals=stages))
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ERIN", "C0DEPLOYS")
+    did = outcome.deployment.id
+    assert (await stack.engine.approve(did, "U0DAVE", stage=0)).ok
+    assert (await stack.get(did)).approval_stage == 1
+    stale = await stack.engine.approve(did, "U0BOB", stage=0)
+    assert not stale.ok and "stage 1" in str(stale.message)
+    assert (await stack.get(did)).phase is Phase.AWAITING_APPROVAL
+    assert (await stack.engine.approve(did, "U0BOB", stage=1)).ok
+
+
+async def test_unlock_is_the_engines_rule_and_an_unlock_button_lifts_only_its_lock(run, stack_of):
+    stack = await stack_of(playbook("checkout", run))  # production needs no approvals
+    stack.ratio("checkout", 0.0)
+    outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
+    assert (await stack.finish(outcome.deployment.id)).phase is Phase.SUCCEEDED
+    back = await stack.engine.rollback(Rollback("checkout"), "U0BOB")
+    assert (await stack.finish(back.deployment.id)).phase is Phase.ROLLED_BACK
+    assert (await stack.engine.lock("production", "checkout", "looking into it", "U0CAROL")).ok
+    locks = {lk.kind: lk for lk in await stack.store.active_locks("production")}
+    guard, manual = locks[LockKind.GUARD], locks[LockKind.MANUAL]
+    # Nobody approves here, yet a stranger may not lift the guard's lock: only those involved may.
+    stranger = await stack.engine.unlock("production", "checkout", "U0MALLORY")
+    assert not stranger.ok and "guard lock" in str(stranger.message)
+    assert not (await stack.engine.unlock_lock(guard.id, "U0MALLORY")).ok
+    assert {lk.id for lk in await stack.store.active_locks("production")} == {guard.id, manual.id}
+    # The Unlock button of one lock lifts that lock, not the other one there.
+    assert (await stack.engine.unlock_lock(manual.id, "U0CAROL")).ok
+    assert [lk.id for lk in await stack.store.active_locks("production")] == [guard.id]
+    assert not (await stack.engine.unlock_lock(manual.id, "U0CAROL")).ok  # already lifted
+    assert (await stack.engine.unlock_lock(guard.id, "U0BOB")).ok  # who asked for the rollback
+    assert await stack.store.active_locks("production") == []

@@ -202,12 +202,14 @@ async def test_hostile_text_in_every_field_never_becomes_markup(stack):
     # Rollbacks: nothing to undo, then one without a reason and one with a hostile one, each
     # guard-locking production; a person lifts the first lock, the guard the second.
     await said.command("/rollback", "checkout")
-    back = await said.command("/rollback", "checkout to 0.9.0")
+    await said.command("/rollback", "checkout to 0.9.0")  # not an approver (U0FRANK)
+    # Only break-glass may name a version that never ran here (0.9.0, 0.8.0 never did).
+    back = await said.command("/rollback", "checkout to 0.9.0", "U0ERIN")
     assert back.ok, str(back.message)
     assert (await stack.finish(back.deployment.id)).phase is Phase.ROLLED_BACK
     assert (await said.command("/deploy", "unlock production checkout", "U0BOB")).ok
     await stack.end_watches()
-    back = await said.command("/rollback", f"checkout to 0.8.0 -- {HOSTILE}")
+    back = await said.command("/rollback", f"checkout to 0.8.0 -- {HOSTILE}", "U0ERIN")
     assert back.ok, str(back.message)
     assert (await stack.finish(back.deployment.id)).phase is Phase.ROLLED_BACK
     await stack.end_watches()
@@ -240,6 +242,7 @@ async def test_hostile_text_in_every_field_never_becomes_markup(stack):
         "not waiting for approvals",
         "not verifying",
         "no succeeded release",
+        "an approver of production or break-glass may roll back",
         "no playbook for service",
         "has no environment",
         "not a valid version",
