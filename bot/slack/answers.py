@@ -8,7 +8,7 @@ escaping helpers. The listeners send them as ephemeral messages (the ack body or
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,9 @@ class Answer:
 
     text: str
     blocks: tuple[dict[str, Any], ...] = ()
+    acted: bool = False
+    """True when it reports a change (an accepted engine call): the delivery's key is then spent,
+    and a repeat of it gets this answer again instead of acting twice."""
 
     def payload(self) -> dict[str, Any]:
         """The body for ``ack()``/``respond()``: ephemeral, with blocks when there are any."""
@@ -88,7 +91,7 @@ def engine_outcome(ok: bool, message: Message | str, channel: str | None) -> Ans
 
 def outcome(ok: bool, message: Message | str) -> Answer:
     mark = ":white_check_mark:" if ok else ":no_entry_sign:"
-    return _answer([f"{mark} {render(message)}"])
+    return replace(_answer([f"{mark} {render(message)}"]), acted=ok)
 
 
 def working(what: str) -> Answer:
@@ -96,8 +99,21 @@ def working(what: str) -> Answer:
     return Answer(f":hourglass_flowing_sand: {b.text(what)}…")
 
 
-def duplicate() -> Answer:
-    return Answer(":information_source: Already handled: this request was received before.")
+def duplicate(earlier: str | None = None) -> Answer:
+    """A repeat of a request already handled; ``earlier`` is the answer it got (mrkdwn, as sent)."""
+    said = ":information_source: Already handled: this request was received before."
+    return _answer([said, earlier] if earlier else [said])
+
+
+def not_now(why: str, *, transient: bool) -> Answer:
+    """Nothing was done because something it needed could not be checked (a Slack blip)."""
+    then = "Nothing was done; try again in a moment." if transient else "Nothing was done."
+    return _answer([f":warning: {b.text(why)}.", then])
+
+
+def click_again() -> Answer:
+    """The modal could not open in the 3 s its trigger lives (Slack was slow or rate-limited us)."""
+    return Answer(":warning: Slack did not open the form in time: nothing was done, click the button again.")
 
 
 def parse_error(error: commands.ParseError) -> Answer:

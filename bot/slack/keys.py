@@ -8,7 +8,9 @@
 - A view submission: the view's id and ``hash`` (the hash changes with every update of the view).
 - An event: Slack's ``event_id``, the same across ``X-Slack-Retry-Num`` retries.
 
-Keys longer than the store's column are shortened to a digest, which is just as unique.
+Keys longer than the store's column are shortened to a digest, which is just as unique. A delivery
+missing a part that tells it apart (no trigger id, view id, event id, …) has no key (None): deduping
+it on what is left would make every such delivery "the same" and drop all but the first.
 """
 
 from __future__ import annotations
@@ -27,24 +29,30 @@ def _fit(key: str) -> str:
     return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def command_key(body: Mapping[str, Any]) -> str:
-    return _fit(f"slack-command:{body.get('trigger_id') or body.get('response_url') or ''}")
+def _key(kind: str, *parts: object) -> str | None:
+    """``kind:part:part…``, or None when a part is missing: an empty part tells nothing apart."""
+    if any(part is None or str(part) == "" for part in parts):
+        return None
+    return _fit(":".join([kind, *(str(p) for p in parts)]))
 
 
-def click_key(body: Mapping[str, Any], action: Mapping[str, Any]) -> str:
+def command_key(body: Mapping[str, Any]) -> str | None:
+    return _key("slack-command", body.get("trigger_id") or body.get("response_url"))
+
+
+def click_key(body: Mapping[str, Any], action: Mapping[str, Any]) -> str | None:
     container = body.get("container") or {}
-    where = container.get("message_ts") or container.get("view_id") or action.get("action_ts") or ""
-    channel = container.get("channel_id") or ""
-    user = (body.get("user") or {}).get("id", "")
-    return _fit(
-        f"slack-click:{channel}:{where}:{action.get('action_id', '')}:{user}:{action.get('value', '')}"
-    )
+    where = container.get("message_ts") or container.get("view_id") or action.get("action_ts")
+    # A Home tab's button has no channel, and a button may carry no value: neither is required.
+    channel = container.get("channel_id") or "-"
+    user = (body.get("user") or {}).get("id")
+    return _key("slack-click", channel, where, action.get("action_id"), user, action.get("value") or "-")
 
 
-def view_key(body: Mapping[str, Any]) -> str:
+def view_key(body: Mapping[str, Any]) -> str | None:
     view = body.get("view") or {}
-    return _fit(f"slack-view:{view.get('id', '')}:{view.get('hash', '')}")
+    return _key("slack-view", view.get("id"), view.get("hash"))
 
 
-def event_key(body: Mapping[str, Any]) -> str:
-    return _fit(f"slack-event:{body.get('event_id', '')}")
+def event_key(body: Mapping[str, Any]) -> str | None:
+    return _key("slack-event", body.get("event_id"))

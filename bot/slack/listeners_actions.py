@@ -19,27 +19,27 @@ from typing import Any, Final
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain.audit import AuditEntry
+from bot.domain.buttons import Button, still_applies
 from bot.domain.commands import Rollback
 from bot.domain.deployment import Deployment
 from bot.domain.phases import Phase
 from bot.slack import actions, answers, keys, modals
 from bot.slack.answers import Answer
-from bot.slack.listeners_commands import unlock
 from bot.slack.services import Services
 
 log = logging.getLogger("shipthread.slack")
 
 ALL_ACTIONS: Final = re.compile("^(" + "|".join(re.escape(a) for a in sorted(actions.ACTION_IDS)) + ")$")
 
-MEANINGFUL: Final[Mapping[str, frozenset[Phase]]] = {
-    actions.APPROVE: frozenset({Phase.AWAITING_APPROVAL}),
-    actions.REJECT: frozenset({Phase.AWAITING_APPROVAL}),
-    actions.CANCEL: frozenset({Phase.REQUESTED, Phase.AWAITING_APPROVAL, Phase.BUILDING}),
-    actions.ROLLBACK: frozenset({Phase.DEPLOYING, Phase.VERIFYING, Phase.SUCCEEDED}),
-    actions.PROMOTE: frozenset({Phase.VERIFYING}),
-    actions.ABORT: frozenset({Phase.DEPLOYING, Phase.VERIFYING}),
+BUTTONS: Final[Mapping[str, Button]] = {
+    actions.APPROVE: Button.APPROVE,
+    actions.REJECT: Button.REJECT,
+    actions.CANCEL: Button.CANCEL,
+    actions.ROLLBACK: Button.ROLLBACK,
+    actions.PROMOTE: Button.PROMOTE,
+    actions.ABORT: Button.ABORT,
 }
-"""The phases in which each button still means what it said when it was rendered."""
+"""Our action ids for the domain's buttons (whose staleness rule is ``bot.domain.buttons``)."""
 
 _WHAT: Final[Mapping[str, str]] = {
     actions.APPROVE: "approving",
@@ -85,18 +85,15 @@ async def _click(s: Services, body: dict[str, Any], action: Mapping[str, Any], r
         return
     if action_id in (actions.REJECT, actions.ROLLBACK):
         # The modal first: nothing slow may come between the click and views.open.
-        await _open_modal(s, body, action_id, value)
+        await _open_modal(s, body, action_id, value, respond)
         return
-    key = keys.click_key(body, action)
-    if not await s.once.claim(key):
+    ran = await s.once.run(keys.click_key(body, action), lambda: _decide(s, action_id, value, user, channel))
+    if ran.answer is not None:
+        await _tell(s, body, respond, ran.answer)
+    if ran.repeat:  # counted after the answer: a test waiting on the count sees every answer sent
         s.metrics.duplicates.labels("click").inc()
         await audit_click(s, user, action_id, channel, value.deployment_id, "ignored: repeated click")
-        return
-    answer = await _decide(s, action_id, value, user, channel)
-    await s.once.done(key, {"text": answer.text[:1000] if answer else "told by the engine"})
-    if answer is not None:
-        await _tell(s, body, respond, answer)
-    if (body.get("container") or {}).get("type") == "view":
+    if not ran.repeat and (body.get("container") or {}).get("type") == "view":
         from bot.slack.listeners_events import publish_home  # the Home tab shows the change at once
 
         await publish_home(s, user)
@@ -110,30 +107,42 @@ async def _decide(
     dep = await s.store.get_deployment(value.deployment_id)
     if dep is None:
         return answers.outcome(False, f"there is no deployment {value.deployment_id}")
-    stale = await stale_answer(s, dep, action_id, value.version_no)
+    stale = await stale_answer(s, dep, action_id, value.version_no, step=value.step, stage=value.stage)
     if stale is not None:
         await audit_click(s, user, action_id, channel, dep.id, f"refused: stale button (now {dep.phase})")
         return stale
     engine = s.engine
     if action_id == actions.APPROVE:
-        result = await engine.approve(dep.id, user, channel)
+        result = await engine.approve(dep.id, user, channel, stage=value.stage)
     elif action_id == actions.CANCEL:
         result = await engine.cancel(dep.id, user, None, channel)
     elif action_id == actions.PROMOTE:
-        result = await engine.promote(dep.id, user, channel)
+        result = await engine.promote(dep.id, user, channel, step=value.step)
     elif action_id == actions.ABORT:
         result = await engine.rollback(
-            Rollback(dep.service, env=dep.env, reason="aborted from the thread"), user, channel
+            Rollback(dep.service, env=dep.env, reason="aborted from the thread"), user, channel, dep.id
         )
     else:
         return answers.outcome(False, f"unknown button {action_id}")
     return answers.engine_outcome(result.ok, result.message, channel)
 
 
-async def stale_answer(s: Services, dep: Deployment, action_id: str, rendered_for: int) -> Answer | None:
-    """An answer when the button no longer applies to ``dep``; None when it still does."""
-    meaningful = MEANINGFUL.get(action_id, frozenset())
-    if dep.version_no != rendered_for and dep.phase not in meaningful:
+async def stale_answer(
+    s: Services,
+    dep: Deployment,
+    action_id: str,
+    rendered_for: int,
+    *,
+    step: int | None = None,
+    stage: int | None = None,
+) -> Answer | None:
+    """An answer when the button no longer applies to ``dep``; None when it still does.
+
+    ``rendered_for`` is the button's ``version_no``, ``step`` and ``stage`` the canary step and
+    approval stage it was drawn at (None on buttons drawn before they carried them).
+    """
+    button = BUTTONS.get(action_id)
+    if button is None or not still_applies(button, dep, rendered_for, step=step, stage=stage):
         return answers.stale(dep, _WHAT.get(action_id, "this"))
     if action_id == actions.ROLLBACK and dep.phase is Phase.SUCCEEDED:
         last = await s.store.last_succeeded(dep.service, dep.env)
@@ -145,27 +154,26 @@ async def stale_answer(s: Services, dep: Deployment, action_id: str, rendered_fo
 async def rollback_of(
     s: Services, dep: Deployment, user: str, reason: str, channel: str | None
 ) -> Answer | None:
-    """Roll back what ``dep`` deployed: the live deployment itself, or its finished release."""
-    to_version = dep.previous_version if dep.phase is Phase.SUCCEEDED else None
-    cmd = Rollback(dep.service, to_version=to_version, env=dep.env, reason=reason or None)
-    result = await s.engine.rollback(cmd, user, channel)
+    """Roll back what ``dep`` deployed: the live deployment itself, or its finished release.
+
+    The engine gets ``dep``'s id and refuses unless ``dep`` is still what a rollback would undo
+    (so a Roll back on an old card never undoes whatever is in flight now).
+    """
+    cmd = Rollback(dep.service, env=dep.env, reason=reason or None)
+    result = await s.engine.rollback(cmd, user, channel, dep.id)
     return answers.engine_outcome(result.ok, result.message, channel)
 
 
 async def _unlock(s: Services, value: actions.ButtonValue, user: str, channel: str | None) -> Answer | None:
     if value.lock_id is None:
         return answers.outcome(False, "this button names no lock")
-    lock = await s.store.get_lock(value.lock_id)
-    if lock is None or lock.released_at is not None:
-        await audit_click(
-            s, user, actions.UNLOCK, channel, str(value.lock_id), "refused: lock already lifted"
-        )
-        return answers.outcome(False, "that lock was already lifted")
-    return await unlock(s, lock.env, lock.service, user, channel)
+    # That lock only (not every lock of its environment); the engine decides who may and audits.
+    result = await s.engine.unlock_lock(value.lock_id, user, channel)
+    return answers.engine_outcome(result.ok, result.message, channel)
 
 
 async def _open_modal(
-    s: Services, body: Mapping[str, Any], action_id: str, value: actions.ButtonValue
+    s: Services, body: Mapping[str, Any], action_id: str, value: actions.ButtonValue, respond: AsyncRespond
 ) -> None:
     container = body.get("container") or {}
     context = modals.Context(
@@ -177,8 +185,9 @@ async def _open_modal(
     view = modals.reject(context) if action_id == actions.REJECT else modals.rollback(context)
     try:
         await s.client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
-    except Exception as exc:  # an expired trigger: the person clicks again
+    except Exception as exc:  # an expired trigger or a 429 (never retried: the trigger would die)
         log.warning("could not open the %s modal: %s", action_id, exc)
+        await _tell(s, body, respond, answers.click_again())
 
 
 async def _tell(s: Services, body: Mapping[str, Any], respond: AsyncRespond, answer: Answer) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain import commands
-from bot.domain.audit import AuditEntry
 from bot.domain.commands import (
     Cancel,
     Command,
@@ -29,7 +28,6 @@ from bot.domain.commands import (
     Status,
     Unlock,
 )
-from bot.domain.locks import LockKind
 from bot.slack import answers, keys
 from bot.slack.answers import Answer
 from bot.slack.services import Services
@@ -98,14 +96,12 @@ def _describe(cmd: Command) -> str:
 
 
 async def _run(s: Services, cmd: Command, body: dict[str, Any], respond: AsyncRespond) -> None:
-    key = keys.command_key(body)
-    if not await s.once.claim(key):
-        s.metrics.duplicates.labels("command").inc()
-        return
     user = str(body.get("user_id", ""))
     channel = str(body.get("channel_id") or "") or None
-    answer = await answer_command(s, cmd, user, channel)
-    await s.once.done(key, {"text": answer.text[:1000] if answer else "told by the engine"})
+    ran = await s.once.run(keys.command_key(body), lambda: answer_command(s, cmd, user, channel))
+    if ran.repeat:
+        s.metrics.duplicates.labels("command").inc()
+    answer = ran.answer
     if answer is None:
         return
     try:
@@ -144,21 +140,6 @@ async def answer_command(s: Services, cmd: Command, user: str, channel: str | No
 
 
 async def unlock(s: Services, env: str, service: str | None, user: str, channel: str | None) -> Answer | None:
-    """Lift locks if ``user`` may lift every one of them (``Services.may_unlock``); audited either way."""
-    locks = [
-        lk
-        for lk in await s.store.active_locks(env)
-        if lk.kind is not LockKind.FREEZE and lk.service == service
-    ]
-    for lock in locks:
-        if not await s.may_unlock(user, lock):
-            target = f"{env}/{service}" if service else env
-            why = (
-                f"only the lock's author, an approver of {env} or break-glass may lift this {lock.kind} lock"
-            )
-            await s.store.record_audit(
-                AuditEntry(s.now(), user, "unlock", channel, target, f"refused: {why}")
-            )
-            return answers.outcome(False, why)
+    """Lift the locks there; the engine decides who may (``approvals.may_unlock``) and audits."""
     result = await s.engine.unlock(env, service, user, channel)
     return answers.engine_outcome(result.ok, result.message, channel)

@@ -45,12 +45,12 @@ async def _submitted(s: Services, body: dict[str, Any], reason: str) -> None:
     if context is None:
         log.warning("a %s submission without its context", view.get("callback_id"))
         return
-    key = keys.view_key(body)
-    if not await s.once.claim(key):
+    ran = await s.once.run(
+        keys.view_key(body), lambda: _decide(s, str(view.get("callback_id")), context, user, reason)
+    )
+    if ran.repeat:
         s.metrics.duplicates.labels("view").inc()
-        return
-    answer = await _decide(s, str(view.get("callback_id")), context, user, reason)
-    await s.once.done(key, {"text": answer.text[:1000] if answer else "told by the engine"})
+    answer = ran.answer
     if answer is not None and context.channel:
         try:
             await s.client.chat_postEphemeral(
@@ -71,6 +71,8 @@ async def _decide(
     if dep is None:
         return answers.outcome(False, f"there is no deployment {context.deployment_id}")
     action_id = actions.REJECT if callback_id == modals.REJECT else actions.ROLLBACK
+    # The modal carries the version_no only: Reject and Roll back keep their meaning as the
+    # deployment moves on (``bot.domain.buttons``), and the engine checks the rest.
     stale = await stale_answer(s, dep, action_id, context.version_no)
     if stale is not None:
         await audit_click(

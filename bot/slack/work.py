@@ -7,25 +7,47 @@ nobody references can be garbage-collected half-way, and SIGTERM must be able to
 ``Once`` is the exactly-once gate. Slack retries deliveries (``X-Slack-Retry-Num``), Socket Mode
 redelivers envelopes and people double-click; each delivery is named by a key built from what
 Slack sends (see ``bot.slack.keys``) and claimed in the database before the engine is called, so
-only the first claimer — on whichever replica, before or after a restart — acts.
+only the first claimer — on whichever replica, before or after a restart — acts. A claim is a
+promise to act, not a verdict: it is given back when the work fails or is refused without
+changing anything (the same click may act once the group or the lock is fixed), and a claim left
+behind by a process that died is taken over after ``TAKEOVER_AFTER``. A repeat of a completed
+delivery gets the answer the first one got (one still running gets none: its answer is coming).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from contextvars import ContextVar, copy_context
-from datetime import datetime
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import Context, ContextVar, copy_context
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
 
+from bot.errors import ShipthreadError, TransientError
 from bot.ports import Store
+from bot.slack import answers, limits
+from bot.slack.answers import Answer
 
 log = logging.getLogger("shipthread.slack")
 
 deployment_context: ContextVar[str | None] = ContextVar("deployment_id", default=None)
 """The deployment a background task works on, for log lines that do not name it themselves."""
+
+TAKEOVER_AFTER: Final = timedelta(seconds=30)
+"""A claim this old and never completed belongs to a process that died (the work takes seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    work: Coroutine[Any, Any, None]
+    name: str
+    context: Context
+    deadline: float
+    """When it starts even if requests keep coming (monotonic)."""
 
 
 class Background:
@@ -35,14 +57,31 @@ class Background:
     late), and at most ``concurrency`` pieces run at once. A burst of commands then does not fill the
     event loop (and the GIL, with the cluster client's threads) with engine work while later requests
     of the same burst still wait for their ack: the 3 s that matter are the ack's, not the work's.
+
+    The waiting costs nothing per request: queued work sits in one queue, ``concurrency`` workers
+    take from it, and one timer (moved on by each arrival) opens the gate once the burst is over —
+    not a sleeping loop per request, which is what 200 requests of a burst would otherwise run
+    while their acks wait.
     """
 
     def __init__(self, concurrency: int = 8, quiet_s: float = 0.02, max_defer_s: float = 0.5) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._workers: set[asyncio.Task[None]] = set()
+        self._taking = 0
+        """Workers still taking from the queue (counted as they stop, not when their task is reaped)."""
+        self._queue: deque[_Queued] = deque()
+        self._ready = asyncio.Event()
+        """Set when there is queued work and the burst is over (or the oldest work is due)."""
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = 0
+        """Queued plus running deferred pieces."""
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._quiet_s = quiet_s
         self._max_defer_s = max_defer_s
-        self._last_arrival = 0.0
         self.accepting = True
         """False once shutdown began: the HTTP layer then refuses new requests (Slack retries them)."""
 
@@ -55,58 +94,162 @@ class Background:
         urgent: bool = False,
     ) -> None:
         """Run ``work`` after the burst; ``urgent`` work (a modal to open on a 3 s trigger) at once."""
-        self._last_arrival = time.monotonic()
         context = copy_context()
         context.run(deployment_context.set, deployment_id)
-        guarded = self._urgent(work, name) if urgent else self._guarded(work, name)
-        task = asyncio.get_running_loop().create_task(guarded, name=name, context=context)
+        loop = asyncio.get_running_loop()
+        if urgent:
+            self._track(loop.create_task(self._run(work, name), name=name, context=context))
+            return
+        now = time.monotonic()
+        self._queue.append(_Queued(work, name, context, now + self._max_defer_s))
+        self._busy += 1
+        self._idle.clear()
+        self._arrived(loop, now)
+        while self._taking < min(self._concurrency, len(self._queue)):
+            self._taking += 1
+            worker = loop.create_task(self._worker(), name="slack background worker")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _arrived(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        """A request came: the burst goes on; the gate opens ``quiet_s`` after the last one."""
+        self._quiet.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        oldest = self._queue[0].deadline if self._queue else now + self._quiet_s
+        self._timer = loop.call_at(loop.time() + max(0.0, min(self._quiet_s, oldest - now)), self._open)
+
+    def _open(self) -> None:
+        self._timer = None
+        self._quiet.set()
+
+    async def _worker(self) -> None:
         try:
-            deadline = time.monotonic() + self._max_defer_s
-            # Polling, not an Event: "nothing arrived for a while" is the absence of a signal.
-            while time.monotonic() < deadline and time.monotonic() - self._last_arrival < self._quiet_s:  # noqa: ASYNC110
-                await asyncio.sleep(self._quiet_s)
-            async with self._slots:
-                await work
-        except Exception:
-            log.exception("%s failed", name)
+            while True:
+                if self._queue and not self._quiet.is_set():
+                    due = self._queue[0].deadline - time.monotonic()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._quiet.wait(), max(0.0, due))
+                if not self._queue:
+                    return  # no await between this test and ``_taking`` going down: spawn sees it
+                item = self._queue.popleft()
+                try:
+                    task = asyncio.get_running_loop().create_task(
+                        self._run(item.work, item.name), name=item.name, context=item.context
+                    )
+                    self._track(task)
+                    await asyncio.shield(task)  # drain cancels the task itself, not through the worker
+                finally:
+                    self._done_one()
         finally:
-            work.close()  # never started (cancelled while waiting for a slot): no "never awaited" warning
+            self._taking -= 1
+
+    def _done_one(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle.set()
 
     @staticmethod
-    async def _urgent(work: Coroutine[Any, Any, None], name: str) -> None:
+    async def _run(work: Coroutine[Any, Any, None], name: str) -> None:
         try:
             await work
         except Exception:
             log.exception("%s failed", name)
+        finally:
+            work.close()  # cancelled before it started: no "never awaited" warning
 
     @property
     def running(self) -> int:
-        return len(self._tasks)
+        """Pieces of work started or waiting to start."""
+        return len(self._queue) + len(self._tasks)
 
     async def drain(self, timeout_s: float) -> int:
         """Stop accepting, wait up to ``timeout_s`` for running work; returns how many were cut off."""
         self.accepting = False
-        if not self._tasks:
+        self._open()  # no request is coming any more: what is queued starts now
+        if not self.running:
             return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in pending:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_done(), timeout_s)
+        cut = self.running
+        for worker in set(self._workers):
+            worker.cancel()
+        for task in set(self._tasks):
             task.cancel()
-        return len(pending)
+        while self._queue:
+            self._queue.popleft().work.close()  # never started: no "never awaited" warning
+            self._done_one()
+        return cut
+
+    async def _all_done(self) -> None:
+        await self._idle.wait()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    answer: Answer | None
+    repeat: bool
+    """True when another delivery of the same key ran (or runs) the work; ``answer`` says so."""
 
 
 class Once:
-    """Claims delivery keys in the store: True for the first delivery of a key, False for repeats."""
+    """Runs the work of a delivery key once: claimed, then completed, or given back on no effect."""
 
     def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
         self._store = store
         self._now = now
 
     async def claim(self, key: str) -> bool:
-        return await self._store.claim_key(key, self._now())
+        """True for the first claimer, or for one taking over a claim abandoned ``TAKEOVER_AFTER`` ago."""
+        at = self._now()
+        return await self._store.claim_key(key, at, takeover_before=at - TAKEOVER_AFTER)
 
     async def done(self, key: str, result: dict[str, Any]) -> None:
         await self._store.complete_key(key, result, self._now())
+
+    async def release(self, key: str) -> None:
+        try:
+            await self._store.release_key(key)
+        except Exception as exc:  # the claim goes stale and is taken over: no worse than a crash
+            log.warning("could not give back the delivery key %s: %s", key, exc)
+
+    async def run(self, key: str | None, decide: Callable[[], Awaitable[Answer | None]]) -> Ran:
+        """``decide`` once per ``key`` (every time when ``key`` is None: nothing to tell deliveries apart).
+
+        The key is completed only when the answer says something changed (``Answer.acted``); a
+        refusal (None: the engine told the person itself), a stale button or a failure gives it back.
+        """
+        if key is not None and not await self.claim(key):
+            return Ran(await self._earlier(key), repeat=True)
+        try:
+            answer = await decide()
+        except ShipthreadError as exc:
+            # Nothing was decided (a lookup failed before the engine changed anything): say so.
+            if key is not None:
+                await self.release(key)
+            log.warning("could not handle a Slack request: %s", exc)
+            return Ran(answers.not_now(str(exc), transient=isinstance(exc, TransientError)), repeat=False)
+        except BaseException:
+            if key is not None:
+                await self.release(key)
+            raise
+        if key is not None:
+            if answer is not None and answer.acted:
+                await self.done(key, {"text": limits.clip_mrkdwn(answer.text, 1000)})
+            else:
+                await self.release(key)
+        return Ran(answer, repeat=False)
+
+    async def _earlier(self, key: str) -> Answer | None:
+        """The answer for a repeat: the first delivery's; None while that one still runs (a double
+        click), since its own answer is on the way and one click should get one answer."""
+        record = await self._store.get_key(key)
+        if record is None or record.result is None:
+            return None
+        return answers.duplicate(str(record.result.get("text") or "") or None)

@@ -616,15 +616,27 @@ class Repository:
 
     # -- idempotency keys -------------------------------------------------------------------------
 
-    async def claim_key(self, key: str, at: datetime) -> bool:
-        """Claim ``key``: True for the first claimer only, also under concurrent claims and replicas."""
+    async def claim_key(self, key: str, at: datetime, takeover_before: datetime | None = None) -> bool:
+        """Claim ``key``: True for the first claimer only, also under concurrent claims and replicas.
+
+        With ``takeover_before``, a claim made before it and never completed is taken over (its
+        claimer died or hung): the one statement moves its ``created_at`` to ``at``, so of two
+        concurrent takers only one matches the condition and wins.
+        """
         async with self._sessions.begin() as session:
-            inserted = await session.execute(
-                sql.insert(session, IdempotencyKeyRow)
-                .values(key=key, created_at=at, result=None, completed_at=None)
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(IdempotencyKeyRow.key)
+            stmt = sql.insert(session, IdempotencyKeyRow).values(
+                key=key, created_at=at, result=None, completed_at=None
             )
+            if takeover_before is None:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+            else:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={"created_at": at},
+                    where=IdempotencyKeyRow.completed_at.is_(None)
+                    & (IdempotencyKeyRow.created_at < takeover_before),
+                )
+            inserted = await session.execute(stmt.returning(IdempotencyKeyRow.key))
             return inserted.first() is not None
 
     async def complete_key(self, key: str, result: Mapping[str, Any], at: datetime) -> None:

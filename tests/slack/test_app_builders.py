@@ -112,3 +112,44 @@ def test_a_double_click_is_one_key_and_a_newer_rendering_another():
     assert keys.click_key({**body, "user": {"id": "U0CAROL"}}, first) != keys.click_key(body, first)
     long_value = {**first, "value": "x" * 2000}
     assert len(keys.click_key(body, long_value)) <= keys.MAX_KEY
+
+
+async def test_a_promote_or_approve_counts_only_for_the_step_or_stage_it_was_drawn_for():
+    from bot.slack.listeners_actions import stale_answer
+
+    held = dep(version_no=9, step=1)  # A promoted step 0 since the button was drawn (at v5, step 0)
+    assert await stale_answer(None, held, actions.PROMOTE, 5, step=0) is not None
+    assert await stale_answer(None, held, actions.PROMOTE, 5) is not None  # an old button: no step
+    assert await stale_answer(None, held, actions.PROMOTE, 5, step=1) is None  # guard ticks moved v
+    assert await stale_answer(None, held, actions.PROMOTE, 9) is None  # exactly what was drawn
+    voting = dep(phase=Phase.AWAITING_APPROVAL, version_no=4, approval_stage=1)
+    assert await stale_answer(None, voting, actions.APPROVE, 3, stage=0) is not None
+    assert await stale_answer(None, voting, actions.APPROVE, 3, stage=1) is None
+    # Cancel, Abort and Reject keep their meaning while their phase accepts them.
+    assert await stale_answer(None, voting, actions.REJECT, 3, stage=0) is None
+    assert await stale_answer(None, voting, actions.CANCEL, 1) is None
+    assert await stale_answer(None, held, actions.ABORT, 2) is None
+    assert await stale_answer(None, dep(phase=Phase.ROLLED_BACK, version_no=9), actions.ABORT, 2) is not None
+
+
+def test_a_button_value_carries_step_and_stage_and_old_values_still_decode():
+    value = actions.ButtonValue("d1", 3, step=2, stage=1)
+    assert actions.decode(actions.encode(value)) == value
+    assert actions.decode('{"d":"d1","v":3}') == actions.ButtonValue("d1", 3)
+    assert actions.decode('{"d":"d1","v":3,"l":7}') == actions.ButtonValue("d1", 3, lock_id=7)
+    assert actions.decode('{"d":"d1","v":3,"s":true}') is None
+    assert actions.decode('{"d":"d1","v":3,"x":1}') is None
+
+
+def test_a_delivery_missing_what_tells_it_apart_has_no_key():
+    # Before: these all became one constant key ("slack-command:", …) and every later one was dropped.
+    assert keys.command_key({}) is None and keys.command_key({"trigger_id": ""}) is None
+    assert keys.command_key({"trigger_id": "T1"}) != keys.command_key({"trigger_id": "T2"})
+    assert keys.view_key({"view": {"id": "V1"}}) is None and keys.view_key({}) is None
+    assert keys.view_key({"view": {"id": "V1", "hash": "h"}}) is not None
+    assert keys.event_key({}) is None and keys.event_key({"event_id": "Ev1"}) is not None
+    no_user = {"container": {"channel_id": "C1", "message_ts": "1.2"}}
+    assert keys.click_key(no_user, {"action_id": actions.APPROVE, "value": "v"}) is None
+    assert keys.click_key({**no_user, "user": {"id": "U0BOB"}}, {"value": "v"}) is None
+    home = {"container": {"type": "view", "view_id": "V9"}, "user": {"id": "U0BOB"}}
+    assert keys.click_key(home, {"action_id": actions.UNLOCK, "value": "v"}) is not None

@@ -96,12 +96,27 @@ async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(k8s_server, run
     ratio(serve, run, "checkout", 0.30)  # the new version serves 30 % errors
     await card_says(serve, did, "Rolled back", timeout=60)
     assert k8s_image(k8s_server.url, "checkout") == "registry.example.com/checkout:1.0.0"
-    # The guard lock is told in the deployment's channel. (In the thread itself once the notifier
-    # hands the planner the card of ``EnvLocked.deployment_id``: today it posts it top-level.)
-    await serve.wait(
-        lambda: any("locked (guard)" in m.get("text", "") for m in serve.emulator.messages(CHANNEL)),
-        what="the guard lock posted",
-    )
+
+    # The guard lock is told in the deployment's thread, with its Unlock button, not top-level.
+    def lock_reply() -> dict | None:  # type: ignore[type-arg]
+        found = [m for key, m in serve.thread_messages(did).items() if key.startswith("lock:")]
+        return found[0] if found else None
+
+    lock = await serve.wait(lock_reply, what="the guard lock told in the thread")
+    assert "locked (guard)" in lock["text"] and lock.get("thread_ts") not in (None, lock["ts"])
+    assert actions.UNLOCK in json.dumps(lock["blocks"])
+    assert not [
+        m
+        for m in serve.emulator.messages(CHANNEL)
+        if "locked (guard)" in m.get("text", "") and m.get("thread_ts", m["ts"]) == m["ts"]
+    ]
+    # The notifier's and the chart poster's Slack calls are counted with the app's own.
+    for method in ("chat.postMessage", "chat.update", "files.completeUploadExternal"):
+
+        async def counted(method: str = method) -> bool:
+            return await serve.metric("shipthread_slack_calls_total", method=method, outcome="ok") > 0
+
+        await serve.wait(counted, 30, f"{method} counted in /metrics")
     # A deployment into the locked environment is refused, privately.
     await driver.slash_command("/deploy", "checkout 1.2.1", user_id="U0ALICE")
     await told(serve, "U0ALICE", "locked")
@@ -117,6 +132,11 @@ async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(k8s_server, run
         return any("Locks*\n_none_" in t for t in serve.ephemerals("U0CAROL"))
 
     await serve.wait(unlocked, 60, "the guard lock to lift")
+    # The guard's own unlock edits the lock's reply in the thread (its button gone).
+    lifted = await serve.wait(
+        lambda: (m := lock_reply()) and "unlocked (guard)" in m["text"] and m, 30, "the lock reply edited"
+    )
+    assert lifted["ts"] == lock["ts"] and actions.UNLOCK not in json.dumps(lifted["blocks"])
     assert await serve.metric("shipthread_guard_verdicts_total", verdict="fail") >= 1
 
 
@@ -185,7 +205,9 @@ async def test_hostile_text_never_renders_as_a_mention_or_a_link(run, serve_of):
     acks += [await driver.slash_command("/deploy", "history checkout", user_id="U0ALICE")]
     await driver.app_home_opened("U0ALICE")
     await serve.wait(lambda: serve.emulator.calls("views.publish"), what="the Home tab")
-    await asyncio.sleep(1.0)
+    # The last answers in, rather than a pause: whatever the text did, it did by now.
+    await told(serve, "U0ALICE", "Active deployments")
+    await told(serve, "U0ALICE", "Last deployments of")
     seen = json.dumps(
         [
             [a.body for a in acks],

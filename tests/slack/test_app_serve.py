@@ -121,10 +121,16 @@ async def test_retries_and_double_clicks_have_one_effect(run, serve_of):
     )
     assert retried.status == 200
     await serve.wait(lambda: any("approved" in t for t in serve.ephemerals("U0BOB")), what="the answer")
-    await asyncio.sleep(1.0)
-    # One answer, one vote, one audit entry for the vote; the repeats are recorded as such.
-    assert len(serve.ephemerals("U0BOB")) == 1
-    assert await serve.metric("shipthread_slack_duplicates_total", kind="click") == 2
+
+    async def both_repeats_counted() -> bool:  # counted after their answer (if any) was sent
+        return await serve.metric("shipthread_slack_duplicates_total", kind="click") == 2
+
+    await serve.wait(both_repeats_counted, what="both repeats handled")
+    # One answer, one vote, one audit entry for the vote; the repeats are recorded as such, and a
+    # repeat that came after the vote was recorded is told so (one still running gets no answer).
+    said = serve.ephemerals("U0BOB")
+    assert len([t for t in said if "Already handled" not in t]) == 1, said
+    assert all("approved" in t for t in said), said
     audit = await _audit(serve, did)
     assert len([e for e in audit if e["action"] == "approve" and e["outcome"] == "accepted"]) == 1
     assert len([e for e in audit if e["outcome"] == "ignored: repeated click"]) == 2
@@ -133,7 +139,11 @@ async def test_retries_and_double_clicks_have_one_effect(run, serve_of):
     again = await driver.app_home_opened("U0CAROL", event_id="Ev0SAME", retry_num=1)
     assert event.status == again.status == 200
     await serve.wait(lambda: serve.emulator.calls("views.publish"), what="the Home tab")
-    await asyncio.sleep(0.5)
+
+    async def repeat_counted() -> bool:
+        return await serve.metric("shipthread_slack_duplicates_total", kind="event") == 1
+
+    await serve.wait(repeat_counted, what="the redelivered event handled")
     assert len(serve.emulator.calls("views.publish")) == 1
 
 
@@ -166,31 +176,56 @@ async def test_forged_stale_and_replayed_signatures_are_refused(run, serve_of):
         ) as response,
     ):
         assert response.status == 401
-    await asyncio.sleep(0.3)
-    # No listener ran: nothing was deployed, nothing claimed, nothing answered.
+    # A signed request sent after the forged ones is answered: had a forged one reached a listener,
+    # its work would be queued ahead of this one's.
+    await good.slash_command("/deploy", "status", user_id="U0ALICE")
+    said = await serve.wait(lambda: serve.ephemerals("U0ALICE"), what="the status answer")
+    assert "Active deployments*\n_none_" in said[0], said
+    # No listener ran for them: nothing was deployed, nothing claimed, nothing answered.
     assert await serve.metric("shipthread_slack_acks_total", kind="command", status="401") == 3
     assert serve.emulator.calls("chat.postMessage") == []
 
 
 async def test_health_ready_and_metrics(run, serve_of):
-    serve = serve_of(playbook("checkout", run))
+    serve = serve_of(playbook("checkout", run, approvals=SRE))
     status, _ = await serve.get("/healthz")
     assert status == 200
     status, body = await serve.get("/readyz")
     ready = json.loads(body)
     assert status == 200, ready
     assert ready["checks"]["database"] == "ok" and ready["checks"]["slack"] == "ok"
+    await serve.driver().slash_command("/deploy", "checkout 1.1.0", user_id="U0ALICE")
+    await _deployment_id(serve, "U0ALICE")
+
+    async def awaiting() -> bool:
+        return await serve.metric("shipthread_deployments_active", phase="awaiting_approval") == 1
+
+    await serve.wait(awaiting, what="the awaiting deployment in /metrics")
+    # Sample values, not names: a name alone is always there in its # HELP line.
     _, text = await serve.get("/metrics")
-    for name in (
-        "shipthread_slack_ack_seconds",
-        "shipthread_deployments_active",
-        "shipthread_outbox_depth",
-        "shipthread_outbox_oldest_age_seconds",
-        "shipthread_guard_verdicts",
-        "shipthread_slack_calls",
-        "shipthread_adapter_retries",
-    ):
-        assert name in text
+    samples = _samples(text)
+    assert samples[("shipthread_slack_ack_seconds_count", 'kind="command"')] >= 1
+    assert samples[("shipthread_slack_acks_total", 'kind="command",status="200"')] >= 1
+    assert samples[("shipthread_slack_calls_total", 'method="auth.test",outcome="ok"')] >= 1
+    assert samples[("shipthread_slack_calls_total", 'method="chat.postMessage",outcome="ok"')] >= 1
+    assert samples[("shipthread_outbox_depth", "")] >= 0
+    assert samples[("shipthread_outbox_oldest_age_seconds", "")] >= 0
+    assert samples[("shipthread_adapter_retries_total", "")] == 0
+    assert "# TYPE shipthread_guard_verdicts_total counter" in text or (
+        "# TYPE shipthread_guard_verdicts counter" in text
+    )
+
+
+def _samples(text: str) -> dict[tuple[str, str], float]:
+    """``/metrics`` as (name, sorted labels) → value, comments left out."""
+    found: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        name, _, labels = key.partition("{")
+        found[(name, ",".join(sorted(labels.rstrip("}").split(","))) if labels else "")] = float(value)
+    return found
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -298,8 +333,13 @@ async def test_socket_mode_deploy_approve_and_redeliveries_once(k8s_server, run,
     assert again.status == 200
     await _until_phase(serve, did, "Succeeded")
     assert k8s_image(k8s_server.url, "checkout") == "registry.example.com/checkout:1.1.0"
-    await asyncio.sleep(0.5)
-    assert len(serve.ephemerals("U0BOB")) == 1
+
+    async def repeat_counted() -> bool:  # counted after its answer (if any) was sent
+        return await serve.metric("shipthread_slack_duplicates_total", kind="click") == 1
+
+    await serve.wait(repeat_counted, what="the redelivery handled")
+    said = serve.ephemerals("U0BOB")
+    assert len([t for t in said if "Already handled" not in t]) == 1, said
     status, _ = await serve.get("/healthz")
     assert status == 200  # the health server runs on --port in Socket Mode too
 
