@@ -113,6 +113,7 @@ async def test_every_field_round_trips(repo: Repository) -> None:
         build_number=17,
         step=1,
         guard_started_at=at(4),
+        change_started_at=at(3),
         guard_ticks=9,
         guard_failed_ticks=2,
         guard_inconclusive_ticks=1,
