@@ -1,6 +1,6 @@
 """Loading playbooks from YAML, checking them against the config, and the ``playbook`` commands.
 
-A playbook is read with the line of every key kept (``bot.config.read_yaml``), validated by the
+A playbook is read with the line of every key kept (``bot.yaml_source.read_yaml``), validated by the
 pure model ``bot.domain.playbook.Playbook``, and every mistake is reported as
 ``playbooks/checkout.yaml:14: environments.production.guard.checks[0].max: not a number``.
 Mistakes that need the config (a cluster or approver group that does not exist, more approvals than
@@ -20,18 +20,15 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.json_schema import GenerateJsonSchema
 
-from bot.config import (
-    DEFAULT_CONFIG,
-    ConfigProblems,
-    Settings,
-    load_settings,
-    located_errors,
-    problem_at,
-    read_yaml,
-    secret_locations,
-)
+from bot.config import DEFAULT_CONFIG, load_settings
 from bot.domain.approvals import validate_stages
-from bot.domain.playbook import Loc, Playbook, SourceMap, format_duration
+from bot.domain.durations import format_duration
+from bot.domain.located import Loc, SourceMap
+from bot.domain.playbook import Playbook
+from bot.errors import ConfigProblems
+from bot.secret_scan import secret_locations
+from bot.settings import Settings
+from bot.yaml_source import located_errors, problem_at, problems_in_file_order, read_yaml
 
 EXAMPLE_CONFIG = "config/shipthread.example.yaml"
 """Used by ``playbook validate`` for cross-validation when no real config is around (e.g. in CI)."""
@@ -66,8 +63,7 @@ def load_playbook(path: str | os.PathLike[str]) -> Playbook:
     except ValidationError as exc:
         found += located_errors(exc, Playbook)
     if found:
-        found.sort(key=lambda pair: source.locate(pair[0])[0])
-        raise ConfigProblems(problem_at(source, loc, message) for loc, message in found)
+        raise ConfigProblems(problems_in_file_order(source, found))
     return playbook.with_source(source)
 
 
@@ -199,8 +195,7 @@ def playbook_problems(playbook: Playbook, settings: Settings) -> list[str]:
                         f"approval count {stage.count} is larger than group {stage.group!r} ({size} members)",
                     )
                 )
-    found.sort(key=lambda pair: source.locate(pair[0])[0])
-    return [problem_at(source, loc, message) for loc, message in found]
+    return problems_in_file_order(source, found)
 
 
 def approval_warnings(playbook: Playbook, settings: Settings) -> list[str]:

@@ -34,8 +34,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, TypeAdapter
 
-from bot import cli, config
-from bot.domain import commands, locks, playbook
+from bot import cli, config, settings
+from bot.domain import commands, guard_spec, locks, playbook, rollout_spec
 from bot.metrics import Metrics
 
 UPDATE_COMMAND: Final = "python -m bot.reference"
@@ -53,7 +53,7 @@ _SECRET_NOTES: Final[Mapping[str, str]] = {
 _SKIPPED_SETTINGS: Final = frozenset({"secrets"})
 """Settings fields that are not config keys (secrets come from the environment only)."""
 
-_MODEL_MODULES: Final[tuple[ModuleType, ...]] = (config, playbook, locks)
+_MODEL_MODULES: Final[tuple[ModuleType, ...]] = (settings, playbook, guard_spec, rollout_spec, locks)
 """Where the models whose attribute docstrings describe the fields live."""
 
 

@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import (
-    DEFAULT_DATABASE_URL,
-    ConcurrencyPolicy,
-    ConfigProblems,
-    Settings,
-    load_settings,
-    redact_url,
-)
+from bot.config import DEFAULT_DATABASE_URL, ConcurrencyPolicy, Settings, load_settings
 from bot.domain.locks import FreezeWindow
-from bot.errors import ConfigError
+from bot.domain.redact import masked_url
+from bot.errors import ConfigError, ConfigProblems
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "config" / "shipthread.example.yaml"
@@ -148,8 +142,8 @@ def test_a_database_password_from_the_environment_is_redacted_in_repr() -> None:
     settings = load_settings(None, {"SHIPTHREAD_DATABASE_URL": url, "SHIPTHREAD_CONFIG": str(EXAMPLE_CONFIG)})
     assert settings.database_url == url
     assert "s3cr3t-pw" not in repr(settings)
-    assert redact_url(url) == "postgresql+asyncpg://bot:***@db:5432/shipthread"
-    assert redact_url(DEFAULT_DATABASE_URL) == DEFAULT_DATABASE_URL
+    assert masked_url(url) == "postgresql+asyncpg://bot:***@db:5432/shipthread"
+    assert masked_url(DEFAULT_DATABASE_URL) == DEFAULT_DATABASE_URL
 
 
 @pytest.mark.parametrize(
@@ -239,6 +233,72 @@ def test_config_mistakes_name_file_line_and_field(tmp_path: Path, text: str, exp
     path = write(tmp_path, text)
     found = problems(path)
     assert found[0].startswith(f"{path}{expected}"), found
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # Before, a lighter check of the config's own let these through; the freeze then failed at run time.
+        ("0 0 31 2 *", "cron '0 0 31 2 *': never matches: day of month 31 never occurs in month 2"),
+        ("30-10 * * * *", "cron '30-10 * * * *': minute range 30-10 is backwards (30 > 10)"),
+        ("* * * * fri-mon", "cron '* * * * fri-mon': day of week range fri-mon is backwards (5 > 1)"),
+        ("² * * * *", "cron '² * * * *': bad minute '²'"),
+        ("@sometimes", "cron '@sometimes': unknown macro '@sometimes'"),
+    ],
+)
+def test_a_freeze_cron_is_checked_by_the_parser_that_runs_it(
+    tmp_path: Path, cron: str, expected: str
+) -> None:
+    path = write(tmp_path, f"freeze_windows:\n  - name: w\n    cron: '{cron}'\n    duration: 1h\n")
+    found = problems(path)
+    assert found[0].startswith(f"{path}:3: freeze_windows[0].cron: {expected}"), found
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # Something that is no number and no name is "bad", as before issue 13: a range is no answer to it.
+        ("0 0 ? * *", "cron '0 0 ? * *': bad day of month '?'"),
+        ("0 0 * * 1-?", "cron '0 0 * * 1-?': bad day of week '?'"),
+        ("-5 * * * *", "cron '-5 * * * *': bad minute ''"),
+        # A number or a word the field has no place for is told the field's range.
+        ("0 0 32 * *", "cron '0 0 32 * *': day of month '32' is not in 1-31"),
+        ("0 0 * * fry", "cron '0 0 * * fry': day of week 'fry' is not in 0-7"),
+        # One spelling of the fields, in the field count too.
+        (
+            "0 16 * *",
+            "cron '0 16 * *' has 4 fields, needs 5 (minute, hour, day of month, month, day of week)",
+        ),
+    ],
+)
+def test_cron_messages_say_bad_for_what_is_no_value_and_spell_fields_one_way(
+    tmp_path: Path, cron: str, expected: str
+) -> None:
+    path = write(tmp_path, f"freeze_windows:\n  - name: w\n    cron: '{cron}'\n    duration: 1h\n")
+    found = problems(path)
+    assert found[0] == f"{path}:3: freeze_windows[0].cron: {expected}", found
+
+
+def test_an_approver_is_a_user_id_by_the_same_rule_as_mentions(tmp_path: Path) -> None:
+    # The config had a second pattern of its own, whose "$" let a trailing newline through.
+    path = write(tmp_path, 'approver_groups:\n  sre: ["U0SRE00001\\n"]\n')
+    found = problems(path)
+    assert found[0].startswith(f"{path}:2: approver_groups.sre[0]: not a Slack user or user group"), found
+
+
+def test_a_url_password_is_masked_in_one_way_everywhere() -> None:
+    from bot import config
+    from bot.store import db
+
+    # One masker, bot.domain.redact's: config and the store keep no alias or copy of their own.
+    assert not hasattr(config, "redact_url") and not hasattr(db, "masked_url")
+    for url, shown in [
+        ("postgresql+asyncpg://bot:t0p%40secret@db:5432/ship", "postgresql+asyncpg://bot:***@db:5432/ship"),
+        ("postgresql://bot:pw@[::1]:5432/ship", "postgresql://bot:***@[::1]:5432/ship"),
+        ("postgresql://bot:pw@DB.example/ship", "postgresql://bot:***@DB.example/ship"),
+        ("http://[::1", "***"),
+    ]:
+        assert masked_url(url) == shown
 
 
 def test_cron_expressions_the_scheduler_understands_are_accepted(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.config import ConfigProblems, load_settings
+from bot.config import load_settings
+from bot.errors import ConfigProblems
 from bot.playbooks import load_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,7 +300,7 @@ def test_anchors_that_expand_modestly_still_load(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # The real command on the named hostile files
 
-CLI_CASES = [
+CLI_CASES: list[tuple[str, str | bytes, str]] = [
     ("control.yaml", CHECKOUT.replace("service: checkout", "service: checkout\x01"), ":3: control character"),
     ("inf.yaml", CHECKOUT.replace("rollout_timeout: 10m", "rollout_timeout: .inf"), ":19: kubernetes."),
     ("deep.yaml", CHECKOUT + "x: " + "[" * 1000 + "\n", ":64: nested more than 32 levels deep"),

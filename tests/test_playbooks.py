@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from bot import playbooks
 from bot.cli import main
-from bot.config import ConfigProblems, load_settings
+from bot.config import load_settings
 from bot.domain.deployment import Strategy
-from bot.domain.playbook import GuardSpec, Playbook, UnknownEnvironment
-from bot.errors import ConfigError
+from bot.domain.playbook import GuardSpec, Playbook
+from bot.errors import ConfigError, ConfigProblems, UnknownEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "playbooks"
@@ -442,7 +442,7 @@ def schema_errors(root: dict[str, Any], schema: dict[str, Any], value: Any, at: 
             if any(not schema_errors(root, option, value, at) for option in schema[key]):
                 return []
             return [f"{at}: no alternative matched"]
-    kinds = {
+    kinds: dict[str, type | tuple[type, ...]] = {
         "object": dict,
         "array": list,
         "string": str,
@@ -514,7 +514,9 @@ def test_environment_overrides_and_defaults(checkout: Playbook) -> None:
     assert (production.cluster, production.namespace) == ("prod-eu", "shop")
     assert checkout.default_environment == "staging"
     assert checkout.environment("production").strategy is Strategy.CANARY
-    assert [s.weight for s in checkout.environments["production"].canary.steps] == [10, 50, 100]  # type: ignore[union-attr]
+    canary = checkout.environments["production"].canary
+    assert canary is not None
+    assert [s.weight for s in canary.steps] == [10, 50, 100]
     assert checkout.approval_ttl("production", timedelta(hours=1)) == timedelta(hours=2)
     assert checkout.approval_ttl("staging", timedelta(hours=1)) == timedelta(hours=1)
     with pytest.raises(
@@ -541,7 +543,9 @@ def test_a_canary_step_may_bring_its_own_guard() -> None:
     first, second = loaded.guard_for("production", 0), loaded.guard_for("production", 1)
     assert isinstance(first, GuardSpec) and first.window == timedelta(minutes=1)
     assert second == loaded.guards["strict"] == loaded.guard_for("production")
-    assert loaded.environments["production"].canary.steps[0].pause == timedelta(minutes=2)  # type: ignore[union-attr]
+    canary = loaded.environments["production"].canary
+    assert canary is not None
+    assert canary.steps[0].pause == timedelta(minutes=2)
     assert loaded.default_environment == "production"
 
 

@@ -9,10 +9,11 @@ telling the operator what to add.
 
 python-jenkins is synchronous and runs in a bounded thread pool; each worker thread has its own client
 (python-jenkins resolves auth and the CSRF crumb lazily, without locks). Its errors are mapped into
-``bot.errors`` here, and never carry the API token. python-jenkins wraps most HTTP errors into a
-generic ``JenkinsException`` (a 503 on job info reads "job does not exist"), so the mapping reads the
-HTTP status from the exception's chain rather than from its message. Console tails and error details
-are masked by ``bot.domain.redact`` (the API token always, and whatever else the redactor holds).
+``bot.errors`` here, and never carry the API token; a 409 means a disabled job, not a conflict.
+python-jenkins wraps most HTTP errors into a generic ``JenkinsException`` (a 503 on job info reads
+"job does not exist"), so the mapping reads the HTTP status from the exception's chain rather than from
+its message. Console tails and error details are masked by ``bot.domain.redact`` (the API token
+always, and whatever else the redactor holds).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import jenkins
 import requests
 
 from bot.adapters.blocking import BlockingRunner
-from bot.adapters.retrying import RetryPolicy, retry, retry_after, untrusted_certificate
+from bot.adapters.http_errors import error_for_status, is_transient
+from bot.adapters.jenkins_json import as_int, build_status, is_item_of, parameter_names, parameters
+from bot.adapters.retrying import RetryPolicy, retry, untrusted_certificate
 from bot.domain.redact import Redactor
 from bot.errors import NotFound, PermanentError, ShipthreadError, TransientError
 from bot.ports import BuildRef, BuildState, BuildStatus
@@ -44,16 +47,13 @@ KEY_PARAM = "SHIPTHREAD_KEY"
 RECENT_BUILDS = 20
 """How many of a job's newest builds are searched for a key (or a queue id) already used."""
 
+NOT_BUILDABLE = 409
+"""Jenkins answers 409 (SC_CONFLICT) to a build of a disabled job: "... is not buildable!". It is the
+one status whose meaning here differs from ``bot.adapters.http_errors``' table (where 409 is a
+conflict worth retrying at once): no retry enables the job, so it is a ``PermanentError``."""
+
 CONSOLE_MAX_CHARS = 3000
 """A console tail is posted in a Slack section, whose text is limited to 3000 characters."""
-
-_RESULTS = {
-    "SUCCESS": BuildState.SUCCEEDED,
-    "FAILURE": BuildState.FAILED,
-    "UNSTABLE": BuildState.FAILED,
-    "NOT_BUILT": BuildState.FAILED,
-    "ABORTED": BuildState.ABORTED,
-}
 
 
 class JenkinsCI:
@@ -103,19 +103,27 @@ class JenkinsCI:
         # The retry wraps "find or start", never "start" alone: a POST that timed out or got a 503
         # may still have queued the build, and only a fresh look finds it.
         return await retry(
-            self._policy, f"trigger {job} [{key}]", lambda: self._find_or_start(job, params, key)
+            self._policy,
+            f"trigger {job} [{key}]",
+            lambda: self._find_or_start(job, params, key),
+            system="jenkins",
         )
 
     async def status(self, ref: BuildRef) -> BuildStatus:
-        return await retry(self._policy, f"status of {_describe(ref)}", lambda: self._status(ref))
+        return await retry(
+            self._policy, f"status of {_describe(ref)}", lambda: self._status(ref), system="jenkins"
+        )
 
     async def console_tail(self, ref: BuildRef, lines: int = 20) -> str:
         return await retry(
-            self._policy, f"console of {_describe(ref)}", lambda: self._console_tail(ref, lines)
+            self._policy,
+            f"console of {_describe(ref)}",
+            lambda: self._console_tail(ref, lines),
+            system="jenkins",
         )
 
     async def abort(self, ref: BuildRef) -> None:
-        await retry(self._policy, f"abort {_describe(ref)}", lambda: self._abort(ref))
+        await retry(self._policy, f"abort {_describe(ref)}", lambda: self._abort(ref), system="jenkins")
 
     # --- operations (one attempt each; retried as a whole) -------------------------------------
 
@@ -124,18 +132,18 @@ class JenkinsCI:
         # looks is then found among the builds, while the other order could miss it in both.
         queue = await self._call("reading the build queue", "get_queue_info")
         for item in queue or ():
-            if _is_item_of(item, job) and _parameters(item).get(KEY_PARAM) == key:
+            if is_item_of(item, job) and parameters(item).get(KEY_PARAM) == key:
                 log.info("trigger %s [%s]: already queued as item %s", job, key, item.get("id"))
-                return BuildRef(job, queue_item=_int(item.get("id")))
+                return BuildRef(job, queue_item=as_int(item.get("id")))
 
         info = await self._call(f"job {job!r}", "get_job_info", job)
         self._require_key_param(job, info)
-        found = await self._find_build(job, info, lambda b: _parameters(b).get(KEY_PARAM) == key)
+        found = await self._find_build(job, info, lambda b: parameters(b).get(KEY_PARAM) == key)
         if found is not None:
             log.info("trigger %s [%s]: already built as #%s", job, key, found.get("number"))
-            return BuildRef(job, queue_item=_int(found.get("queueId")), number=_int(found.get("number")))
+            return BuildRef(job, queue_item=as_int(found.get("queueId")), number=as_int(found.get("number")))
 
-        undeclared = sorted(set(params) - _parameter_names(info))
+        undeclared = sorted(set(params) - parameter_names(info))
         if undeclared:
             log.warning("job %s does not declare %s: Jenkins will drop them", job, ", ".join(undeclared))
         values = {**{k: str(v) for k, v in params.items()}, KEY_PARAM: key}
@@ -146,7 +154,7 @@ class JenkinsCI:
     def _require_key_param(self, job: str, info: Mapping[str, Any]) -> None:
         if job in self._keyed_jobs:
             return
-        if KEY_PARAM not in _parameter_names(info):
+        if KEY_PARAM not in parameter_names(info):
             raise PermanentError(
                 f"Jenkins job {job!r} does not declare the parameter {KEY_PARAM}. Jenkins drops "
                 f"parameters a job does not declare, so Shipthread could not recognise its own builds "
@@ -159,7 +167,7 @@ class JenkinsCI:
         self, job: str, info: Mapping[str, Any], match: Callable[[Mapping[str, Any]], bool]
     ) -> Mapping[str, Any] | None:
         """The newest of the job's recent builds that ``match`` accepts."""
-        numbers = [n for b in (info.get("builds") or [])[:RECENT_BUILDS] if (n := _int(b.get("number")))]
+        numbers = [n for b in (info.get("builds") or [])[:RECENT_BUILDS] if (n := as_int(b.get("number")))]
         builds = await asyncio.gather(*(self._build_or_none(job, n) for n in numbers))
         return next((b for b in builds if b is not None and match(b)), None)
 
@@ -186,15 +194,17 @@ class JenkinsCI:
             # Jenkins forgets a queue item about five minutes after it left the queue; the build
             # it became still names it in its queueId.
             info = await self._call(f"job {ref.job!r}", "get_job_info", ref.job)
-            build = await self._find_build(ref.job, info, lambda b: _int(b.get("queueId")) == ref.queue_item)
+            build = await self._find_build(
+                ref.job, info, lambda b: as_int(b.get("queueId")) == ref.queue_item
+            )
             if build is None:
                 raise NotFound(
                     f"Jenkins no longer knows queue item {ref.queue_item} of job {ref.job!r}, "
                     f"and none of its {RECENT_BUILDS} newest builds came from it"
                 ) from None
-            return replace(ref, number=_int(build.get("number"))), None
+            return replace(ref, number=as_int(build.get("number"))), None
         executable = item.get("executable")
-        number = _int(executable.get("number")) if isinstance(executable, Mapping) else None
+        number = as_int(executable.get("number")) if isinstance(executable, Mapping) else None
         if number is not None:
             return replace(ref, number=number), None
         return ref, item
@@ -209,7 +219,7 @@ class JenkinsCI:
             return BuildStatus(ref, BuildState.QUEUED, url=url, waiting_why=str(why) if why else None)
         assert ref.number is not None
         info = await self._call(f"build {ref.job} #{ref.number}", "get_build_info", ref.job, ref.number)
-        return _build_status(ref, info, now=self._clock())
+        return build_status(ref, info, now=self._clock())
 
     async def _console_tail(self, ref: BuildRef, lines: int) -> str:
         ref, item = await self._resolve(ref)
@@ -278,89 +288,30 @@ class JenkinsCI:
         )
         if response is not None:
             status = response.status_code
-            if status in (401, 403):
-                return PermanentError(
-                    f"Jenkins refused our credentials for user {self._user!r} (HTTP {status}) while "
-                    f"{what}; check JENKINS_USER, JENKINS_TOKEN and the user's permissions on the job"
-                )
-            if status == 404:
-                return NotFound(f"{what} not found on Jenkins at {self._where}")
-            if status == 429 or status >= 500:
-                return TransientError(
-                    f"Jenkins at {self._where} answered HTTP {status} to {what}",
-                    retry_in=retry_after(response.headers.get("Retry-After")),
-                )
-            return PermanentError(f"Jenkins at {self._where} refused {what} (HTTP {status})")
+            message = self._status_message(status, what)
+            if status == NOT_BUILDABLE:
+                return PermanentError(message)
+            return error_for_status(status, message, response.headers.get("Retry-After"))
         detail = self._redactor.redact(str(exc))[:300]
         return PermanentError(f"Jenkins at {self._where} failed {what}: {type(exc).__name__}: {detail}")
 
-
-# --- Jenkins' JSON, read ------------------------------------------------------------------------
-
-
-def _build_status(ref: BuildRef, info: Mapping[str, Any], now: float) -> BuildStatus:
-    url = str(info["url"]) if info.get("url") else None
-    started_s = (_int(info.get("timestamp")) or 0) / 1000
-    estimate_ms = _int(info.get("estimatedDuration"))
-    estimated = estimate_ms / 1000 if estimate_ms is not None and estimate_ms >= 0 else None
-    result = info.get("result")
-    if info.get("building") or result is None:
-        elapsed = max(0.0, now - started_s) if started_s else 0.0
-        return BuildStatus(ref, BuildState.RUNNING, url=url, elapsed_s=elapsed, estimated_s=estimated)
-    # An unknown result word is no releasable version: treat it as a failure, keep Jenkins' word.
-    state = _RESULTS.get(str(result), BuildState.FAILED)
-    elapsed = (_int(info.get("duration")) or 0) / 1000
-    return BuildStatus(ref, state, url=url, result=str(result), elapsed_s=elapsed, estimated_s=estimated)
-
-
-def _parameter_names(job_info: Mapping[str, Any]) -> set[str]:
-    """Parameters a job declares: under ``property`` (current Jenkins) or ``actions`` (older)."""
-    names: set[str] = set()
-    for section in ("property", "actions"):
-        for entry in job_info.get(section) or ():
-            if isinstance(entry, Mapping):
-                for definition in entry.get("parameterDefinitions") or ():
-                    if isinstance(definition, Mapping) and definition.get("name"):
-                        names.add(str(definition["name"]))
-    return names
-
-
-def _parameters(obj: Mapping[str, Any]) -> dict[str, str]:
-    """Parameter values of a build or queue item: ``actions[].parameters``, or a queue item's ``params``."""
-    values: dict[str, str] = {}
-    for action in obj.get("actions") or ():
-        if isinstance(action, Mapping):
-            for p in action.get("parameters") or ():
-                if isinstance(p, Mapping) and p.get("name"):
-                    values[str(p["name"])] = "" if p.get("value") is None else str(p["value"])
-    params = obj.get("params")
-    if isinstance(params, str):
-        for line in params.splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.strip():
-                values.setdefault(name.strip(), value)
-    return values
-
-
-def _is_item_of(item: Mapping[str, Any], job: str) -> bool:
-    task = item.get("task")
-    if not isinstance(task, Mapping):
-        return False
-    url = task.get("url")
-    if isinstance(url, str) and url:
-        path = "/job/" + "/job/".join(job.split("/")) + "/"
-        return unquote(urlsplit(url).path).rstrip("/").endswith(path.rstrip("/"))
-    return task.get("name") in (job, job.rsplit("/", 1)[-1])
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
+    def _status_message(self, status: int, what: str) -> str:
+        """What to say of an HTTP ``status`` answered to ``what`` (``error_for_status`` picks the class)."""
+        if status in (401, 403):
+            return (
+                f"Jenkins refused our credentials for user {self._user!r} (HTTP {status}) while "
+                f"{what}; check JENKINS_USER, JENKINS_TOKEN and the user's permissions on the job"
+            )
+        if status == 404:
+            return f"{what} not found on Jenkins at {self._where}"
+        if status == NOT_BUILDABLE:
+            return (
+                f"Jenkins at {self._where} refused {what} (HTTP 409): the job is not buildable "
+                f"(disabled?); enable it in Jenkins and deploy again"
+            )
+        if is_transient(status):
+            return f"Jenkins at {self._where} answered HTTP {status} to {what}"
+        return f"Jenkins at {self._where} refused {what} (HTTP {status})"
 
 
 def _describe(ref: BuildRef) -> str:

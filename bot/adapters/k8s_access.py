@@ -25,8 +25,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from bot.adapters.blocking import BlockingRunner
-from bot.adapters.retrying import retry_after, untrusted_certificate
-from bot.errors import ConfigError, NotFound, PermanentError, ShipthreadError, TransientError
+from bot.adapters.http_errors import error_class, error_for_status
+from bot.adapters.retrying import untrusted_certificate
+from bot.errors import ConfigError, Conflict, NotFound, PermanentError, ShipthreadError, TransientError
 
 log = logging.getLogger("shipthread.kubernetes")
 
@@ -80,6 +81,13 @@ class Ref:
 
     def named(self, name: str, kind: str | None = None) -> Ref:
         return Ref(self.cluster, kind or self.kind, self.namespace, name)
+
+
+def load_api_classes() -> None:
+    """Import the API classes the adapter uses. Blocking (~0.8 s): the client loads them lazily on
+    first use, which must not be on the event loop, so the serve process calls this in a thread."""
+    for api in (k8s.AppsV1Api, k8s.CoreV1Api):
+        api.__name__  # noqa: B018 -- the attribute access is the import
 
 
 def build_client(name: str, access: ClusterAccess) -> k8s.ApiClient:
@@ -228,35 +236,22 @@ class ClusterApi:
 def translate(exc: ApiException, ref: Ref) -> ShipthreadError:
     """An API error as one of ours: what retrying can fix, and what it cannot."""
     status = int(exc.status or 0)
-    message = _status_message(exc)
     where = ref.local()
-    if status == 404:
-        return NotFound(
-            f"{ref.kind} {ref.name} not found in namespace {ref.namespace} of cluster {ref.cluster}"
-        )
-    if status == 409:
-        return Conflict(
-            f"{ref.describe()} was changed by someone else while Shipthread updated it: {message}"
-        )
-    if status == 429 or status >= 500:
-        return TransientError(
-            f"cluster {ref.cluster} answered {status} for {where}: {message}",
-            retry_in=retry_after((exc.headers or {}).get("Retry-After")),
-        )
-    if status in (401, 403):
-        return PermanentError(
-            f"cluster {ref.cluster} refused Shipthread access to {where} ({status}): {message}"
-        )
     if status == 0:  # the client's own wrapping of a TLS failure: a certificate will not fix itself
         return PermanentError(f"cannot talk to cluster {ref.cluster} about {where}: {exc.reason}")
-    return PermanentError(f"cluster {ref.cluster} refused the request about {where} ({status}): {message}")
-
-
-class Conflict(TransientError):
-    """409: the object changed between our read and our write; read it again and re-apply."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retry_in=0.0)
+    message = _status_message(exc)
+    kind = error_class(status)
+    if kind is NotFound:
+        text = f"{ref.kind} {ref.name} not found in namespace {ref.namespace} of cluster {ref.cluster}"
+    elif kind is Conflict:
+        text = f"{ref.describe()} was changed by someone else while Shipthread updated it: {message}"
+    elif kind is TransientError:
+        text = f"cluster {ref.cluster} answered {status} for {where}: {message}"
+    elif status in (401, 403):
+        text = f"cluster {ref.cluster} refused Shipthread access to {where} ({status}): {message}"
+    else:
+        text = f"cluster {ref.cluster} refused the request about {where} ({status}): {message}"
+    return error_for_status(status, text, (exc.headers or {}).get("Retry-After"))
 
 
 def _status_message(exc: ApiException) -> str:

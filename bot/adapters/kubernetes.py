@@ -4,9 +4,10 @@ Implements ``bot.ports.Cluster`` for any number of clusters, one lazily built ku
 each (``bot.adapters.k8s_access``). Every operation is a read-modify-write of plain JSON objects,
 retried as a whole with tenacity: a 409 (someone changed the object between our read and our
 write — writes carry the ``resourceVersion`` they were computed from) re-reads and re-applies, a
-5xx, 429 or timeout tries again, anything else fails at once with a message naming the object,
-the namespace and the cluster. Idempotency keys and the adapter's own state live in annotations
-(``bot.adapters.k8s_manifests``), so a retried step or a restarted bot finds what was done.
+408, 429, 5xx or timeout tries again (``bot.adapters.http_errors`` holds the mapping), anything
+else fails at once with a message naming the object, the namespace and the cluster. Idempotency
+keys and the adapter's own state live in annotations (``bot.adapters.k8s_manifests``), so a
+retried step or a restarted bot finds what was done.
 
 Conventions the operator's manifests must follow (README of the playbooks says the same):
 
@@ -33,7 +34,7 @@ from typing import TypeVar
 
 from bot.adapters import k8s_manifests as m
 from bot.adapters.blocking import BlockingRunner
-from bot.adapters.k8s_access import ClusterAccess, ClusterApi, Json, Ref
+from bot.adapters.k8s_access import ClusterAccess, ClusterApi, Json, Ref, load_api_classes
 from bot.adapters.retrying import RetryPolicy, retry
 from bot.domain.deployment import Strategy
 from bot.errors import ConfigError, NotFound, PermanentError
@@ -65,6 +66,10 @@ class KubernetesCluster:
         }
         self._policy = policy or RetryPolicy(attempts=5, total_s=max(3 * timeout_s, 10.0), max_wait_s=2.0)
         self._clock = clock
+
+    async def preload(self) -> None:
+        """Load the client's API classes in the adapter's thread pool, off the event loop (at start)."""
+        await self._runner.run(load_api_classes)
 
     def close(self) -> None:
         for api in self._apis.values():
@@ -127,7 +132,7 @@ class KubernetesCluster:
             known = ", ".join(sorted(self._apis))
             raise ConfigError(f"unknown Kubernetes cluster {target.cluster!r} (configured: {known})")
         where = f"{what} {_main(target).describe()}"
-        return await retry(self._policy, where, lambda: op(api))
+        return await retry(self._policy, where, lambda: op(api), system="kubernetes")
 
     def _changed(self, key: str, cause: str) -> dict[str, str]:
         return m.change_annotations(key, cause, self._clock())

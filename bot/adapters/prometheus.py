@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -22,12 +23,14 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from bot.adapters.blocking import BlockingRunner
+from bot.adapters.http_errors import error_for_status, is_transient
 from bot.adapters.promql import batch_template, services_regex
 from bot.adapters.retrying import RetryPolicy, retry
 from bot.domain.chart import Series
 from bot.domain.measurements import Measurement, NoData, QueryFailed, Value
+from bot.domain.template import render_promql
 from bot.errors import PermanentError, ShipthreadError, TransientError
-from bot.ports import PLACEHOLDER, GuardQuery, promql_string
+from bot.ports import GuardQuery
 
 log = logging.getLogger("shipthread.prometheus")
 
@@ -97,8 +100,7 @@ class PrometheusMetrics:
         at: datetime | None,
         members: list[GuardQuery],
     ) -> dict[GuardQuery, Measurement]:
-        values = {k: promql_string(v) for k, v in others}
-        promql = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), batched)
+        promql = render_promql(batched, dict(others), keep_missing=True)
         promql = promql.replace("{services}", services_regex([q.param("service") or "" for q in members]))
         try:
             rows = await self._rows(promql, at)
@@ -114,6 +116,7 @@ class PrometheusMetrics:
             self._policy,
             f"prometheus range query {promql[:80]!r}",
             lambda: self._attempt_range(promql, start, end, step),
+            system="prometheus",
         )
         if not rows:
             return Series()
@@ -146,7 +149,10 @@ class PrometheusMetrics:
 
     async def _rows(self, promql: str, at: datetime | None = None) -> list[Row]:
         return await retry(
-            self._policy, f"prometheus query {promql[:80]!r}", lambda: self._attempt(promql, at)
+            self._policy,
+            f"prometheus query {promql[:80]!r}",
+            lambda: self._attempt(promql, at),
+            system="prometheus",
         )
 
     async def _attempt(self, promql: str, at: datetime | None) -> list[Row]:
@@ -163,10 +169,7 @@ class PrometheusMetrics:
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(f"Prometheus at {self.url} did not answer: {type(exc).__name__}") from exc
         except PrometheusApiClientException as exc:
-            text = str(exc)
-            if "HTTP Status Code 5" in text or "HTTP Status Code 429" in text:
-                raise TransientError(f"Prometheus error: {text[:300]}") from exc
-            raise PermanentError(f"Prometheus refused the query: {text[:300]}") from exc
+            raise _refusal(exc) from exc
         except (requests.RequestException, ValueError) as exc:
             raise TransientError(f"Prometheus answer unreadable: {exc}") from exc
         if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
@@ -175,6 +178,20 @@ class PrometheusMetrics:
         if not isinstance(data, list):
             raise PermanentError(f"Prometheus answered an unexpected result type: {type(data).__name__}")
         return data
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+"""How the client library reports the status of an answer it refused (in the message only)."""
+
+
+def _refusal(exc: PrometheusApiClientException) -> ShipthreadError:
+    """The client's exception for a non-2xx answer, classed by its status (``http_errors``)."""
+    text = str(exc)
+    found = _STATUS.search(text)
+    status = int(found.group(1)) if found else 400  # no status: the client refused the request itself
+    said = "Prometheus error" if is_transient(status) else "Prometheus refused the query"
+    message = f"{said}: {text[:300]}"
+    return error_for_status(status, message)
 
 
 def _single(rows: Sequence[Row]) -> Measurement:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from bot.domain.promql_text import blank_strings
+
 _SERVICE_MATCHER = re.compile(r'service\s*=\s*"\{service\}"')
 _AGGREGATION = re.compile(r"\b(sum|avg|min|max|count|group|stddev|stdvar)\b")
 _BY_CLAUSE = re.compile(r"\s*by\s*\(([^)]*)\)")
@@ -22,16 +24,10 @@ _UNBATCHABLE = re.compile(
     r"\b(without|on|ignoring|group_left|group_right|topk|bottomk|quantile|count_values|scalar|vector"
     r"|absent|absent_over_time|label_replace|label_join|sort|sort_desc|limitk|limit_ratio)\b"
 )
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _SELECTOR = re.compile(r"\{[^}]*\}")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"(?<![\w.:])[A-Za-z_:][\w:]*")
 _NOT_METRICS = frozenset({"by", "bool", "offset", "and", "or", "unless", "inf", "nan"})
-
-
-def _mask_strings(text: str) -> str:
-    """``text`` with every quoted string's inside blanked, so keywords in label values are ignored."""
-    return _STRING.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], text)
 
 
 def _matching_paren(masked: str, open_at: int) -> int | None:
@@ -81,7 +77,7 @@ def batch_template(template: str) -> str | None:
     placeholders = template.count("{service}")
     if placeholders == 0 or len(_SERVICE_MATCHER.findall(template)) != placeholders:
         return None
-    masked = _mask_strings(template)
+    masked = blank_strings(template)  # keywords inside label values are not code
     if not _every_selector_has_service(template, masked):
         return None
     # Selectors' braces hold label matchers, not keywords: blank them too before looking for keywords.

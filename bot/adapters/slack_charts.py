@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.blocking import BlockingRunner
-from bot.adapters.charts import render_png
+from bot.adapters.http_errors import is_transient
 from bot.adapters.retrying import RetryPolicy, retry, retry_after
 from bot.adapters.slack_notifier import TRANSIENT_ERRORS, SlackRefused
 from bot.adapters.slack_wire import CallObserver, ObservedWebClient
@@ -37,6 +37,20 @@ from bot.store.threads import ThreadStore
 log = logging.getLogger("shipthread.slack.charts")
 
 Renderer = Callable[[VerdictChart], bytes]
+
+
+def render_png(chart: VerdictChart) -> bytes:
+    """``bot.adapters.charts.render_png``, imported off start-up's path: matplotlib costs over a
+    second of start-up and ~40 MB, so the poster loads it in its worker (``_load_matplotlib``)."""
+    from bot.adapters import charts
+
+    return charts.render_png(chart)
+
+
+def _load_matplotlib() -> None:
+    from bot.adapters import charts
+
+    del charts
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +84,15 @@ class SlackChartPoster:
         self._render = render
         self._on_call = on_call
         self._runner = BlockingRunner("charts", 1)
+        self._loaded: asyncio.Future[None] | None = None
+        """matplotlib being imported in the worker (begun by ``start`` or the first chart)."""
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         self.rendered_s: list[float] = []
         """How long each chart took to draw (the last few), for operators and benchmarks."""
 
     async def start(self) -> None:
+        self._load()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
         self._client = ObservedWebClient(
             self._on_call,
@@ -99,12 +116,15 @@ class SlackChartPoster:
             self.options.retry,
             f"uploading the chart of {chart.deployment_id}",
             lambda: self._upload(chart, png, comment, channel, thread_ts),
+            system="slack",
         )
 
     async def render(self, chart: VerdictChart) -> bytes:
         """The chart's PNG, drawn in the poster's worker thread within ``render_timeout_s``."""
         started = time.perf_counter()
         try:
+            await asyncio.shield(self._load())  # importing is not drawing: ``render_timeout_s`` is for that
+            started = time.perf_counter()
             png = await asyncio.wait_for(self._runner.run(self._render, chart), self.options.render_timeout_s)
         except TimeoutError:
             limit = self.options.render_timeout_s
@@ -115,6 +135,11 @@ class SlackChartPoster:
             raise PermanentError(f"the chart of {chart.deployment_id} could not be drawn: {exc}") from exc
         self.rendered_s = [*self.rendered_s, time.perf_counter() - started][-20:]
         return png
+
+    def _load(self) -> asyncio.Future[None]:
+        if self._loaded is None:
+            self._loaded = asyncio.ensure_future(self._runner.run(_load_matplotlib))
+        return self._loaded
 
     async def _thread(self, deployment_id: str) -> tuple[str, str]:
         """The thread's channel id and its card's ts, once the notifier has posted the card."""
@@ -144,7 +169,7 @@ class SlackChartPoster:
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
-            if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
+            if is_transient(status) or error in TRANSIENT_ERRORS:
                 wait = retry_after(exc.response.headers.get("Retry-After")) if status == 429 else 1.0
                 raise TransientError(
                     f"chart upload: Slack answered {status} {error}".rstrip(), retry_in=wait

@@ -559,7 +559,10 @@ class SlackNotifier:
                 "blocks": self._redact(list(ephemeral.blocks)),
             }
             await retry(
-                self.options.retry, "posting an ephemeral", lambda: self._api("chat.postEphemeral", args)
+                self.options.retry,
+                "posting an ephemeral",
+                lambda: self._api("chat.postEphemeral", args),
+                system="slack",
             )
         except Exception as exc:  # best-effort by design: a refusal is not worth more than a log line
             log.warning(

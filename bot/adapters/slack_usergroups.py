@@ -3,9 +3,10 @@
 ``bot.adapters.directory.ConfigDirectory`` caches what this returns (short TTL), so an approval
 click asks Slack at most once per group per few minutes. A handle is looked up in
 ``usergroups.list`` first (one call). Only Slack's own "no such group" is an answer (no members:
-nobody can approve through it, the safe side); a Slack that cannot answer now (429, 5xx, a
-timeout, a dropped connection) raises ``TransientError`` and anything else ``PermanentError``, so
-the directory never mistakes a blip for "nobody is an approver" and never caches one.
+nobody can approve through it, the safe side); a Slack that cannot answer now (a status
+``bot.adapters.http_errors`` calls transient — 408, 429, 5xx — a timeout, a dropped connection)
+raises ``TransientError`` and anything else ``PermanentError``, so the directory never mistakes a
+blip for "nobody is an approver" and never caches one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.directory import HandleResolver
+from bot.adapters.http_errors import is_transient
 from bot.adapters.retrying import retry_after
 from bot.errors import PermanentError, TransientError
 
@@ -53,7 +55,7 @@ def usergroup_resolver(client: AsyncWebClient) -> HandleResolver:
             if error in NO_SUCH_GROUP:
                 log.warning("Slack has no user group %s (%s)", entry, error)
                 return frozenset()
-            if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
+            if is_transient(status) or error in TRANSIENT_ERRORS:
                 headers = exc.response.headers if exc.response is not None else {}
                 raise TransientError(
                     f"Slack did not list the members of {entry} ({status} {error})".strip(),

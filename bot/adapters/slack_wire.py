@@ -7,7 +7,8 @@ handler of its own (retries are the caller's, paced), its failures mapped at the
 - ``WorkspaceRefused`` — the token or the app is the problem (``invalid_auth``, ``token_revoked``,
   ``missing_scope``...): no message is at fault, so the notifier backs off as a whole and keeps
   every message pending for when an operator fixes the token;
-- ``TransientError`` — 5xx, Slack's own "try again" errors, timeouts and connection errors;
+- ``TransientError`` — what ``bot.adapters.http_errors`` calls transient (408, 5xx), Slack's own
+  "try again" errors, timeouts and connection errors;
 - ``SlackRefused`` — any other ``ok: false``: Slack refused this call for good.
 
 ``ObservedWebClient`` is the client the notifier and the chart poster call through: it tells a
@@ -25,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.adapters.http_errors import is_transient
 from bot.adapters.retrying import retry_after
 from bot.errors import PermanentError, ShipthreadError, TransientError
 
@@ -135,7 +137,7 @@ async def call(
             raise RateLimited(method, retry_after(exc.response.headers.get("Retry-After"))) from exc
         if error in WORKSPACE_ERRORS:
             raise WorkspaceRefused(method, error) from exc
-        if status >= 500 or error in TRANSIENT_ERRORS:
+        if is_transient(status) or error in TRANSIENT_ERRORS:
             raise TransientError(f"{method}: Slack answered {status} {error}".rstrip(), retry_in=1.0) from exc
         raise SlackRefused(method, error or f"HTTP {status}") from exc
     except (TimeoutError, aiohttp.ClientError) as exc:

@@ -26,10 +26,32 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 
 class CronError(ValueError):
-    """A cron expression that cannot be parsed, with a message naming the expression and field."""
+    """A cron expression that cannot be parsed, with a message naming the expression and field.
+
+    What went wrong is kept too, for messages worded otherwise (the config's): ``fields`` is how many
+    fields an expression with the wrong number of them has; ``field``/``value`` name a value that is
+    not a number or name of its field, or out of its range (``low``-``high``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: int | None = None,
+        field: str | None = None,
+        value: str | None = None,
+        low: int = 0,
+        high: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.fields = fields
+        self.field = field
+        self.value = value
+        self.low, self.high = low, high
 
 
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
@@ -60,10 +82,13 @@ class _Field:
 _FIELDS = (
     _Field("minute", 0, 59, {}),
     _Field("hour", 0, 23, {}),
-    _Field("day-of-month", 1, 31, {}),
+    _Field("day of month", 1, 31, {}),
     _Field("month", 1, 12, _MONTHS, "a month name (jan..dec)"),
-    _Field("day-of-week", 0, 7, _WEEKDAYS, "a day name (sun..sat)"),
+    _Field("day of week", 0, 7, _WEEKDAYS, "a day name (sun..sat)"),
 )
+
+FIELD_ORDER = ", ".join(field.name for field in _FIELDS)
+"""The five fields in order, as every cron message names them ("minute, hour, day of month, ...")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +131,17 @@ def _utc(dt: datetime) -> datetime:
 
 
 def _value(text: str, field: _Field, fail: _Fail) -> int:
+    bad = {"field": field.name, "value": text, "low": field.low, "high": field.high}
     if text.isascii() and text.isdigit():
         number = int(text)
     elif text.lower() in field.names:
         return field.names[text.lower()]
     elif field.names:
-        raise fail(f"{field.name} {text!r} is not a number or {field.names_hint}")
+        raise fail(f"{field.name} {text!r} is not a number or {field.names_hint}", **bad)
     else:
-        raise fail(f"{field.name} {text!r} is not a number")
+        raise fail(f"{field.name} {text!r} is not a number", **bad)
     if not field.low <= number <= field.high:
-        raise fail(f"{field.name} {number} is out of range {field.low}-{field.high}")
+        raise fail(f"{field.name} {number} is out of range {field.low}-{field.high}", **bad)
     return number
 
 
@@ -125,8 +151,8 @@ class _Fail:
     def __init__(self, expr: str) -> None:
         self.expr = expr
 
-    def __call__(self, detail: str) -> CronError:
-        return CronError(f"cron {self.expr!r}: {detail}")
+    def __call__(self, detail: str, **what: Any) -> CronError:
+        return CronError(f"cron {self.expr!r}: {detail}", **what)
 
 
 def _parse_field(text: str, field: _Field, fail: _Fail) -> frozenset[int]:
@@ -153,7 +179,7 @@ def _parse_field(text: str, field: _Field, fail: _Fail) -> frozenset[int]:
             first = _value(base, field, fail)
             last = field.high if slash else first
         values.update(range(first, last + 1, step))
-    if field.name == "day-of-week" and 7 in values:
+    if field.name == "day of week" and 7 in values:
         values.discard(7)
         values.add(0)
     return frozenset(values)
@@ -170,7 +196,10 @@ def parse_cron(expr: str) -> CronSpec:
         text = _MACROS[text.lower()]
     parts = text.split()
     if len(parts) != len(_FIELDS):
-        raise fail(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
+        raise fail(
+            f"expected 5 fields ({FIELD_ORDER}), got {len(parts)}",
+            fields=len(parts),
+        )
     minutes, hours, days, months, weekdays = (
         _parse_field(part, field, fail) for part, field in zip(parts, _FIELDS, strict=True)
     )
@@ -188,7 +217,7 @@ def parse_cron(expr: str) -> CronSpec:
     # day of the month alone decides whether some date can ever match.
     either = spec.days_restricted and spec.weekdays_restricted
     if not either and not any(day <= _MONTH_DAYS[month] for month in months for day in days):
-        raise fail(f"never matches: day-of-month {parts[2]} never occurs in month {parts[3]}")
+        raise fail(f"never matches: day of month {parts[2]} never occurs in month {parts[3]}")
     return spec
 
 

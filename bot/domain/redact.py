@@ -24,6 +24,9 @@ A masked part becomes ``[redacted]``; a token keeps its kind as a hint (``xoxb-[
 and its result never contains a registered secret, whatever text surrounds it: masking can make a new
 occurrence appear across a mask's edge (a secret starting with ``]``), so masking repeats until
 nothing changes, merging touching masks, and gives up to a lone mask in the pathological case.
+
+A URL about to be shown whole (a database URL in a message, a settings repr) has its password masked
+by ``masked_url`` instead, as ``user:***@host``: the one place a URL's password is hidden.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from bot.domain.mrkdwn import escape
 
@@ -193,6 +196,23 @@ class Redactor:
         while at >= 0:
             yield at, at + len(self.mask)
             at = text.find(self.mask, at + 1)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: the only form of a URL fit to print or log.
+
+    The user and host stay exactly as written; a URL that cannot be parsed is shown as ``***``.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"
+    if not password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _spellings(secret: str) -> set[str]:

@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+from bot.domain.promql_text import blank_strings
+
 _COMMENT = re.compile(r"#[^\n]*")
 _DURATION = re.compile(r"^(?:\d+(?:ms|y|w|d|h|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
@@ -55,8 +56,7 @@ def parse_duration(text: str) -> timedelta:
 
 def _blank(text: str) -> str:
     """``text`` with strings' insides and comments blanked, positions kept."""
-    text = _STRING.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], text)
-    return _COMMENT.sub(lambda m: " " * len(m.group(0)), text)
+    return _COMMENT.sub(lambda m: " " * len(m.group(0)), blank_strings(text))
 
 
 @dataclass(frozen=True, slots=True)

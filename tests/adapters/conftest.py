@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.kubernetes import KubernetesCluster
-from tests.adapters.test_kubernetes import CLUSTER, NS, Emulator, adapter, find_kubectl
+from tests.support.k8s_emulator import CLUSTER, NS, Emulator, adapter, find_kubectl
 
 
 @pytest.fixture(scope="module")

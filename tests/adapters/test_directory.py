@@ -52,7 +52,9 @@ async def fail(slack: ServerThread, calls: int, status: int = 503, methods: tupl
         assert response.status == 200, await response.text()
 
 
-async def test_a_failed_lookup_raises_is_not_cached_and_the_next_one_answers(slack, client) -> None:
+async def test_a_failed_lookup_raises_is_not_cached_and_the_next_one_answers(
+    slack: ServerThread, client: AsyncWebClient
+) -> None:
     directory = ConfigDirectory(GROUPS, usergroup_resolver(client), clock=Ticks())
     await fail(slack, 1, methods=("usergroups.users.list",))
     with pytest.raises(TransientError, match="cannot check the approver group oncall now"):
@@ -60,7 +62,9 @@ async def test_a_failed_lookup_raises_is_not_cached_and_the_next_one_answers(sla
     assert await directory.members("oncall") == {"U0ERIN", "U0DAVE"}
 
 
-async def test_while_slack_fails_the_last_good_answer_is_served(slack, client) -> None:
+async def test_while_slack_fails_the_last_good_answer_is_served(
+    slack: ServerThread, client: AsyncWebClient
+) -> None:
     ticks = Ticks()
     directory = ConfigDirectory(GROUPS, usergroup_resolver(client), ttl_s=300, clock=ticks)
     assert await directory.members("sre") == {"U0BOB", "U0ERIN", "U0DAVE"}
@@ -70,7 +74,9 @@ async def test_while_slack_fails_the_last_good_answer_is_served(slack, client) -
     assert await directory.members("sre") == {"U0BOB", "U0ERIN", "U0DAVE"}  # each call asks Slack again
 
 
-async def test_a_group_never_resolved_while_slack_is_down_is_a_transient_error(slack, client) -> None:
+async def test_a_group_never_resolved_while_slack_is_down_is_a_transient_error(
+    slack: ServerThread, client: AsyncWebClient
+) -> None:
     directory = ConfigDirectory(GROUPS, usergroup_resolver(client), clock=Ticks())
     await fail(slack, 10, status=500)
     with pytest.raises(TransientError):
@@ -79,13 +85,13 @@ async def test_a_group_never_resolved_while_slack_is_down_is_a_transient_error(s
         await directory.members("oncall")  # a failure is not an answer: Slack is asked again
 
 
-async def test_an_unknown_handle_is_an_empty_group_not_a_failure(client) -> None:
+async def test_an_unknown_handle_is_an_empty_group_not_a_failure(client: AsyncWebClient) -> None:
     directory = ConfigDirectory(GROUPS, usergroup_resolver(client), clock=Ticks())
     assert await directory.members("ghosts") == frozenset()
     assert await directory.members("nobody-configured-this") == frozenset()
 
 
-async def test_a_bad_token_is_permanent(slack) -> None:
+async def test_a_bad_token_is_permanent(slack: ServerThread) -> None:
     bad = AsyncWebClient(token="xoxb-wrong", base_url=f"{slack.url}/api/", timeout=5)
     directory = ConfigDirectory(GROUPS, usergroup_resolver(bad), clock=Ticks())
     with pytest.raises(PermanentError):

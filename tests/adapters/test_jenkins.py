@@ -60,16 +60,16 @@ class Emulator:
             return json.loads(response.read() or b"null")
 
     def builds(self, job: str | None = None) -> list[dict[str, Any]]:
-        return self.control("GET", "builds" + (f"?job={job}" if job else ""))["builds"]
+        return list(self.control("GET", "builds" + (f"?job={job}" if job else ""))["builds"])
 
     def queue(self) -> list[dict[str, Any]]:
-        return self.control("GET", "queue")["items"]
+        return list(self.control("GET", "queue")["items"])
 
     def fault(self, **fault: Any) -> None:
         self.control("POST", "faults", fault)
 
     def faults(self) -> list[dict[str, Any]]:
-        return self.control("GET", "faults")["faults"]
+        return list(self.control("GET", "faults")["faults"])
 
     def advance(self, seconds: float) -> None:
         self.control("POST", "clock/advance", {"seconds": seconds})
@@ -103,7 +103,7 @@ def ci(jenkins: Emulator) -> Iterator[JenkinsCI]:
 # --- the happy path ----------------------------------------------------------------------------
 
 
-async def test_trigger_then_status_until_succeeded_on_scaled_time():
+async def test_trigger_then_status_until_succeeded_on_scaled_time() -> None:
     # 1 real second is 50 emulated ones: a 20 s build with a 5 s queue wait takes 0.5 s.
     server = _serve(0.02)
     jenkins = Emulator(server)
@@ -132,7 +132,7 @@ async def test_trigger_then_status_until_succeeded_on_scaled_time():
     assert set(seen) <= {BuildState.QUEUED, BuildState.RUNNING}
 
 
-async def test_parameters_and_key_reach_the_build(jenkins, ci):
+async def test_parameters_and_key_reach_the_build(jenkins: Emulator, ci: JenkinsCI) -> None:
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-7:build")
     jenkins.advance(1)
     builds = jenkins.builds("checkout-build")
@@ -141,7 +141,9 @@ async def test_parameters_and_key_reach_the_build(jenkins, ci):
     assert builds[0]["queue_id"] == ref.queue_item
 
 
-async def test_status_follows_queue_item_to_a_running_build_with_progress(jenkins, ci):
+async def test_status_follows_queue_item_to_a_running_build_with_progress(
+    jenkins: Emulator, ci: JenkinsCI
+) -> None:
     jenkins.script(
         "checkout-build",
         {"result": "SUCCESS", "duration": 40, "queue_wait": 1},
@@ -172,7 +174,7 @@ async def test_status_follows_queue_item_to_a_running_build_with_progress(jenkin
     assert running.progress == pytest.approx(10 / 40, abs=0.01)
 
 
-async def test_failure_with_console_tail_redacted(jenkins, ci):
+async def test_failure_with_console_tail_redacted(jenkins: Emulator, ci: JenkinsCI) -> None:
     console = [
         "+ ./gradlew test",
         f"+ curl -u {USER}:{TOKEN} https://artifacts.example.com/upload",
@@ -203,7 +205,7 @@ async def test_failure_with_console_tail_redacted(jenkins, ci):
     assert short.splitlines() == lines[-2:]
 
 
-async def test_console_tail_masks_every_secret_of_the_redactor_not_only_the_token(jenkins):
+async def test_console_tail_masks_every_secret_of_the_redactor_not_only_the_token(jenkins: Emulator) -> None:
     # Regression (issue 8): a console printing the Slack signing secret posted it into the thread.
     signing_secret = "8f2b6c0e4a1d9f7b3c5e8a2d6f0b4c9e"
     console = [f"+ ./notify.sh {signing_secret}", f"+ ./upload.sh {TOKEN}"]
@@ -222,7 +224,7 @@ async def test_console_tail_masks_every_secret_of_the_redactor_not_only_the_toke
     assert f"+ ./notify.sh {MASK}" in text and f"+ ./upload.sh {MASK}" in text
 
 
-async def test_console_of_a_queued_build_is_empty(jenkins, ci):
+async def test_console_of_a_queued_build_is_empty(jenkins: Emulator, ci: JenkinsCI) -> None:
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-3:build")
     assert await ci.console_tail(ref) == ""
 
@@ -230,7 +232,7 @@ async def test_console_of_a_queued_build_is_empty(jenkins, ci):
 # --- idempotency ---------------------------------------------------------------------------------
 
 
-async def test_same_key_twice_gives_the_same_build(jenkins, ci):
+async def test_same_key_twice_gives_the_same_build(jenkins: Emulator, ci: JenkinsCI) -> None:
     first = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     # Other parameters differ, so Jenkins' own folding of identical queued items cannot help:
     # only the key lookup in the queue finds the first item.
@@ -248,7 +250,7 @@ async def test_same_key_twice_gives_the_same_build(jenkins, ci):
     assert len(jenkins.queue()) == 1
 
 
-async def test_same_key_in_a_folder_job(jenkins, ci):
+async def test_same_key_in_a_folder_job(jenkins: Emulator, ci: JenkinsCI) -> None:
     first = await ci.trigger("team/payments-build", {"VERSION": "2.0.0"}, key="dep-5:build")
     assert await ci.trigger("team/payments-build", {"VERSION": "2.0.0"}, key="dep-5:build") == first
     jenkins.advance(1)
@@ -258,7 +260,7 @@ async def test_same_key_in_a_folder_job(jenkins, ci):
     assert [b["job"] for b in jenkins.builds()] == ["team/payments-build"]
 
 
-async def test_another_key_starts_another_build(jenkins, ci):
+async def test_another_key_starts_another_build(jenkins: Emulator, ci: JenkinsCI) -> None:
     first = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     jenkins.advance(1)
     second = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-2:build")
@@ -268,7 +270,9 @@ async def test_another_key_starts_another_build(jenkins, ci):
     assert [b["parameters"]["SHIPTHREAD_KEY"] for b in builds] == ["dep-1:build", "dep-2:build"]
 
 
-async def test_503_on_the_build_post_then_ok_starts_exactly_one_build(jenkins, ci):
+async def test_503_on_the_build_post_then_ok_starts_exactly_one_build(
+    jenkins: Emulator, ci: JenkinsCI
+) -> None:
     jenkins.fault(status=503, method="POST", path="/buildWithParameters$", count=1)
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     assert jenkins.faults() == []  # the 503 was met
@@ -278,7 +282,7 @@ async def test_503_on_the_build_post_then_ok_starts_exactly_one_build(jenkins, c
     assert builds[0]["queue_id"] == ref.queue_item
 
 
-async def test_503_on_the_queue_lookup_then_ok_keeps_one_build(jenkins, ci):
+async def test_503_on_the_queue_lookup_then_ok_keeps_one_build(jenkins: Emulator, ci: JenkinsCI) -> None:
     jenkins.fault(status=503, method="GET", path="^/queue/api/json", count=1)
     first = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     jenkins.advance(1)
@@ -291,7 +295,7 @@ async def test_503_on_the_queue_lookup_then_ok_keeps_one_build(jenkins, ci):
     assert len(jenkins.builds()) == 1
 
 
-async def test_a_post_that_timed_out_but_went_through_is_found_not_repeated(jenkins):
+async def test_a_post_that_timed_out_but_went_through_is_found_not_repeated(jenkins: Emulator) -> None:
     # The first POST is answered only after the client gave up (yet Jenkins queues the build);
     # any second POST would meet a 400. Finding the build is the only way to succeed.
     jenkins.script("checkout-build", {"result": "SUCCESS", "duration": 5, "queue_wait": 0})
@@ -311,7 +315,7 @@ async def test_a_post_that_timed_out_but_went_through_is_found_not_repeated(jenk
 # --- refusals and failures ----------------------------------------------------------------------
 
 
-async def test_job_without_the_key_parameter_is_refused_clearly(jenkins, ci):
+async def test_job_without_the_key_parameter_is_refused_clearly(jenkins: Emulator, ci: JenkinsCI) -> None:
     with pytest.raises(PermanentError) as caught:
         await ci.trigger("legacy-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     message = str(caught.value)
@@ -321,7 +325,7 @@ async def test_job_without_the_key_parameter_is_refused_clearly(jenkins, ci):
     assert jenkins.queue() == []
 
 
-async def test_wrong_token_is_permanent_and_never_shows_the_token(jenkins):
+async def test_wrong_token_is_permanent_and_never_shows_the_token(jenkins: Emulator) -> None:
     wrong = "wrong-token-0f9e8d7c"
     adapter = JenkinsCI(jenkins.url, USER, wrong, timeout_s=2.0, policy=FAST)
     try:
@@ -335,14 +339,14 @@ async def test_wrong_token_is_permanent_and_never_shows_the_token(jenkins):
     assert jenkins.queue() == []
 
 
-async def test_unknown_job_and_build_are_not_found(jenkins, ci):
+async def test_unknown_job_and_build_are_not_found(jenkins: Emulator, ci: JenkinsCI) -> None:
     with pytest.raises(NotFound, match="no-such-job"):
         await ci.trigger("no-such-job", {"VERSION": "1.4.2"}, key="dep-1:build")
     with pytest.raises(NotFound):
         await ci.status(BuildRef("checkout-build", number=42))
 
 
-async def test_slow_answers_give_a_transient_error_after_bounded_retries(jenkins):
+async def test_slow_answers_give_a_transient_error_after_bounded_retries(jenkins: Emulator) -> None:
     jenkins.fault(status=None, delay=1.0, count=50)
     policy = RetryPolicy(attempts=3, total_s=3.0, initial_s=0.05, max_wait_s=0.2, jitter_s=0.02)
     adapter = JenkinsCI(jenkins.url, USER, TOKEN, timeout_s=0.3, policy=policy)
@@ -358,7 +362,7 @@ async def test_slow_answers_give_a_transient_error_after_bounded_retries(jenkins
     jenkins.control("DELETE", "faults")
 
 
-async def test_5xx_persisting_is_transient(jenkins, ci):
+async def test_5xx_persisting_is_transient(jenkins: Emulator, ci: JenkinsCI) -> None:
     jenkins.fault(status=502, count=20)
     with pytest.raises(TransientError, match="HTTP 502"):
         await ci.status(BuildRef("checkout-build", queue_item=1))
@@ -368,7 +372,7 @@ async def test_5xx_persisting_is_transient(jenkins, ci):
 # --- abort ---------------------------------------------------------------------------------------
 
 
-async def test_abort_while_running_gives_aborted(jenkins, ci):
+async def test_abort_while_running_gives_aborted(jenkins: Emulator, ci: JenkinsCI) -> None:
     jenkins.script("checkout-build", {"until_stopped": True, "queue_wait": 0})
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     jenkins.advance(5)
@@ -382,7 +386,7 @@ async def test_abort_while_running_gives_aborted(jenkins, ci):
     assert "Build was aborted" in await ci.console_tail(status.ref)
 
 
-async def test_abort_while_queued_cancels_the_item(jenkins, ci):
+async def test_abort_while_queued_cancels_the_item(jenkins: Emulator, ci: JenkinsCI) -> None:
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     await ci.abort(ref)
     status = await ci.status(ref)
@@ -393,7 +397,7 @@ async def test_abort_while_queued_cancels_the_item(jenkins, ci):
     assert (await ci.status(ref)).state is BuildState.CANCELLED
 
 
-async def test_abort_of_a_finished_build_is_a_no_op(jenkins, ci):
+async def test_abort_of_a_finished_build_is_a_no_op(jenkins: Emulator, ci: JenkinsCI) -> None:
     ref = await ci.trigger("checkout-build", {"VERSION": "1.4.2"}, key="dep-1:build")
     jenkins.advance(10)
     await ci.abort(ref)
@@ -401,7 +405,7 @@ async def test_abort_of_a_finished_build_is_a_no_op(jenkins, ci):
     assert (status.state, status.result) == (BuildState.SUCCEEDED, "SUCCESS")
 
 
-async def test_status_after_jenkins_forgot_the_queue_item():
+async def test_status_after_jenkins_forgot_the_queue_item() -> None:
     server = _serve(0.0, queue_item_ttl=60)
     jenkins = Emulator(server)
     adapter = JenkinsCI(jenkins.url, USER, TOKEN, timeout_s=2.0, policy=FAST, clock=jenkins.clock)
@@ -420,7 +424,7 @@ async def test_status_after_jenkins_forgot_the_queue_item():
 # --- console tails (redaction itself: tests/domain/test_redact.py) ------------------------------
 
 
-def test_tail_is_bounded_and_strips_colour():
+def test_tail_is_bounded_and_strips_colour() -> None:
     text = "\n".join(f"\x1b[32mline {i}\x1b[0m " + "x" * 200 for i in range(100))
     out = tail(text, 50, max_chars=3000)
     assert len(out) <= 3000
@@ -431,7 +435,7 @@ def test_tail_is_bounded_and_strips_colour():
     assert tail("a\nb", 0) == ""
 
 
-async def test_an_untrusted_certificate_is_permanent_and_hides_the_token(untrusted_tls_url):
+async def test_an_untrusted_certificate_is_permanent_and_hides_the_token(untrusted_tls_url: str) -> None:
     ci = JenkinsCI(untrusted_tls_url, USER, TOKEN, timeout_s=2, policy=FAST)
     try:
         with pytest.raises(PermanentError, match="certificate") as caught:

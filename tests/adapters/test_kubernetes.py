@@ -2,22 +2,16 @@
 
 Rolling updates, rollback (checked with the real kubectl), idempotency, 409 conflicts, 5xx and slow
 answers, missing objects, kubeconfig contexts and two clusters in one adapter. The canary and
-blue-green strategies are in ``test_kubernetes_strategies``, which reuses the helpers below.
+blue-green strategies are in ``test_kubernetes_strategies``; the emulator helpers both use are in
+``tests.support.k8s_emulator``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import socket
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -26,167 +20,20 @@ from kubernetes import client as k8s
 from bot.adapters.kubernetes import ClusterAccess, KubernetesCluster
 from bot.adapters.retrying import RetryPolicy
 from bot.errors import ConfigError, NotFound, PermanentError, TransientError
-from bot.ports import RolloutPhase, RolloutStatus, Target
-from bot.sandbox.kubernetes import create_kubernetes_app
+from bot.ports import RolloutPhase, Target
 from bot.sandbox.server import ServerThread
-
-NS = "shop"
-CLUSTER = "prod-eu"
-OLD = "registry.example/checkout:1.4.1"
-NEW = "registry.example/checkout:1.4.2"
-BAD = "registry.example/checkout:1.4.3-broken"
-FAST = RetryPolicy(attempts=4, total_s=5.0, initial_s=0.02, max_wait_s=0.1, jitter_s=0.01)
-TIME_SCALE = 0.01
-"""Emulated seconds run 100× faster: a pod starts in 2.5 ms, a 60 s progress deadline passes in 0.6 s."""
-
-
-# --- the emulator and a real client to set it up -------------------------------------------------
-
-
-class Emulator:
-    """One Kubernetes emulator in its own thread, its control API, and a kubernetes client for setup."""
-
-    def __init__(self, name: str = "kubernetes") -> None:
-        self.server = ServerThread(create_kubernetes_app(time_scale=TIME_SCALE), name=name)
-
-    def start(self) -> Emulator:
-        self.server.start()
-        configuration = k8s.Configuration()
-        configuration.host = self.url
-        self._client = k8s.ApiClient(configuration)
-        self.apps = k8s.AppsV1Api(self._client)
-        self.core = k8s.CoreV1Api(self._client)
-        return self
-
-    def stop(self) -> None:
-        self._client.close()
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
-
-    def reset(self) -> None:
-        self.control("POST", "/_sandbox/reset")
-        self.core.create_namespace(k8s.V1Namespace.from_dict({"metadata": {"name": NS}}))
-
-    def fault(
-        self, path: str, *, method: str = "*", status: int | None = 500, count: int = 1, delay: float = 0
-    ) -> None:
-        fault = {"path": path, "method": method, "status": status, "count": count, "delay": delay}
-        self.control("POST", "/_sandbox/faults", fault)
-
-    def faults(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "/_sandbox/faults")["faults"])
-
-    def bad_images(self, *patterns: str) -> None:
-        self.control("POST", "/_sandbox/bad-images", {"patterns": list(patterns)})
-
-    def calls(self, method: str, path_end: str) -> list[int]:
-        """Statuses of the API requests received with ``method`` on a path ending in ``path_end``."""
-        calls = self.control("GET", "/_sandbox/calls")["calls"]
-        return [c["status"] for c in calls if c["method"] == method and c["path"].endswith(path_end)]
-
-    def deployment(
-        self,
-        name: str,
-        image: str = OLD,
-        *,
-        replicas: int = 2,
-        labels: dict[str, str] | None = None,
-        progress_deadline_s: int | None = None,
-    ) -> None:
-        pod_labels = labels or {"app": name}
-        spec: dict[str, Any] = {
-            "replicas": replicas,
-            "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "containers": [{"name": "app", "image": image}, {"name": "proxy", "image": "envoy:1.30"}]
-                },
-            },
-        }
-        if progress_deadline_s is not None:
-            spec["progressDeadlineSeconds"] = progress_deadline_s
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": spec,
-        }
-        self.apps.create_namespaced_deployment(NS, k8s.V1Deployment.from_dict(body))
-
-    def service(self, name: str, selector: dict[str, str]) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
-        }
-        self.core.create_namespaced_service(NS, k8s.V1Service.from_dict(body))
-
-    def read(self, name: str, kind: str = "Deployment") -> dict[str, Any]:
-        """The object exactly as the server sends it."""
-        read = (
-            self.apps.read_namespaced_deployment
-            if kind == "Deployment"
-            else self.core.read_namespaced_service
-        )
-        return dict(json.loads(read(name, NS, _preload_content=False).data))
-
-    def image(self, name: str, container: str = "app") -> str:
-        containers = self.read(name)["spec"]["template"]["spec"]["containers"]
-        return str(next(c["image"] for c in containers if c["name"] == container))
-
-    def replica_sets(self, owner: str) -> list[dict[str, Any]]:
-        items = json.loads(self.apps.list_namespaced_replica_set(NS, _preload_content=False).data)["items"]
-        return [
-            rs
-            for rs in items
-            if any(ref["name"] == owner for ref in rs["metadata"].get("ownerReferences", []))
-        ]
-
-    def annotate(self, name: str, annotations: dict[str, str]) -> None:
-        self.apps.patch_namespaced_deployment(name, NS, {"metadata": {"annotations": annotations}})
-
-
-def adapter(*emulators: tuple[str, Emulator], **kwargs: Any) -> KubernetesCluster:
-    kwargs.setdefault("timeout_s", 2.0)
-    kwargs.setdefault("policy", FAST)
-    return KubernetesCluster({name: ClusterAccess(server=emu.url) for name, emu in emulators}, **kwargs)
-
-
-async def settle(cluster: KubernetesCluster, target: Target, timeout_s: float = 10.0) -> RolloutStatus:
-    """Poll the rollout until it is no longer progressing (or give up after ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = await cluster.rollout(target)
-        if status.phase is not RolloutPhase.PROGRESSING or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.02)
-
-
-def find_kubectl() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("kubectl", path=os.pathsep.join([str(beside.parent), os.environ.get("PATH", "")]))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.support.k8s_emulator import (
+    BAD,
+    CLUSTER,
+    FAST,
+    NEW,
+    NS,
+    OLD,
+    Emulator,
+    adapter,
+    free_port,
+    settle,
+)
 
 # --- fixtures ----------------------------------------------------------------------------------------
 
@@ -201,7 +48,7 @@ def target() -> Target:
 
 async def test_live_reads_the_image_revision_and_replicas(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout", replicas=3)
     await settle(cluster, target)
 
@@ -212,7 +59,7 @@ async def test_live_reads_the_image_revision_and_replicas(
 
 async def test_rolling_update_rolls_out_and_live_shows_the_new_image_at_revision_2(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout", replicas=3)
     assert (await settle(cluster, target)).phase is RolloutPhase.DONE
 
@@ -231,7 +78,7 @@ async def test_rolling_update_rolls_out_and_live_shows_the_new_image_at_revision
 
 async def test_set_image_twice_with_the_same_key_makes_one_new_revision(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     await settle(cluster, target)
 
@@ -253,7 +100,7 @@ async def test_set_image_twice_with_the_same_key_makes_one_new_revision(
 @pytest.mark.kubectl
 async def test_failing_image_fails_on_the_progress_deadline_and_undo_restores_the_previous_image(
     emu: Emulator, cluster: KubernetesCluster, target: Target, kubectl: Callable[..., str]
-):
+) -> None:
     emu.bad_images("*-broken")
     emu.deployment("checkout", progress_deadline_s=60)
     await settle(cluster, target)
@@ -279,7 +126,7 @@ async def test_failing_image_fails_on_the_progress_deadline_and_undo_restores_th
     assert "pod-template-hash" not in rollback["metadata"]["labels"]
 
 
-async def test_the_playbooks_own_rollout_timeout_fails_a_stuck_rollout(emu: Emulator, target: Target):
+async def test_the_playbooks_own_rollout_timeout_fails_a_stuck_rollout(emu: Emulator, target: Target) -> None:
     now = [1_000_000.0]
     cluster = adapter((CLUSTER, emu), clock=lambda: now[0])
     try:
@@ -302,7 +149,9 @@ async def test_the_playbooks_own_rollout_timeout_fails_a_stuck_rollout(emu: Emul
         cluster.close()
 
 
-async def test_undo_with_an_image_sets_that_image(emu: Emulator, cluster: KubernetesCluster, target: Target):
+async def test_undo_with_an_image_sets_that_image(
+    emu: Emulator, cluster: KubernetesCluster, target: Target
+) -> None:
     emu.deployment("checkout", image=NEW)
     await settle(cluster, target)
 
@@ -314,7 +163,7 @@ async def test_undo_with_an_image_sets_that_image(emu: Emulator, cluster: Kubern
 
 async def test_undo_twice_with_the_same_key_rolls_back_once(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     await settle(cluster, target)
     await cluster.set_image(target, NEW, "dep-1:deploy")
@@ -330,7 +179,7 @@ async def test_undo_twice_with_the_same_key_rolls_back_once(
 
 async def test_undo_without_an_earlier_revision_says_so(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     await settle(cluster, target)
 
@@ -344,7 +193,7 @@ async def test_undo_without_an_earlier_revision_says_so(
 @pytest.mark.parametrize("change", ["set_image", "undo"])
 async def test_a_change_between_read_and_write_is_a_409_that_is_reread_and_reapplied(
     emu: Emulator, cluster: KubernetesCluster, target: Target, change: str
-):
+) -> None:
     emu.deployment("checkout")
     await settle(cluster, target)
     if change == "undo":
@@ -373,7 +222,7 @@ async def test_a_change_between_read_and_write_is_a_409_that_is_reread_and_reapp
 
 async def test_5xx_answers_are_retried_until_the_call_succeeds(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     emu.fault("/deployments/checkout$", method="GET", status=503, count=2)
 
@@ -385,7 +234,7 @@ async def test_5xx_answers_are_retried_until_the_call_succeeds(
 
 async def test_persistent_5xx_gives_a_transient_error_naming_the_deployment(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     emu.fault("/deployments/checkout$", status=500, count=100)
 
@@ -396,7 +245,9 @@ async def test_persistent_5xx_gives_a_transient_error_naming_the_deployment(
     assert len(emu.calls("GET", "/deployments/checkout")) == FAST.attempts
 
 
-async def test_an_answer_slower_than_the_timeout_gives_a_transient_error(emu: Emulator, target: Target):
+async def test_an_answer_slower_than_the_timeout_gives_a_transient_error(
+    emu: Emulator, target: Target
+) -> None:
     emu.deployment("checkout")
     emu.fault("/deployments/checkout$", status=None, delay=3.0, count=10)
     policy = RetryPolicy(attempts=2, total_s=2.0, initial_s=0.01, max_wait_s=0.05, jitter_s=0.0)
@@ -408,7 +259,7 @@ async def test_an_answer_slower_than_the_timeout_gives_a_transient_error(emu: Em
         cluster.close()
 
 
-async def test_a_cluster_that_refuses_connections_gives_a_transient_error(target: Target):
+async def test_a_cluster_that_refuses_connections_gives_a_transient_error(target: Target) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
     cluster = KubernetesCluster({CLUSTER: ClusterAccess(server=nobody)}, timeout_s=1.0, policy=FAST)
     try:
@@ -420,7 +271,7 @@ async def test_a_cluster_that_refuses_connections_gives_a_transient_error(target
 
 async def test_forbidden_is_permanent_and_not_retried(
     emu: Emulator, cluster: KubernetesCluster, target: Target
-):
+) -> None:
     emu.deployment("checkout")
     emu.fault("/deployments/checkout$", method="GET", status=403, count=5)
 
@@ -436,7 +287,7 @@ async def test_forbidden_is_permanent_and_not_retried(
 
 async def test_an_unknown_deployment_is_not_found_with_a_clear_message(
     cluster: KubernetesCluster, target: Target
-):
+) -> None:
     with pytest.raises(NotFound) as caught:
         await cluster.set_image(target, NEW, "dep-1:deploy")
 
@@ -444,14 +295,16 @@ async def test_an_unknown_deployment_is_not_found_with_a_clear_message(
     assert isinstance(caught.value.__cause__, k8s.exceptions.ApiException)
 
 
-async def test_an_unknown_container_names_the_containers_there_are(emu: Emulator, cluster: KubernetesCluster):
+async def test_an_unknown_container_names_the_containers_there_are(
+    emu: Emulator, cluster: KubernetesCluster
+) -> None:
     emu.deployment("checkout")
 
     with pytest.raises(PermanentError, match=r"no container named 'web' \(its containers: app, proxy\)"):
         await cluster.set_image(Target(CLUSTER, NS, "checkout", "web"), NEW, "dep-1:deploy")
 
 
-async def test_an_unknown_cluster_is_a_config_error(cluster: KubernetesCluster):
+async def test_an_unknown_cluster_is_a_config_error(cluster: KubernetesCluster) -> None:
     with pytest.raises(ConfigError, match=r"unknown Kubernetes cluster 'mars' \(configured: prod-eu\)"):
         await cluster.live(Target("mars", NS, "checkout", "app"))
 
@@ -469,7 +322,7 @@ def second() -> Iterator[Emulator]:
         emu.stop()
 
 
-async def test_one_adapter_drives_two_clusters(emu: Emulator, second: Emulator):
+async def test_one_adapter_drives_two_clusters(emu: Emulator, second: Emulator) -> None:
     emu.deployment("checkout")
     second.deployment("checkout", image=NEW)
     cluster = adapter(("prod-eu", emu), ("prod-us", second))
@@ -485,7 +338,9 @@ async def test_one_adapter_drives_two_clusters(emu: Emulator, second: Emulator):
         cluster.close()
 
 
-async def test_kubeconfig_contexts_reach_their_clusters(emu: Emulator, second: Emulator, tmp_path: Path):
+async def test_kubeconfig_contexts_reach_their_clusters(
+    emu: Emulator, second: Emulator, tmp_path: Path
+) -> None:
     emu.deployment("checkout")
     second.deployment("checkout", image=NEW)
     kubeconfig = tmp_path / "config"
@@ -519,7 +374,7 @@ async def test_kubeconfig_contexts_reach_their_clusters(emu: Emulator, second: E
         cluster.close()
 
 
-async def test_a_missing_kubeconfig_context_is_a_config_error(tmp_path: Path, target: Target):
+async def test_a_missing_kubeconfig_context_is_a_config_error(tmp_path: Path, target: Target) -> None:
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "contexts": [], "clusters": []}))
     cluster = KubernetesCluster({CLUSTER: ClusterAccess(context="nowhere", kubeconfig=str(kubeconfig))})
@@ -530,7 +385,9 @@ async def test_a_missing_kubeconfig_context_is_a_config_error(tmp_path: Path, ta
         cluster.close()
 
 
-async def test_a_token_from_the_environment_is_sent_and_beats_the_kubeconfigs(tmp_path: Path, target: Target):
+async def test_a_token_from_the_environment_is_sent_and_beats_the_kubeconfigs(
+    tmp_path: Path, target: Target
+) -> None:
     seen: list[str] = []
 
     async def deployment(request: web.Request) -> web.Response:
@@ -571,14 +428,16 @@ async def test_a_token_from_the_environment_is_sent_and_beats_the_kubeconfigs(tm
     assert seen == ["Bearer from-env-1", "Bearer from-env-2", "Bearer from-kubeconfig"]
 
 
-def test_the_token_stays_out_of_reprs():
+def test_the_token_stays_out_of_reprs() -> None:
     access = ClusterAccess(server="https://k8s.example:6443", token="s3cr3t-token")
 
     assert "s3cr3t" not in repr(access)
     assert "s3cr3t" not in access.describe()
 
 
-async def test_an_untrusted_certificate_is_permanent_not_a_timeout(untrusted_tls_url: str, target: Target):
+async def test_an_untrusted_certificate_is_permanent_not_a_timeout(
+    untrusted_tls_url: str, target: Target
+) -> None:
     """A certificate the bot does not trust will not fix itself on retry, and is no timeout."""
     tls = KubernetesCluster({CLUSTER: ClusterAccess(server=untrusted_tls_url)}, timeout_s=2.0, policy=FAST)
     try:

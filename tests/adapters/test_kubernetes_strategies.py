@@ -14,7 +14,7 @@ import pytest
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.errors import NotFound, PermanentError
 from bot.ports import RolloutPhase, Target
-from tests.adapters.test_kubernetes import BAD, CLUSTER, NEW, NS, OLD, Emulator, settle
+from tests.support.k8s_emulator import BAD, CLUSTER, NEW, NS, OLD, Emulator, settle
 
 NEWER = "registry.example/checkout:1.5.0"
 CANARY = Target(CLUSTER, NS, "checkout", "app", strategy="canary")
@@ -33,7 +33,7 @@ async def canary_setup(emu: Emulator, cluster: KubernetesCluster, replicas: int 
     assert (await settle(cluster, CANARY)).phase is RolloutPhase.DONE
 
 
-async def test_canary_steps_then_promotion(emu: Emulator, cluster: KubernetesCluster):
+async def test_canary_steps_then_promotion(emu: Emulator, cluster: KubernetesCluster) -> None:
     await canary_setup(emu, cluster, replicas=4)
 
     for step, (weight, expected) in enumerate([(10, 1), (50, 2), (100, 4)]):
@@ -69,7 +69,7 @@ async def test_canary_steps_then_promotion(emu: Emulator, cluster: KubernetesClu
     assert (live.image, live.revision, live.replicas) == (NEW, 2, 4)
 
 
-async def test_a_repeated_canary_step_changes_nothing(emu: Emulator, cluster: KubernetesCluster):
+async def test_a_repeated_canary_step_changes_nothing(emu: Emulator, cluster: KubernetesCluster) -> None:
     await canary_setup(emu, cluster)
 
     await cluster.canary_step(CANARY, NEW, 50, "dep-1:canary-0")
@@ -80,7 +80,7 @@ async def test_a_repeated_canary_step_changes_nothing(emu: Emulator, cluster: Ku
 
 async def test_a_failing_canary_is_undone_without_touching_the_main_deployment(
     emu: Emulator, cluster: KubernetesCluster
-):
+) -> None:
     emu.bad_images("*-broken")
     await canary_setup(emu, cluster)
 
@@ -98,7 +98,9 @@ async def test_a_failing_canary_is_undone_without_touching_the_main_deployment(
     assert (await settle(cluster, CANARY)).phase is RolloutPhase.DONE  # reports on the main again
 
 
-async def test_undo_after_promotion_rolls_the_main_deployment_back(emu: Emulator, cluster: KubernetesCluster):
+async def test_undo_after_promotion_rolls_the_main_deployment_back(
+    emu: Emulator, cluster: KubernetesCluster
+) -> None:
     await canary_setup(emu, cluster)
     await cluster.canary_step(CANARY, NEW, 50, "dep-1:canary-0")
     await settle(cluster, CANARY)
@@ -112,7 +114,7 @@ async def test_undo_after_promotion_rolls_the_main_deployment_back(emu: Emulator
     assert emu.read("checkout-canary")["spec"]["replicas"] == 0
 
 
-async def test_abort_scales_the_canary_to_zero(emu: Emulator, cluster: KubernetesCluster):
+async def test_abort_scales_the_canary_to_zero(emu: Emulator, cluster: KubernetesCluster) -> None:
     await canary_setup(emu, cluster)
     await cluster.canary_step(CANARY, NEW, 10, "dep-1:canary-0")
 
@@ -124,7 +126,7 @@ async def test_abort_scales_the_canary_to_zero(emu: Emulator, cluster: Kubernete
     assert (status.phase, status.desired) == (RolloutPhase.DONE, 4)
 
 
-async def test_a_canary_weight_out_of_range_is_refused(cluster: KubernetesCluster):
+async def test_a_canary_weight_out_of_range_is_refused(cluster: KubernetesCluster) -> None:
     with pytest.raises(PermanentError, match="between 0 and 100"):
         await cluster.canary_step(CANARY, NEW, 150, "dep-1:canary-0")
 
@@ -143,7 +145,7 @@ async def blue_green_setup(emu: Emulator, cluster: KubernetesCluster, *, deadlin
 
 async def test_blue_green_deploy_switch_and_undo(
     emu: Emulator, cluster: KubernetesCluster, kubectl: Callable[..., str]
-):
+) -> None:
     await blue_green_setup(emu, cluster)
     before = await cluster.live(BLUE_GREEN)
     assert (before.color, before.image, before.replicas) == ("blue", OLD, 3)
@@ -176,7 +178,7 @@ async def test_blue_green_deploy_switch_and_undo(
 
 async def test_the_next_blue_green_deployment_uses_the_other_colour(
     emu: Emulator, cluster: KubernetesCluster
-):
+) -> None:
     await blue_green_setup(emu, cluster)
     assert await cluster.deploy_color(BLUE_GREEN, NEW, "dep-1:deploy") == "green"
     await settle(cluster, BLUE_GREEN)
@@ -197,7 +199,7 @@ async def test_the_next_blue_green_deployment_uses_the_other_colour(
     assert (await cluster.live(BLUE_GREEN)).color == "green"
 
 
-async def test_a_failing_colour_is_undone_without_a_switch(emu: Emulator, cluster: KubernetesCluster):
+async def test_a_failing_colour_is_undone_without_a_switch(emu: Emulator, cluster: KubernetesCluster) -> None:
     emu.bad_images("*-broken")
     await blue_green_setup(emu, cluster, deadline_s=60)
 
@@ -214,7 +216,9 @@ async def test_a_failing_colour_is_undone_without_a_switch(emu: Emulator, cluste
     assert (await cluster.live(BLUE_GREEN)).image == OLD
 
 
-async def test_traffic_never_switches_to_a_colour_nothing_runs(emu: Emulator, cluster: KubernetesCluster):
+async def test_traffic_never_switches_to_a_colour_nothing_runs(
+    emu: Emulator, cluster: KubernetesCluster
+) -> None:
     await blue_green_setup(emu, cluster)
 
     with pytest.raises(NotFound, match="no Deployment runs the green colour of checkout"):
@@ -225,7 +229,7 @@ async def test_traffic_never_switches_to_a_colour_nothing_runs(emu: Emulator, cl
 
 async def test_a_service_without_a_colour_in_its_selector_is_explained(
     emu: Emulator, cluster: KubernetesCluster
-):
+) -> None:
     emu.deployment("checkout", labels={"app": "checkout"})
     emu.service("checkout", {"app": "checkout"})
 
@@ -233,7 +237,9 @@ async def test_a_service_without_a_colour_in_its_selector_is_explained(
         await cluster.deploy_color(BLUE_GREEN, NEW, "dep-1:deploy")
 
 
-async def test_a_canary_keeps_pod_fields_the_client_does_not_model(emu: Emulator, cluster: KubernetesCluster):
+async def test_a_canary_keeps_pod_fields_the_client_does_not_model(
+    emu: Emulator, cluster: KubernetesCluster
+) -> None:
     """The canary copies the main pod template as the server sent it: a field newer than the kubernetes
     client's models (a cluster ahead of the client) must not be dropped on the way."""
     await canary_setup(emu, cluster)
@@ -247,7 +253,7 @@ async def test_a_canary_keeps_pod_fields_the_client_does_not_model(emu: Emulator
     assert emu.read("checkout-canary")["spec"]["template"]["spec"].get("futurePodField") == "kept"
 
 
-async def test_errors_of_the_canary_create_are_translated(emu: Emulator, cluster: KubernetesCluster):
+async def test_errors_of_the_canary_create_are_translated(emu: Emulator, cluster: KubernetesCluster) -> None:
     await canary_setup(emu, cluster)
     emu.fault("/deployments$", method="POST", status=503, count=1)
 

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -53,7 +54,7 @@ def _traffic(run: str, service: str, ok_per_s: float, err_per_s: float) -> list[
 
 
 @pytest.fixture
-async def metrics(prometheus: PrometheusServer):
+async def metrics(prometheus: PrometheusServer) -> AsyncIterator[PrometheusMetrics]:
     adapter = PrometheusMetrics(prometheus.url, timeout_s=2.0)
     yield adapter
     adapter.close()
@@ -69,7 +70,7 @@ def _query_requests(prometheus: PrometheusServer) -> int:
     return total
 
 
-async def test_value_is_read_back(prometheus, metrics):
+async def test_value_is_read_back(prometheus: PrometheusServer, metrics: PrometheusMetrics) -> None:
     run = _run_id()
     push(prometheus.url, _traffic(run, "checkout", ok_per_s=8, err_per_s=2))
     result = await metrics.query(GuardQuery.of(ERROR_RATIO, service="checkout", env=run).rendered())
@@ -77,32 +78,38 @@ async def test_value_is_read_back(prometheus, metrics):
     assert result.value == pytest.approx(0.2, abs=0.01)
 
 
-async def test_zero_errors_is_a_value_not_no_data(prometheus, metrics):
+async def test_zero_errors_is_a_value_not_no_data(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     push(prometheus.url, _traffic(run, "checkout", ok_per_s=10, err_per_s=0))
     result = await metrics.query(GuardQuery.of(ERROR_RATIO, service="checkout", env=run).rendered())
     assert result == Value(0.0)
 
 
-async def test_missing_series_is_no_data(metrics):
+async def test_missing_series_is_no_data(metrics: PrometheusMetrics) -> None:
     result = await metrics.query(GuardQuery.of(ERROR_RATIO, service="ghost", env=_run_id()).rendered())
     assert result == NoData()
 
 
-async def test_no_traffic_nan_is_no_data_not_zero(prometheus, metrics):
+async def test_no_traffic_nan_is_no_data_not_zero(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     push(prometheus.url, _traffic(run, "idle", ok_per_s=0, err_per_s=0))
     result = await metrics.query(GuardQuery.of(ERROR_RATIO, service="idle", env=run).rendered())
     assert result == NoData()
 
 
-async def test_bad_promql_is_query_failed(metrics):
+async def test_bad_promql_is_query_failed(metrics: PrometheusMetrics) -> None:
     result = await metrics.query("sum(rate(http_requests_total[2m]")
     assert isinstance(result, QueryFailed)
     assert "refused" in result.message
 
 
-async def test_several_series_is_query_failed(prometheus, metrics):
+async def test_several_series_is_query_failed(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     push(prometheus.url, _traffic(run, "checkout", ok_per_s=1, err_per_s=1))
     result = await metrics.query(f'http_requests_total{{run="{run}"}}')
@@ -110,7 +117,7 @@ async def test_several_series_is_query_failed(prometheus, metrics):
     assert "2 series" in result.message
 
 
-async def test_prometheus_down_is_an_error_never_a_pass():
+async def test_prometheus_down_is_an_error_never_a_pass() -> None:
     port = free_port()  # nothing listens here
     adapter = PrometheusMetrics(
         f"http://127.0.0.1:{port}", timeout_s=0.5, policy=RetryPolicy(attempts=2, total_s=2, initial_s=0.05)
@@ -127,7 +134,7 @@ async def test_prometheus_down_is_an_error_never_a_pass():
     assert len(batch) == 3
 
 
-async def test_a_server_that_never_answers_times_out():
+async def test_a_server_that_never_answers_times_out() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -165,7 +172,9 @@ async def test_a_server_that_never_answers_times_out():
     assert elapsed < 5  # bounded by timeout x attempts, not hanging
 
 
-async def test_batched_answers_equal_one_by_one(prometheus, metrics):
+async def test_batched_answers_equal_one_by_one(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     services = [f"svc{i}" for i in range(6)]
     series = []
@@ -187,10 +196,13 @@ async def test_batched_answers_equal_one_by_one(prometheus, metrics):
         else:
             assert a == b, q
     assert batched[GuardQuery.of(ERROR_RATIO, service="svc5", env=run)] == NoData()
-    assert batched[GuardQuery.of(ERROR_RATIO, service="svc3", env=run)] == Value(pytest.approx(0.3))
+    svc3 = batched[GuardQuery.of(ERROR_RATIO, service="svc3", env=run)]
+    assert isinstance(svc3, Value) and svc3.value == pytest.approx(0.3)
 
 
-async def test_requests_per_tick_grow_with_shapes_not_deployments(prometheus, metrics):
+async def test_requests_per_tick_grow_with_shapes_not_deployments(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     counts = {}
     for n in (1, 5, 20):
@@ -203,7 +215,9 @@ async def test_requests_per_tick_grow_with_shapes_not_deployments(prometheus, me
     assert counts == {1: 2, 5: 2, 20: 2}
 
 
-async def test_unbatchable_shapes_still_answer_one_each(prometheus, metrics):
+async def test_unbatchable_shapes_still_answer_one_each(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     run = _run_id()
     push(prometheus.url, _traffic(run, "a", 1, 1) + _traffic(run, "b", 1, 0))
     template = 'sum without (code) (rate(http_requests_total{service="{service}",run="{env}"}[2m]))'
@@ -214,12 +228,14 @@ async def test_unbatchable_shapes_still_answer_one_each(prometheus, metrics):
     assert all(isinstance(v, Value) for v in result.values())
 
 
-def test_label_values_are_escaped_in_queries():
+def test_label_values_are_escaped_in_queries() -> None:
     q = GuardQuery.of('up{service="{service}"}', service='x"} or vector(1) or {a="')
     assert re.fullmatch(r'up\{service="x\\"\} or vector\(1\) or \{a=\\""\}', q.rendered())
 
 
-async def test_a_share_of_unfiltered_traffic_is_not_split_by_service(prometheus, metrics):
+async def test_a_share_of_unfiltered_traffic_is_not_split_by_service(
+    prometheus: PrometheusServer, metrics: PrometheusMetrics
+) -> None:
     """A selector without the service matcher spans every service in the single query; grouping it
     ``by (service)`` in a batch would silently change what the check measures."""
     run = _run_id()
@@ -235,7 +251,8 @@ async def test_a_share_of_unfiltered_traffic_is_not_split_by_service(prometheus,
 
     result = await metrics.evaluate(queries)
 
-    assert result[queries[0]] == Value(pytest.approx(0.1, abs=0.01))  # 2 errors/s of 20 requests/s in all
+    share_of_a = result[queries[0]]  # 2 errors/s of 20 requests/s in all
+    assert isinstance(share_of_a, Value) and share_of_a.value == pytest.approx(0.1, abs=0.01)
     assert result[queries[1]] == Value(0.0)
 
 
@@ -247,11 +264,11 @@ async def test_a_share_of_unfiltered_traffic_is_not_split_by_service(prometheus,
         'sum(rate(errors_total{service="{service}"}[2m])) / cluster:requests:rate2m',
     ],
 )
-def test_selectors_without_the_service_matcher_are_not_batched(template):
+def test_selectors_without_the_service_matcher_are_not_batched(template: str) -> None:
     assert batch_template(template) is None
 
 
-def test_filtered_shapes_still_batch():
+def test_filtered_shapes_still_batch() -> None:
     assert batch_template(ERROR_RATIO) is not None
     assert batch_template(P99) is not None
     shifted = 'sum(rate(job:errors:total{service="{service}"}[5m] offset 1m)) > bool 0.5'

@@ -18,12 +18,11 @@ from bench.slack_traffic import FINAL_CARD, run_deployments
 from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
 from bot.adapters.slack_pacing import Pacing
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import DEFAULT_PER_MINUTE, RateLimits, SlackEmulator, emulator_of
-from bot.sandbox.slack_blocks import check_message_blocks
-from bot.slack.thread import plan
+from bot.sandbox.slack import DEFAULT_PER_MINUTE, RateLimits, SlackEmulator, check_message_blocks, emulator_of
 from bot.store.db import create_engine
 from bot.store.migrate import upgrade
 from bot.store.threads import ThreadStore
+from tests.support.renderer import planner
 
 SCALE = 25.0
 TOKEN = "xoxb-sandbox"
@@ -42,7 +41,7 @@ async def test_a_burst_of_100_deployments_in_one_channel_gets_no_429_and_every_f
     with ServerThread(SlackEmulator(rate_limits=limits).app, name="slack") as slack:
         chat = SlackNotifier(
             ThreadStore(database),
-            plan,
+            planner,
             token=TOKEN,
             base_url=f"{slack.url}/api/",
             channel_for=lambda dep: "#deploys",

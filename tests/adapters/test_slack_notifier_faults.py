@@ -13,8 +13,7 @@ from bot.domain.events import BuildQueued
 from bot.domain.notifications import DeploymentOpened, PhaseChanged
 from bot.domain.phases import Phase
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import DEFAULT_CHANNELS, SlackEmulator, emulator_of
-from bot.sandbox.slack_records import Channel
+from bot.sandbox.slack import DEFAULT_CHANNELS, Channel, SlackEmulator, emulator_of
 from bot.store.threads import ThreadStore
 from tests.adapters.slack_support import plan
 from tests.adapters.test_slack_notifier import QUICK, control, dep, notifier, posts
