@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+BOT = "shipthread"
+"""The actor of what the bot does by itself (guard rollbacks, guard locks): never a Slack user id."""
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:

@@ -18,25 +18,15 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
+from bot.domain import transitions
 from bot.domain.deployment import Deployment
-from bot.domain.events import ApprovalRecorded, Cancelled, Event, Promoted, Rejected, RollbackRequested
+from bot.domain.events import ApprovalRecorded, Promoted, Rejected
 from bot.domain.phases import Phase
-from bot.domain.transitions import CONDITIONS, TRANSITIONS
+from bot.domain.transitions import accepting
 
-
-def _accepting(event: type[Event], *, conditional: bool = True) -> frozenset[Phase]:
-    """Phases that take ``event``; with ``conditional=False``, only those that take it from any
-    deployment (a ``CONDITIONS`` pair such as requested + RollbackRequested is left out)."""
-    return frozenset(
-        phase
-        for (phase, kind) in TRANSITIONS
-        if kind is event and (conditional or (phase, kind) not in CONDITIONS)
-    )
-
-
-CANCELLABLE: Final = _accepting(Cancelled)
+CANCELLABLE: Final = transitions.CANCELLABLE
 """Nothing is deployed yet: the deployment can simply stop (requested, awaiting approval, building)."""
-ROLLBACKABLE: Final = _accepting(RollbackRequested, conditional=False)
+ROLLBACKABLE: Final = transitions.ROLLBACKABLE
 """Something is live and being rolled out or watched: undoing it is a rollback (deploying, verifying)."""
 
 
@@ -54,11 +44,11 @@ class Button(StrEnum):
 
 
 MEANINGFUL: Final[Mapping[Button, frozenset[Phase]]] = {
-    Button.APPROVE: _accepting(ApprovalRecorded),
-    Button.REJECT: _accepting(Rejected),
+    Button.APPROVE: accepting(ApprovalRecorded),
+    Button.REJECT: accepting(Rejected),
     Button.CANCEL: CANCELLABLE,
     Button.ROLLBACK: ROLLBACKABLE | {Phase.SUCCEEDED},
-    Button.PROMOTE: _accepting(Promoted),
+    Button.PROMOTE: accepting(Promoted),
     Button.ABORT: ROLLBACKABLE,
 }
 """The phases in which each button can still do what it said."""

@@ -25,17 +25,24 @@ The grammar follows hubot-deploy's conventions (see ``USAGE``). Lexical rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 
+from bot.domain.command_words import (
+    ENV_WORDS,
+    Args,
+    BadCommand,
+    reason_text,
+    show,
+    split_words,
+)
+from bot.domain.command_words import MAX_REASON as MAX_REASON  # re-exported: the Slack modals use it
 from bot.domain.deployment import Strategy
 
 MAX_TEXT = 4000
 """Longest command text accepted, in characters (before unescaping)."""
-MAX_REASON = 500
-"""Longest reason (lock, rollback, emergency) accepted, in characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,140 +166,16 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _UNESCAPED = {"amp": "&", "lt": "<", "gt": ">"}
-_QUOTE_FAMILIES = ('"“”', "'‘’")
-# Any quote of a family closes any other of it: phones mix straight and curly quotes freely.
-_CLOSERS = {quote: family for family in _QUOTE_FAMILIES for quote in family}
-_ENV_WORDS = frozenset({"to", "in", "on"})
 _SUBCOMMANDS = frozenset({"status", "history", "lock", "unlock", "envs", "cancel", "help"})
 _STRATEGIES = "rolling, recreate, canary or blue-green"
-
-
-class _Bad(Exception):
-    """A complaint raised deep in the grammar; ``parse`` turns it into a ``ParseError``."""
-
-
-class _Word(NamedTuple):
-    text: str
-    literal: bool
-    """Began with a quote: never a keyword, an option or a subcommand."""
-
-    def is_keyword(self, words: Collection[str]) -> bool:
-        return not self.literal and self.text.lower() in words
-
-    @property
-    def is_option(self) -> bool:
-        return not self.literal and self.text.startswith("--")
-
-
-def _show(text: str) -> str:
-    """``text`` quoted for an error message: shortened, control characters made visible."""
-    short = text if len(text) <= 40 else text[:39] + "…"
-    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in short) + "'"
-
-
-def _split(text: str) -> tuple[list[_Word], str | None, str | None]:
-    """Words, the reason after a lone ``--`` (or None), and a complaint if a quote never closes.
-
-    The words before an unclosed quote are still returned, so the caller can tell which
-    subcommand was meant and show its usage.
-    """
-    words: list[_Word] = []
-    i, n = 0, len(text)
-    while True:
-        while i < n and text[i].isspace():
-            i += 1
-        if i == n:
-            return words, None, None
-        start, parts = i, []
-        while i < n and not text[i].isspace():
-            closers = _CLOSERS.get(text[i])
-            if closers is None:
-                parts.append(text[i])
-                i += 1
-                continue
-            end = next((j for j in range(i + 1, n) if text[j] in closers), None)
-            if end is None:
-                return words, None, f"the quote {text[i]} at character {i + 1} is never closed"
-            parts.append(text[i + 1 : end])
-            i = end + 1
-        if text[start:i] == "--":
-            return words, text[i:].strip(), None
-        words.append(_Word("".join(parts), text[start] in _CLOSERS))
-
-
-class _Args:
-    """A cursor over the words of one command, with the small vocabulary every subcommand uses."""
-
-    def __init__(self, words: list[_Word], reason: str | None, topic: str, last: str) -> None:
-        self._words = words
-        self._pos = 0
-        self._reason = reason
-        self.topic = topic
-        self.last = last
-        """The word last read, for "expected … after '…'"."""
-
-    def peek(self) -> _Word | None:
-        return self._words[self._pos] if self._pos < len(self._words) else None
-
-    def next(self) -> _Word:
-        word = self._words[self._pos]
-        self._pos += 1
-        self.last = word.text
-        return word
-
-    def keyword(self, words: Collection[str]) -> bool:
-        """Read the next word if it is one of ``words``."""
-        word = self.peek()
-        if word is None or not word.is_keyword(words):
-            return False
-        self.next()
-        return True
-
-    def optional(self) -> str | None:
-        """The next word if it is a value (not an option or ``to``/``in``/``on``), else None."""
-        word = self.peek()
-        if word is None or word.is_option or word.is_keyword(_ENV_WORDS):
-            return None
-        return self.next().text
-
-    def value(self, what: str) -> str:
-        after = self.last
-        value = self.optional()
-        if value is None:
-            raise _Bad(f"expected {what} after {_show(after)}")
-        return value
-
-    def option(self, known: Collection[str]) -> tuple[str, str]:
-        """``--name=value`` or ``--name value`` (value "" when missing), for a name in ``known``."""
-        name, equals, value = self.next().text[2:].partition("=")
-        if name.lower() not in known:
-            raise _Bad(f"unknown option --{_show(name)[1:-1]}")
-        if not equals:
-            value = self.optional() or ""
-        return name.lower(), value
-
-    def reason(self, what: str) -> str | None:
-        """The text after ``--`` (None when absent or blank), checked for length."""
-        reason, self._reason = self._reason, None
-        return _reason(reason, what) if reason else None
-
-    def end(self) -> None:
-        """Complain about anything left over."""
-        word = self.peek()
-        if word is not None and word.is_option:
-            raise _Bad(f"unknown option {_show(word.text.partition('=')[0])[1:-1]}")
-        if word is not None:
-            raise _Bad(f"unexpected {_show(word.text)} after {_show(self.last)}")
-        if self._reason is not None:
-            raise _Bad(f"{self.topic} takes no reason after --")
 
 
 def _name(text: str, what: str) -> str:
     if _NAME.fullmatch(text):
         return text
-    hint = f"; did you mean {_show(text.lower())}?" if _NAME.fullmatch(text.lower()) else ""
-    raise _Bad(
-        f"invalid {what} name {_show(text)}: use lower-case letters, digits, '.', '_' and '-', "
+    hint = f"; did you mean {show(text.lower())}?" if _NAME.fullmatch(text.lower()) else ""
+    raise BadCommand(
+        f"invalid {what} name {show(text)}: use lower-case letters, digits, '.', '_' and '-', "
         f"starting with a letter or digit, at most 63 characters{hint}"
     )
 
@@ -304,47 +187,40 @@ def _optional_name(text: str | None, what: str) -> str | None:
 def _version(text: str) -> str:
     if _VERSION.fullmatch(text):
         return text
-    raise _Bad(
-        f"invalid version {_show(text)}: use letters, digits, '.', '_', '+' and '-', "
+    raise BadCommand(
+        f"invalid version {show(text)}: use letters, digits, '.', '_', '+' and '-', "
         "starting with a letter or digit, at most 128 characters"
     )
 
 
 def _once(old: str | None, new: str, what: str) -> str:
     if old is not None:
-        raise _Bad(f"the {what} is given twice ({_show(old)} and {_show(new)})")
+        raise BadCommand(f"the {what} is given twice ({show(old)} and {show(new)})")
     return new
 
 
-def _reason(text: str, what: str) -> str:
-    text = text.strip()
-    if len(text) > MAX_REASON:
-        raise _Bad(f"{what} is too long ({len(text)} characters; at most {MAX_REASON})")
-    return text
-
-
-def _deploy(args: _Args) -> Deploy:
+def _deploy(args: Args) -> Deploy:
     service = _name(args.value("a service"), "service")
     version = _version(args.value("a version"))
     env: str | None = None
     strategy: Strategy | None = None
     emergency: str | None = None
     while (word := args.peek()) is not None:
-        if args.keyword(_ENV_WORDS):
+        if args.keyword(ENV_WORDS):
             env = _once(env, _name(args.value("an environment"), "environment"), "environment")
         elif word.is_option:
             option, value = args.option(("strategy", "emergency"))
             if (strategy if option == "strategy" else emergency) is not None:
-                raise _Bad(f"--{option} is given twice")
+                raise BadCommand(f"--{option} is given twice")
             if option == "strategy":
                 strategy = _strategy(value)
             elif not value.strip():
-                raise _Bad('--emergency needs a reason, e.g. --emergency "checkout is down"')
+                raise BadCommand('--emergency needs a reason, e.g. --emergency "checkout is down"')
             else:
-                emergency = _reason(value, "the emergency reason")
+                emergency = reason_text(value, "the emergency reason")
                 if args.optional() is not None:
-                    raise _Bad(
-                        f"unexpected {_show(args.last)}: quote an emergency reason with spaces, "
+                    raise BadCommand(
+                        f"unexpected {show(args.last)}: quote an emergency reason with spaces, "
                         'e.g. --emergency "checkout is down"'
                     )
         else:
@@ -355,70 +231,70 @@ def _deploy(args: _Args) -> Deploy:
 
 def _strategy(value: str) -> Strategy:
     if not value:
-        raise _Bad(f"--strategy needs a value: use {_STRATEGIES}")
+        raise BadCommand(f"--strategy needs a value: use {_STRATEGIES}")
     try:
         return Strategy(value.lower().replace("_", "-"))
     except ValueError:
-        raise _Bad(f"unknown strategy {_show(value)}: use {_STRATEGIES}") from None
+        raise BadCommand(f"unknown strategy {show(value)}: use {_STRATEGIES}") from None
 
 
-def _status(args: _Args) -> Status:
+def _status(args: Args) -> Status:
     service = _optional_name(args.optional(), "service")
     args.end()
     return Status(service)
 
 
-def _history(args: _Args) -> History:
+def _history(args: Args) -> History:
     service = _name(args.value("a service"), "service")
-    env = args.value("an environment") if args.keyword(_ENV_WORDS) else args.optional()
+    env = args.value("an environment") if args.keyword(ENV_WORDS) else args.optional()
     args.end()
     return History(service, _optional_name(env, "environment"))
 
 
-def _lock(args: _Args) -> Lock:
+def _lock(args: Args) -> Lock:
     env = _name(args.value("an environment"), "environment")
     service = _optional_name(args.optional(), "service")
     reason = args.reason("the lock reason")
     if reason is None:
-        raise _Bad("lock needs a reason after --, e.g. /deploy lock production -- incident 4711")
+        raise BadCommand("lock needs a reason after --, e.g. /deploy lock production -- incident 4711")
     args.end()
     return Lock(env, service, reason)
 
 
-def _unlock(args: _Args) -> Unlock:
+def _unlock(args: Args) -> Unlock:
     env = _name(args.value("an environment"), "environment")
     service = _optional_name(args.optional(), "service")
     args.end()
     return Unlock(env, service)
 
 
-def _envs(args: _Args) -> Envs:
+def _envs(args: Args) -> Envs:
     service = _name(args.value("a service"), "service")
     args.end()
     return Envs(service)
 
 
-def _cancel(args: _Args) -> Cancel:
+def _cancel(args: Args) -> Cancel:
     given = args.value("a deployment id")
     deployment_id = given.removeprefix("#")
     if not _ID.fullmatch(deployment_id):
-        raise _Bad(f"invalid deployment id {_show(given)}: ids are letters, digits, '_' and '-'")
+        raise BadCommand(f"invalid deployment id {show(given)}: ids are letters, digits, '_' and '-'")
     args.end()
     return Cancel(deployment_id)
 
 
-def _help(args: _Args) -> Help:
+def _help(args: Args) -> Help:
     given = args.optional()
     args.end()
     if given is None:
         return Help()
     topic = given.lower().removeprefix("/")
     if topic not in USAGES:
-        raise _Bad(f"there is no help on {_show(given)}: topics are {', '.join(USAGES)}")
+        raise BadCommand(f"there is no help on {show(given)}: topics are {', '.join(USAGES)}")
     return Help(topic)
 
 
-def _rollback(args: _Args) -> Rollback | Help:
+def _rollback(args: Args) -> Rollback | Help:
     if args.keyword({"help"}):
         args.end()
         return Help("rollback")
@@ -437,7 +313,7 @@ def _rollback(args: _Args) -> Rollback | Help:
     return Rollback(service, to_version, env, reason)
 
 
-_PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
+_PARSERS: Mapping[str, Callable[[Args], Command]] = MappingProxyType(
     {
         "deploy": _deploy,
         "status": _status,
@@ -460,12 +336,12 @@ def parse(command: str, text: str) -> Command | ParseError:
     """
     name = command.strip().removeprefix("/").lower()
     if name not in ("deploy", "rollback"):
-        return ParseError(f"unknown command {_show(command)}: use /deploy or /rollback", USAGE)
+        return ParseError(f"unknown command {show(command)}: use /deploy or /rollback", USAGE)
     if len(text) > MAX_TEXT:
         return ParseError(
             f"the command is too long ({len(text)} characters; at most {MAX_TEXT})", USAGES[name]
         )
-    words, reason, unclosed = _split(_ENTITY.sub(lambda m: _UNESCAPED[m[1]], text))
+    words, reason, unclosed = split_words(_ENTITY.sub(lambda m: _UNESCAPED[m[1]], text))
     topic = name
     if name == "deploy" and words and words[0].is_keyword(_SUBCOMMANDS):
         topic = words[0].text.lower()
@@ -476,6 +352,6 @@ def parse(command: str, text: str) -> Command | ParseError:
         return Help()
     try:
         last = topic if topic in _SUBCOMMANDS else "/" + name
-        return _PARSERS[topic](_Args(words, reason, topic, last))
-    except _Bad as bad:
+        return _PARSERS[topic](Args(words, reason, topic, last))
+    except BadCommand as bad:
         return ParseError(str(bad), USAGES[topic])

@@ -61,6 +61,7 @@ from bot.domain.events import (
 )
 from bot.domain.measurements import TickOutcome
 from bot.domain.phases import Phase
+from bot.errors import InvalidTransition
 
 # fmt: off
 TRANSITIONS: Mapping[tuple[Phase, type[Event]], Phase] = types.MappingProxyType({
@@ -166,23 +167,34 @@ class Decision:
     effects: tuple[Effect, ...]
 
 
-class InvalidTransition(Exception):
-    """An event that the deployment's phase does not accept; the deployment is unchanged."""
+def refusal(dep: Deployment, event_type: type[Event], why: str | None = None) -> InvalidTransition:
+    """The ``InvalidTransition`` for ``event_type`` at ``dep``'s phase, its message naming what the
+    phase accepts instead (or ``why``, a condition's reason)."""
+    message = f"deployment {dep.id} is {dep.phase}; cannot apply {event_type.__name__}"
+    if why is not None:
+        message += f": {why}"
+    elif dep.phase.terminal:
+        message += f" ({dep.phase} is final)"
+    else:
+        accepted = sorted(t.__name__ for t in allowed_events(dep.phase))
+        message += f" ({dep.phase} accepts {', '.join(accepted)})"
+    return InvalidTransition(message, deployment_id=dep.id, phase=dep.phase, event_type=event_type, why=why)
 
-    def __init__(self, dep: Deployment, event_type: type[Event], why: str | None = None) -> None:
-        self.deployment_id = dep.id
-        self.phase = dep.phase
-        self.event_type = event_type
-        self.why = why
-        message = f"deployment {dep.id} is {dep.phase}; cannot apply {event_type.__name__}"
-        if why is not None:
-            message += f": {why}"
-        elif dep.phase.terminal:
-            message += f" ({dep.phase} is final)"
-        else:
-            accepted = sorted(t.__name__ for t in allowed_events(dep.phase))
-            message += f" ({dep.phase} accepts {', '.join(accepted)})"
-        super().__init__(message)
+
+def accepting(event: type[Event], *, conditional: bool = True) -> frozenset[Phase]:
+    """Phases that take ``event``; with ``conditional=False``, only those that take it from any
+    deployment (a ``CONDITIONS`` pair such as requested + RollbackRequested is left out)."""
+    return frozenset(
+        phase
+        for (phase, kind) in TRANSITIONS
+        if kind is event and (conditional or (phase, kind) not in CONDITIONS)
+    )
+
+
+CANCELLABLE: frozenset[Phase] = accepting(Cancelled)
+"""Nothing is deployed yet: the deployment can simply stop (requested, awaiting approval, building)."""
+ROLLBACKABLE: frozenset[Phase] = accepting(RollbackRequested, conditional=False)
+"""Something is live and being rolled out or watched: undoing it is a rollback (deploying, verifying)."""
 
 
 def allowed_events(phase: Phase) -> frozenset[type[Event]]:
@@ -199,10 +211,10 @@ def apply(dep: Deployment, event: Event, now: datetime) -> Decision:
     pair = (dep.phase, type(event))
     target = TRANSITIONS.get(pair)
     if target is None:
-        raise InvalidTransition(dep, type(event))
+        raise refusal(dep, type(event))
     condition = CONDITIONS.get(pair)
     if condition is not None and not condition.holds(dep, event):
-        raise InvalidTransition(dep, type(event), condition.why)
+        raise refusal(dep, type(event), condition.why)
     new = _progress(dep.with_phase(target, at=now), event, now)
     return Decision(new, _effects(dep, new, event))
 
@@ -302,15 +314,7 @@ def _effects(old: Deployment, new: Deployment, event: Event) -> tuple[Effect, ..
         case ApprovalsSkipped() | ApprovalsComplete() | BuildRetried():
             actions = (TriggerBuild(deployment_id=did, attempt=new.build_attempt),)
         case Cancelled():
-            # Only a build can be running before anything is deployed; stop it rather than let
-            # it publish an artifact nobody will deploy.
-            abort = AbortBuild(
-                deployment_id=did,
-                attempt=old.build_attempt,
-                queue_item=old.build_queue_item,
-                number=old.build_number,
-            )
-            actions = (abort,) if old.phase is Phase.BUILDING else ()
+            actions = _abort_build(old)
         case BuildSucceeded() | BuildSkipped():
             actions = (StartRollout(deployment_id=did, step=new.step),)
         case RolloutCompleted():
@@ -318,12 +322,7 @@ def _effects(old: Deployment, new: Deployment, event: Event) -> tuple[Effect, ..
         case RolloutFailed() | GuardBreached():
             actions = (StartRollback(deployment_id=did, to_version=old.previous_version),)
         case RollbackRequested():
-            # A /rollback deployment restores its own (older) version; any other restores what
-            # was live before it started, unless the person named a version.
-            restore = (
-                old.version if old.is_rollback and old.phase is Phase.REQUESTED else old.previous_version
-            )
-            actions = (StartRollback(deployment_id=did, to_version=event.to_version or restore),)
+            actions = (_requested_rollback(old, event),)
         case GuardHeld():
             lock = LockForGuard(deployment_id=did, step=new.step, reason=event.reason, after_rollback=False)
             actions = (lock,) if event.lock else ()
@@ -351,6 +350,28 @@ def _effects(old: Deployment, new: Deployment, event: Event) -> tuple[Effect, ..
     if isinstance(event, GuardTicked):
         return actions
     return (Notify(deployment_id=did, version_no=new.version_no, event=event), *actions)
+
+
+def _abort_build(old: Deployment) -> tuple[Effect, ...]:
+    """What cancelling ``old`` stops: only a build can be running before anything is deployed; stop
+    it rather than let it publish an artifact nobody will deploy."""
+    if old.phase is not Phase.BUILDING:
+        return ()
+    return (
+        AbortBuild(
+            deployment_id=old.id,
+            attempt=old.build_attempt,
+            queue_item=old.build_queue_item,
+            number=old.build_number,
+        ),
+    )
+
+
+def _requested_rollback(old: Deployment, event: RollbackRequested) -> Effect:
+    """A /rollback deployment restores its own (older) version; any other restores what was live
+    before it started, unless the person named a version."""
+    restore = old.version if old.is_rollback and old.phase is Phase.REQUESTED else old.previous_version
+    return StartRollback(deployment_id=old.id, to_version=event.to_version or restore)
 
 
 def _promotion(new: Deployment, event: Promoted) -> Effect:

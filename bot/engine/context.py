@@ -16,15 +16,13 @@ from bot.domain import guard as guard_domain
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.notifications import Notification
 from bot.domain.playbook import Baseline, Environment, GuardSpec, Playbook, placeholders, render
+from bot.domain.template import placeholders_in
 from bot.domain.watch import GuardWatch
 from bot.engine.policy import EnginePolicy
+from bot.errors import UnknownService
 from bot.ports import CI, ChartPoster, Chat, Clock, Cluster, Directory, GuardQuery, Metrics, Store, Target
 
 log = logging.getLogger("shipthread.engine")
-
-
-class UnknownService(LookupError):
-    """No playbook for the service."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +109,14 @@ class Context:
         values = self.playbook(service).values(version, env)
         if track is not None:
             values["track"] = track
-        return {check.name: GuardQuery.of(check.query, **values) for check in guard.checks}
+        # Only the placeholders a check uses go into its query: they are the metrics adapter's batch
+        # key, and an unused ``{version}`` would split one shape into a request per version.
+        return {
+            check.name: GuardQuery.of(
+                check.query, **{k: v for k, v in values.items() if k in placeholders_in(check.query)}
+            )
+            for check in guard.checks
+        }
 
     def guard_plan(
         self, dep: Deployment, guard: GuardSpec, now: datetime, colour: str | None = None

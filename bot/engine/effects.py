@@ -3,15 +3,17 @@
 Each effect is performed with its idempotency key, and every adapter finds its own earlier work by
 that key (a Jenkins build parameter, an annotation on the Kubernetes object), so performing an
 effect again after a crash finishes it instead of repeating it. What an effect learns (the build's
-queue item, that a rollout started, that it could not start) comes back as an event through the
-orchestrator, like everything else.
+queue item, that a rollout started, that it could not start) is returned as an event: the
+orchestrator handles it like every other one, so effects never call back into it.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import assert_never
 
 from bot.domain import approvals
+from bot.domain.audit import BOT
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.effects import (
     AbortBuild,
@@ -32,6 +34,7 @@ from bot.domain.events import (
     BuildQueued,
     BuildSkipped,
     DeployRefused,
+    Event,
     RollbackCompleted,
     RollbackFailed,
     RollbackRequested,
@@ -42,9 +45,9 @@ from bot.domain.events import (
 )
 from bot.domain.locks import Lock, LockKind
 from bot.domain.notifications import ApprovalNeeded, EnvLocked, PhaseChanged, RollbackStarted
+from bot.domain.rollback import rollback_plan
 from bot.domain.watch import GuardWatch
 from bot.engine.context import Context, approvals_opened_at
-from bot.engine.orchestrator import BOT, Orchestrator
 from bot.errors import PermanentError
 from bot.ports import BuildRef
 
@@ -52,36 +55,42 @@ log = logging.getLogger("shipthread.effects")
 
 
 class Effects:
-    """Performs one effect for one deployment (wired into the orchestrator as ``perform``)."""
+    """Performs one effect for one deployment and returns the event it produced (None: nothing to say)."""
 
-    def __init__(self, ctx: Context, orchestrator: Orchestrator) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.orch = orchestrator
 
-    async def perform(self, dep: Deployment, effect: Effect) -> None:
+    async def perform(self, dep: Deployment, effect: Effect) -> Event | None:
         match effect:
             case Notify():
                 await self.ctx.chat.notify(PhaseChanged(dep, effect.event))  # retried by the outbox
+                return None
             case RequestApprovals():
                 await self._request_approvals(dep, effect)
+                return None
             case ScheduleApprovalExpiry() | StartGuard():
-                # Time-driven: the deployment's poll tick expires approvals and ticks the guard
-                # from stored timestamps, so nothing is scheduled that a restart could lose.
-                self.orch.timer.follow(dep.id)
+                # Time-driven: the transition that asked for this stored when the deployment is next
+                # due, and the tick then expires approvals or ticks the guard from stored timestamps,
+                # so nothing is scheduled that a restart could lose.
+                return None
             case TriggerBuild():
-                await self._trigger_build(dep, effect)
+                return await self._trigger_build(dep, effect)
             case AbortBuild():
                 await self._abort_build(dep, effect)
+                return None
             case StartRollout():
-                await self._start_rollout(dep, effect)
+                return await self._start_rollout(dep, effect)
             case PromoteCanary():
-                await self._promote(dep, effect)
+                return await self._promote(dep, effect)
             case SwitchTraffic():
-                await self._switch(dep, effect)
+                return await self._switch(dep, effect)
             case StartRollback():
-                await self._rollback(dep, effect)
+                return await self._rollback(dep, effect)
             case LockForGuard():
                 await self._guard_lock(dep, effect)
+                return None
+            case _:
+                assert_never(effect)
 
     async def _request_approvals(self, dep: Deployment, effect: RequestApprovals) -> None:
         settings = self.ctx.environment(dep)
@@ -104,21 +113,18 @@ class Effects:
             )
         )
 
-    async def _trigger_build(self, dep: Deployment, effect: TriggerBuild) -> None:
+    async def _trigger_build(self, dep: Deployment, effect: TriggerBuild) -> Event | None:
         pb = self.ctx.playbook(dep.service)
         job = pb.job_path(dep.version, dep.env)
         if job is None:
-            await self.orch.try_handle(dep.id, BuildSkipped(), effect.key)
-            return
+            return BuildSkipped()
         try:
             ref = await self.ctx.ci.trigger(job, pb.template_params(dep.version, dep.env), effect.key)
         except PermanentError as exc:
-            await self.orch.try_handle(
-                dep.id, BuildFailed(reason=f"Jenkins refused the build: {exc}"), effect.key
-            )
-            return
+            return BuildFailed(reason=f"Jenkins refused the build: {exc}")
         if ref.queue_item is not None and dep.build_queue_item != ref.queue_item:
-            await self.orch.try_handle(dep.id, BuildQueued(queue_item=ref.queue_item), effect.key)
+            return BuildQueued(queue_item=ref.queue_item)
+        return None
 
     async def _abort_build(self, dep: Deployment, effect: AbortBuild) -> None:
         job = self.ctx.playbook(dep.service).job_path(dep.version, dep.env)
@@ -130,7 +136,7 @@ class Effects:
             # The deployment is already cancelled; a build we cannot stop is worth a log line, not a retry.
             log.warning("%s: could not abort build %s: %s", dep.id, effect.number or effect.queue_item, exc)
 
-    async def _start_rollout(self, dep: Deployment, effect: StartRollout) -> None:
+    async def _start_rollout(self, dep: Deployment, effect: StartRollout) -> Event:
         target = self.ctx.target_of(dep)
         image = self.ctx.image(dep)
         try:
@@ -145,32 +151,26 @@ class Effects:
         except PermanentError as exc:
             # Step 0: nothing live changed yet, so the deployment fails cleanly; later steps roll back.
             if effect.step == 0:
-                await self.orch.try_handle(dep.id, DeployRefused(reason=str(exc)), effect.key)
-            else:
-                await self.orch.try_handle(dep.id, RolloutFailed(reason=str(exc)), effect.key)
-            return
-        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
+                return DeployRefused(reason=str(exc))
+            return RolloutFailed(reason=str(exc))
+        return RolloutStarted(step=effect.step)
 
-    async def _promote(self, dep: Deployment, effect: PromoteCanary) -> None:
+    async def _promote(self, dep: Deployment, effect: PromoteCanary) -> Event:
         try:
             await self.ctx.cluster.promote_canary(self.ctx.target_of(dep), self.ctx.image(dep), effect.key)
         except PermanentError as exc:
             # The canary is live: a promotion that cannot happen must roll back, not hang.
-            await self.orch.try_handle(dep.id, RolloutFailed(reason=f"promotion failed: {exc}"), effect.key)
-            return
-        await self.orch.try_handle(dep.id, RolloutStarted(step=effect.step), effect.key)
+            return RolloutFailed(reason=f"promotion failed: {exc}")
+        return RolloutStarted(step=effect.step)
 
-    async def _switch(self, dep: Deployment, effect: SwitchTraffic) -> None:
+    async def _switch(self, dep: Deployment, effect: SwitchTraffic) -> Event:
         try:
             colour = await self._new_colour(dep)
             await self.ctx.cluster.switch_traffic(self.ctx.target_of(dep), colour, effect.key)
         except PermanentError as exc:
-            await self.orch.try_handle(
-                dep.id, RolloutFailed(reason=f"switching traffic failed: {exc}"), effect.key
-            )
-            return
+            return RolloutFailed(reason=f"switching traffic failed: {exc}")
         # Switching a Service's selector is immediate: the step is rolled out as soon as it is done.
-        await self.orch.try_handle(dep.id, RolloutCompleted(step=effect.step), effect.key)
+        return RolloutCompleted(step=effect.step)
 
     async def _new_colour(self, dep: Deployment) -> str:
         record = await self.ctx.store.get_key(f"{dep.id}:rollout:0")
@@ -179,32 +179,24 @@ class Effects:
             raise PermanentError(f"{dep.id}: the colour deployed in step 0 was not recorded")
         return colour
 
-    async def _rollback(self, dep: Deployment, effect: StartRollback) -> None:
+    async def _rollback(self, dep: Deployment, effect: StartRollback) -> Event | None:
         target = self.ctx.target_of(dep)
         by = await self._rollback_requester(dep)
         await self.ctx.tell(RollbackStarted(dep, effect.to_version, dep.reason or "rollback", by))
-        image = self.ctx.image(dep, effect.to_version) if effect.to_version else None
+        plan = rollback_plan(dep, len(self.ctx.canary_steps(dep)))
+        image = self.ctx.image(dep, effect.to_version) if effect.to_version and plan.undo_to_image else None
         try:
-            if dep.strategy is Strategy.CANARY:
+            if plan.abort_canary:
                 await self.ctx.cluster.abort_canary(target, effect.key)
-                if dep.step >= len(self.ctx.canary_steps(dep)):
-                    await self.ctx.cluster.undo(target, image, effect.key)
-            elif dep.strategy is Strategy.BLUE_GREEN:
-                if dep.step >= 1:
-                    await self.ctx.cluster.undo(target, None, effect.key)
-            else:
+            if plan.undo:
                 await self.ctx.cluster.undo(target, image, effect.key)
         except PermanentError as exc:
-            await self.orch.try_handle(dep.id, RollbackFailed(reason=f"rollback failed: {exc}"), effect.key)
-            return
-        if (
-            dep.strategy is not Strategy.ROLLING
-            and dep.strategy is not Strategy.RECREATE
-            and not (dep.strategy is Strategy.CANARY and dep.step >= len(self.ctx.canary_steps(dep)))
-        ):
+            return RollbackFailed(reason=f"rollback failed: {exc}")
+        if plan.completes_at_once:
             # Scaling the canary to 0 or switching the Service back takes effect at once.
             restored = effect.to_version or dep.previous_version or "the previous version"
-            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored), effect.key)
+            return RollbackCompleted(version=restored)
+        return None  # the rollback's rollout is polled until it is done
 
     async def _rollback_requester(self, dep: Deployment) -> str | None:
         """Who asked for this rollback (the user of its ``RollbackRequested``), None if the engine did.

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
+from bot.domain.admission import Concurrency
 from bot.domain.chart import ChartPolicy
 from bot.domain.locks import FreezeWindow
 
-
-class Concurrency(StrEnum):
-    """What a second request for a service and environment that is busy gets."""
-
-    QUEUE = "queue"
-    """Accepted and held in ``requested`` until the active deployment ends."""
-    REFUSE = "refuse"
-    """Refused with the reason (which deployment holds it)."""
+__all__ = ["Concurrency", "EnginePolicy", "SystemClock"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+from bot.domain import buttons
 from bot.domain.phases import Phase
 from bot.slack import actions, blocks, limits
 from bot.slack.blocks import Block, code, mention, text
@@ -32,9 +33,9 @@ PHASES: Final[dict[Phase, tuple[str, str]]] = {
 }
 """A word and an emoji for every phase (a missing phase fails the card test)."""
 
-CANCELLABLE: Final = frozenset({Phase.REQUESTED, Phase.AWAITING_APPROVAL, Phase.BUILDING})
+CANCELLABLE: Final = buttons.MEANINGFUL[buttons.Button.CANCEL]
 """Nothing is deployed yet: the deployment can simply be cancelled."""
-ROLLBACKABLE: Final = frozenset({Phase.DEPLOYING, Phase.VERIFYING, Phase.SUCCEEDED})
+ROLLBACKABLE: Final = buttons.MEANINGFUL[buttons.Button.ROLLBACK]
 """Something new is (or may be) live: the way back is a rollback."""
 
 MAX_CHECK_LINKS: Final = 8

@@ -305,7 +305,7 @@ VERSIONS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", fullmatch=True)
 QUOTE_PAIRS = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ('"', "”"), ("’", "‘")]
 REASONS = (
     st.text(
-        st.characters(exclude_categories=("Cs",), exclude_characters="\"'“”‘’"),
+        st.characters(exclude_categories=["Cs"], exclude_characters="\"'“”‘’"),
         min_size=1,
         max_size=80,
     )

@@ -16,14 +16,8 @@ from bot.domain import events as ev
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.measurements import TickOutcome
 from bot.domain.phases import TERMINAL, Phase
-from bot.domain.transitions import (
-    CONDITIONS,
-    TRANSITIONS,
-    Decision,
-    InvalidTransition,
-    allowed_events,
-    apply,
-)
+from bot.domain.transitions import CONDITIONS, TRANSITIONS, Decision, allowed_events, apply
+from bot.errors import InvalidTransition
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
@@ -140,7 +134,7 @@ def kinds(decision: Decision) -> list[type[fx.Effect]]:
 def test_samples_cover_every_event_type_once() -> None:
     assert set(SAMPLES) == set(ev.EVENT_TYPES)
     assert len(ev.EVENT_TYPES) == len(set(ev.EVENT_TYPES))
-    assert set(ev.EVENT_TYPES) == set(ev.Event.__args__)  # type: ignore[attr-defined]
+    assert set(ev.EVENT_TYPES) == set(ev.Event.__args__)
 
 
 def test_table_is_the_designed_lifecycle() -> None:

@@ -1,0 +1,324 @@
+"""The one way a deployment changes, and what every command shares: ``Handler``.
+
+``handle`` loads the deployment, asks the pure state machine what the event means, stores the new
+deployment, the event and the effects to perform in one transaction, then performs the effects.
+Effects are kept in the store's outbox until done, so a crash between storing and acting loses
+nothing (``run_effects`` at start-up finishes them) and, because every effect is keyed and every
+adapter finds its own earlier work by that key, nothing runs twice. What an effect learns comes
+back from ``perform`` as an event, handled here like every other one: the effects never call back.
+
+The commands people type are mixins over this base (``bot.engine.admit``, ``judgments``,
+``rollbacks``, ``locking``), composed in ``bot.engine.orchestrator``; the small helpers they share
+(refuse with a message, audit, look up groups, store a new deployment) are here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bot.domain import admission, ids
+from bot.domain.audit import BOT, AuditEntry
+from bot.domain.deployment import Deployment
+from bot.domain.effects import Effect, effect_from_payload, effect_to_payload
+from bot.domain.events import Event, event_to_payload, event_type_name
+from bot.domain.message import Message
+from bot.domain.notifications import Refused
+from bot.domain.phases import Phase
+from bot.domain.transitions import apply
+from bot.engine import due_times
+from bot.engine.context import Context
+from bot.errors import DuplicateDeployment, InvalidTransition, TransientError, UnknownDeployment
+from bot.ports import PendingEffect, Transition
+
+__all__ = ["BOT", "Handler", "IdSource", "Outcome", "Perform", "Timer", "TransitionHook", "request_target"]
+
+log = logging.getLogger("shipthread.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to a person's command: what happened, in words they can act on.
+
+    ``message`` is structured (the Slack layer renders it, ``str()`` gives the CLI and logs' form).
+    """
+
+    ok: bool
+    message: Message
+    deployment: Deployment | None = None
+
+
+class Timer:
+    """What the orchestrator asks of the scheduler; the default does nothing (tests drive ticks)."""
+
+    def wake(self, at: datetime | None) -> None:
+        """Something is due at ``at`` (stored with it): look no later than then. None: nothing is."""
+
+
+IdSource = Callable[[], str]
+"""Where new deployment ids come from (the default draws ``bot.domain.ids`` ids; tests inject)."""
+
+_ID_ATTEMPTS = 5
+"""Ids drawn for one new deployment before a taken id is an error (one retry is already unheard of)."""
+
+TransitionHook = Callable[[str, Deployment, Event], None]
+"""Called with ``"before"`` just before a transition is stored and ``"after"`` right after it,
+before its effects run. The crash tests hook in here to kill the process at every transition."""
+
+
+Perform = Callable[[Deployment, Effect], Awaitable[Event | None]]
+"""Performs one effect and returns the event it produced, if any (``bot.engine.effects.Effects.perform``)."""
+
+
+class Handler:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        perform: Perform,
+        timer: Timer | None = None,
+        on_transition: TransitionHook | None = None,
+        new_id: IdSource | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self._perform = perform
+        self._id_source = new_id
+        self.timer = timer or Timer()
+        self._on_transition = on_transition
+        # Weak: a lock lives while someone holds or waits for it, so finished deployments cost nothing.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._running: set[str] = set()
+
+    # -- the one way a deployment changes -----------------------------------------------------------
+
+    def lock_for(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def handle(self, deployment_id: str, event: Event, completes: str | None = None) -> Deployment:
+        """Apply ``event`` to the stored deployment, store the result with its effects, run them.
+
+        ``completes`` is the key of the effect whose result ``event`` is: it is marked done in the
+        same transaction, so a restart never performs it again after its result was stored.
+        Raises ``InvalidTransition`` (nothing changed) when the deployment's phase refuses it.
+        """
+        ctx = self.ctx
+        async with self.lock_for(deployment_id):
+            dep = await self._load(deployment_id)
+            now = ctx.clock.now()
+            decision = apply(dep, event, now)
+            pending = [_pending(effect, now) for effect in decision.effects]
+            due_at = await due_times.deployment_due(ctx, decision.deployment, now, fresh=True, event=event)
+            if self._on_transition is not None:
+                self._on_transition("before", decision.deployment, event)
+            await ctx.store.save_transition(
+                decision.deployment,
+                dep.version_no,
+                event_type_name(event),
+                event_to_payload(event),
+                now,
+                pending,
+                (completes,) if completes else (),
+                due_at=due_at,
+            )
+            new = decision.deployment
+            log.info("%s %s: %s -> %s", new.id, event_type_name(event), dep.phase, new.phase)
+            if self._on_transition is not None:
+                self._on_transition("after", new, event)
+        self.timer.wake(due_at)
+        await self.run_effects(new.id)
+        if new.phase.terminal:
+            await self.start_next(new.service, new.env)
+        return new
+
+    async def handle_all(self, events: Sequence[tuple[str, Event]]) -> list[Deployment | None]:
+        """``try_handle`` for one event each of many deployments, all stored in one transaction.
+
+        What a guard tick's outcomes are stored as: one transaction (and a fixed number of
+        statements) however many deployments ticked. A refused event is skipped (None, as in
+        ``try_handle``); if the batch cannot be stored as one (a deployment changed meanwhile),
+        each event is handled on its own. The transition hooks see every transition, as in ``handle``.
+        """
+        ids = [deployment_id for deployment_id, _ in events]
+        assert len(set(ids)) == len(ids), "one event per deployment"
+        ctx = self.ctx
+        results: dict[str, tuple[Deployment, Transition]] = {}
+        async with contextlib.AsyncExitStack() as locks:
+            for deployment_id in sorted(ids):  # one order for every caller: no two wait on each other
+                await locks.enter_async_context(self.lock_for(deployment_id))
+            loaded = {dep.id: dep for dep in await ctx.store.get_deployments(ids)}
+            now = ctx.clock.now()
+            for deployment_id, event in events:
+                dep = loaded.get(deployment_id)
+                try:
+                    decision = apply(dep, event, now) if dep is not None else None
+                except InvalidTransition as exc:
+                    log.info("ignored stale event: %s", exc)
+                    continue
+                if dep is None or decision is None:
+                    continue
+                new = decision.deployment
+                due_at = await due_times.deployment_due(ctx, new, now, fresh=True, event=event)
+                pending = [_pending(effect, now) for effect in decision.effects]
+                name, payload = event_type_name(event), event_to_payload(event)
+                transition = Transition(new, dep.version_no, name, payload, now, pending, due_at)
+                if self._on_transition is not None:
+                    self._on_transition("before", decision.deployment, event)
+                results[deployment_id] = (dep, transition)
+            try:
+                await ctx.store.save_transitions([t for _, t in results.values()])
+            except TransientError as exc:
+                log.info("a batch of %d transitions is stored one by one: %s", len(results), exc)
+                results.clear()
+        if not results and events:
+            return [await self.try_handle(deployment_id, event) for deployment_id, event in events]
+        for deployment_id, event in events:
+            if deployment_id in results:
+                await self._handled(*results[deployment_id], event)
+        return [results[i][1].deployment if i in results else None for i in ids]
+
+    async def _handled(self, old: Deployment, transition: Transition, event: Event) -> None:
+        """What follows a stored transition of ``handle_all``: hooks, the timer, effects, the queue."""
+        new = transition.deployment
+        log.info("%s %s: %s -> %s", new.id, transition.event_type, old.phase, new.phase)
+        if self._on_transition is not None:
+            self._on_transition("after", new, event)
+        self.timer.wake(transition.due_at)
+        if transition.effects:
+            await self.run_effects(new.id)
+        if new.phase.terminal:
+            await self.start_next(new.service, new.env)
+
+    async def try_handle(
+        self, deployment_id: str, event: Event, completes: str | None = None
+    ) -> Deployment | None:
+        """``handle``, treating a refused (stale) event as nothing to do: ticks and late callbacks."""
+        try:
+            return await self.handle(deployment_id, event, completes)
+        except InvalidTransition as exc:
+            log.info("ignored stale event: %s", exc)
+            return None
+
+    async def run_effects(self, deployment_id: str | None = None) -> None:
+        """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each."""
+        for item in await self.ctx.store.pending_effects(deployment_id):
+            if item.key in self._running:
+                continue
+            self._running.add(item.key)
+            try:
+                dep = await self._load(item.deployment_id)
+                effect = effect_from_payload(item.effect_type, item.payload)
+                result = await self._perform(dep, effect)
+                if result is not None:
+                    # What the effect learnt: stored with the effect marked done, in one transaction.
+                    await self.try_handle(dep.id, result, item.key)
+                await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
+            except TransientError as exc:
+                log.warning("effect %s will be retried: %s", item.key, exc)
+                await self._effect_failed(item.key, str(exc))
+            except Exception as exc:
+                # A bug or an unexpected answer: keep the effect pending (a tick retries it) and say so.
+                log.exception("effect %s failed", item.key)
+                await self._effect_failed(item.key, f"{type(exc).__name__}: {exc}")
+            finally:
+                self._running.discard(item.key)
+
+    async def _effect_failed(self, key: str, error: str) -> None:
+        await self.ctx.store.effect_failed(key, error[:2000], self.ctx.clock.now())
+
+    async def _load(self, deployment_id: str) -> Deployment:
+        dep = await self.ctx.store.get_deployment(deployment_id)
+        if dep is None:
+            raise UnknownDeployment(f"no deployment {deployment_id!r}")
+        return dep
+
+    # -- one active deployment per service and environment ------------------------------------------
+
+    async def _begin(self, dep: Deployment) -> Deployment:
+        """The first event of a deployment that holds its service and environment."""
+        event = admission.first_event(dep, needs_approvals=bool(self.ctx.environment(dep).approvals))
+        return await self.handle(dep.id, event)
+
+    async def start_next(self, service: str, env: str) -> None:
+        """A deployment ended: start the oldest queued request for the same service and environment."""
+        async with self.lock_for(f"service:{service}/{env}"):
+            active = await self.ctx.store.active_deployments(service, env)
+            if any(d.phase is not Phase.REQUESTED for d in active):
+                return
+            queued = sorted((d for d in active if d.phase is Phase.REQUESTED), key=lambda d: d.created_at)
+        if queued:
+            try:
+                await self._begin(queued[0])
+            except TransientError as exc:
+                # Another replica took the slot first (the store's one-active rule): stay queued.
+                log.info("%s stays queued: %s", queued[0].id, exc)
+
+    # -- small helpers the commands share -----------------------------------------------------------
+
+    async def _members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
+        return {g: await self.ctx.directory.members(g) for g in dict.fromkeys(groups)}
+
+    async def _break_glass_members(self) -> frozenset[str]:
+        group = self.ctx.policy.break_glass_group
+        return await self.ctx.directory.members(group) if group else frozenset()
+
+    async def _refuse(
+        self, user: str, channel: str | None, action: str, target: str, message: Message | str
+    ) -> Outcome:
+        """Say no, record that we did, change nothing else. A bare ``str`` is plain text."""
+        said = message if isinstance(message, Message) else Message.of(message)
+        await self._audit(user, action, channel, target, f"refused: {said}")
+        await self.ctx.tell(Refused(user, channel or "", said, action, target))
+        return Outcome(False, said)
+
+    async def _audit(
+        self, actor: str, action: str, channel: str | None, target: str | None, outcome: str, **detail: object
+    ) -> None:
+        entry = AuditEntry(
+            at=self.ctx.clock.now(),
+            actor=actor,
+            action=action,
+            channel=channel,
+            target=target,
+            outcome=outcome,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        await self.ctx.store.record_audit(entry)
+
+    def _new_id(self) -> str:
+        # Short enough to type in /deploy cancel, wide enough for millions (odds in bot.domain.ids).
+        if self._id_source is not None:
+            return self._id_source()
+        return ids.deployment_id(self.ctx.policy.id_prefix, secrets.randbits(ids.ID_BITS))
+
+    async def _store_new(self, dep: Deployment, event_type: str, payload: dict[str, object]) -> Deployment:
+        """Store a new deployment; a taken id is a retry with a fresh one, not the requester's problem."""
+        for attempt in range(1, _ID_ATTEMPTS + 1):
+            try:
+                await self.ctx.store.create_deployment(dep, event_type, payload)
+                return dep
+            except DuplicateDeployment:
+                if attempt == _ID_ATTEMPTS:
+                    raise
+                log.warning("deployment id %s is taken (attempt %d): drawing another", dep.id, attempt)
+                dep = replace(dep, id=self._new_id())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def request_target(service: str, env: str | None) -> str:
+    """The audit target of a request: ``service/env``, or the service alone before env is known."""
+    return f"{service}/{env}" if env else service
+
+
+def _pending(effect: Effect, now: datetime) -> PendingEffect:
+    effect_type, payload = effect_to_payload(effect)
+    return PendingEffect(effect.key, effect.deployment_id, effect_type, payload, now)
