@@ -7,9 +7,17 @@ Kubernetes and Slack behind it, every request a real deployment request) next to
 measured in the same run, and the ratio. Targets: Shipthread's p99 within 1.5× of the bare app's
 and under 300 ms. Results go to ``bench/results/ack.json``.
 
+It also prints how late Shipthread's event loop ran its callbacks (``shipthread_event_loop_lag_seconds``
+on its ``/metrics``, read before and after each burst): the largest lag during start-up, during the
+bursts (the acks) and while the work the bursts started ran, next to the target of none over 50 ms.
+A lag is known to the histogram's bucket, so it is printed as "under <bucket bound>".
+
 Latency is measured by the client, from just before the POST to the last byte of the answer; the
 bodies (with trigger ids and response URLs the Slack emulator minted) are built beforehand, and each
-app gets a warm-up burst first. ``--rounds`` repeats each burst and keeps every sample.
+app gets a warm-up burst first. ``--rounds`` repeats each burst and keeps every sample. The
+emulators run in a process of their own (``--emulators``, driven over its stdin and stdout): in
+the measuring process, the Slack emulator answering Shipthread's own posts during a burst would
+take the GIL from the client and bill that to Shipthread, which the bare app never pays.
 """
 
 from __future__ import annotations
@@ -78,12 +86,59 @@ BARE_APP = textwrap.dedent(
 )
 
 
+LAG = "shipthread_event_loop_lag_seconds"
+LAG_CPU = "shipthread_event_loop_lag_cpu_seconds"
+"""The part of each lag the loop's thread was on the CPU: what Shipthread's own callbacks held."""
+LAG_TARGET_S = 0.05
+
+
+async def lag_buckets(port: int, name: str = LAG) -> dict[float, float]:
+    """One of Shipthread's loop-lag histograms: bucket bound (s) → cumulative count."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    found: dict[float, float] = {}
+    for line in text.splitlines():
+        hit = re.match(rf'^{name}_bucket\{{le="([^"]+)"\}} (\S+)$', line)
+        if hit:
+            found[float(hit[1])] = float(hit[2])
+    return found
+
+
+async def lag_reads_now(port: int) -> dict[str, dict[float, float]]:
+    return {LAG: await lag_buckets(port, LAG), LAG_CPU: await lag_buckets(port, LAG_CPU)}
+
+
+def lag_between(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """The lags measured between two reads: the bucket bound of the largest, how many over the target."""
+    bounds = sorted(after)
+    per_bucket = {b: after[b] - before.get(b, 0.0) for b in bounds}  # cumulative deltas
+    largest = next((b for b in bounds if per_bucket[b] == per_bucket[bounds[-1]]), bounds[-1])
+    over = per_bucket[bounds[-1]] - per_bucket.get(LAG_TARGET_S, 0.0)
+    return {"max_under_ms": largest * 1000, "over_50ms": int(over), "samples": int(per_bucket[bounds[-1]])}
+
+
+def describe_lag(lag: dict[str, Any]) -> str:
+    bound = "∞" if lag["max_under_ms"] == float("inf") else f"{lag['max_under_ms']:g}"
+    return f"max under {bound} ms, {lag['over_50ms']} of {lag['samples']} over 50 ms"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used: what a burst cost, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def start(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], int]:
+def start(
+    argv: list[str], env: dict[str, str], cwd: Path, log: Path | None = None
+) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -92,7 +147,11 @@ def start(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.P
 
     def read() -> None:
         assert process.stderr is not None
+        kept = log.open("w") if log else None  # open as long as the process writes
         for line in process.stderr:
+            if kept:
+                kept.write(line)
+                kept.flush()
             found = re.search(r"serving on [^:]+:(\d+)", line)
             if found and not port:
                 port.append(int(found[1]))
@@ -219,52 +278,137 @@ def stack_files(
     }
 
 
-async def measure(counts: list[int], rounds: int, out: Path) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+def emulators_main(folder: Path) -> None:
+    """``--emulators FOLDER``: serve the emulators, write the stack's files, then mint request bodies.
+
+    Prints the stack's environment as one JSON line, then answers each ``[count, offset]`` line on
+    stdin with the JSON list of that many signed-to-be ``/deploy`` bodies; stops at end of input.
+    """
     with (
         ServerThread(create_slack_app(rate_limits=False), name="slack") as slack,
         ServerThread(create_jenkins_app(time_scale=0.05), name="jenkins") as jenkins,
         ServerThread(create_kubernetes_app(time_scale=0.05), name="kubernetes") as kubernetes,
-        tempfile.TemporaryDirectory() as tmp,
     ):
-        folder = Path(tmp)
-        env = {**os.environ, **stack_files(folder, jenkins, kubernetes, slack)}
-        await upgrade(env["SHIPTHREAD_DATABASE_URL"])
+        print(json.dumps(stack_files(folder, jenkins, kubernetes, slack)), flush=True)
         emulator = emulator_of(slack.app)
+        for line in sys.stdin:
+            count, offset = json.loads(line)
+            print(json.dumps(bodies(emulator, slack.url, count, offset)), flush=True)
+
+
+class Emulators:
+    """The emulators' process, seen from the measuring one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--emulators", str(folder)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.env: dict[str, str] = json.loads(self._line())
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit("the emulators did not start")
+        return line
+
+    def bodies(self, count: int, offset: int) -> list[str]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps([count, offset]) + "\n")
+        self.process.stdin.flush()
+        minted: list[str] = json.loads(self._line())
+        return minted
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def measure(
+    counts: list[int], rounds: int, out: Path, serve_log: Path | None = None
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        emulators = Emulators(folder)
+        env = {**os.environ, **emulators.env}
+        await upgrade(env["SHIPTHREAD_DATABASE_URL"])
         apps = {
             "shipthread": start(
-                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"], env, folder
+                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"],
+                env,
+                folder,
+                serve_log,
             ),
             "bare bolt": start([sys.executable, "-c", BARE_APP], env, folder),
         }
         offset = 0
+        ship_port = apps["shipthread"][1]
         try:
+            start_lag = lag_between({}, await lag_buckets(ship_port))
+            start_cpu = lag_between({}, await lag_buckets(ship_port, LAG_CPU))
+            print(
+                f"loop lag during start: {describe_lag(start_lag)}; on the CPU: {describe_lag(start_cpu)} "
+                "(target: none over 50 ms)",
+                flush=True,
+            )
+            results.append({"loop_lag_start": start_lag, "loop_lag_cpu_start": start_cpu})
             for _, port in apps.values():  # warm-up: imports, first auth.test, connection pools
-                await burst(f"http://127.0.0.1:{port}/slack/events", bodies(emulator, slack.url, 20, offset))
+                await burst(f"http://127.0.0.1:{port}/slack/events", emulators.bodies(20, offset))
                 offset += 20
-            await asyncio.sleep(2)
+            # As after every burst: the warm-up's deployments get their work done before measuring.
+            await asyncio.sleep(SETTLE_S)
             for count in counts:
                 row: dict[str, Any] = {"concurrent": count}
                 samples: dict[str, list[float]] = {name: [] for name in apps}
+                cpu: dict[str, float] = dict.fromkeys(apps, 0.0)
+                lag_reads: dict[str, list[dict[str, dict[float, float]]]] = {"burst": [], "work": []}
                 for round_no in range(rounds):
                     # Alternate who goes first: the work a burst leaves behind in Shipthread (real
                     # deployments) shares the machine's cores with whatever is measured next.
                     order = list(apps.items()) if round_no % 2 == 0 else list(reversed(apps.items()))
-                    for name, (_, port) in order:
+                    for name, (process, port) in order:
                         url = f"http://127.0.0.1:{port}/slack/events"
-                        samples[name] += await burst(url, bodies(emulator, slack.url, count, offset))
+                        payloads = emulators.bodies(count, offset)
+                        before = await lag_reads_now(ship_port) if name == "shipthread" else {}
+                        used = cpu_seconds(process.pid)
+                        samples[name] += await burst(url, payloads)
+                        cpu[name] += cpu_seconds(process.pid) - used
                         offset += count
+                        if name == "shipthread":
+                            acked = await lag_reads_now(ship_port)
+                            lag_reads["burst"] += [before, acked]
                         await asyncio.sleep(SETTLE_S)
+                        if name == "shipthread":
+                            lag_reads["work"] += [acked, await lag_reads_now(ship_port)]
                 for name, taken in samples.items():
                     row[name] = {
                         "p50_ms": round(statistics.median(taken) * 1000, 1),
                         "p99_ms": round(percentile(taken, 99) * 1000, 1),
                         "samples": len(taken),
+                        # The server's CPU per request during the bursts (the machine's load aside).
+                        "cpu_ms_per_request": round(cpu[name] * 1000 / len(taken), 2),
                     }
                 row["p99_ratio"] = round(
                     row["shipthread"]["p99_ms"] / max(row["bare bolt"]["p99_ms"], 0.1), 2
                 )
                 row["target_met"] = row["p99_ratio"] <= 1.5 and row["shipthread"]["p99_ms"] < 300
+                for phase, reads in lag_reads.items():
+                    for kind, metric in (("", LAG), ("cpu_", LAG_CPU)):
+                        pairs = zip(reads[::2], reads[1::2], strict=True)
+                        worst = [lag_between(a[metric], b[metric]) for a, b in pairs]
+                        row[f"loop_lag_{kind}{phase}"] = {
+                            "max_under_ms": max(w["max_under_ms"] for w in worst),
+                            "over_50ms": sum(w["over_50ms"] for w in worst),
+                            "samples": sum(w["samples"] for w in worst),
+                        }
                 results.append(row)
                 print(
                     f"{count:4d} concurrent: shipthread p50 {row['shipthread']['p50_ms']:6.1f} ms "
@@ -272,6 +416,24 @@ async def measure(counts: list[int], rounds: int, out: Path) -> list[dict[str, A
                     f"bare bolt p50 {row['bare bolt']['p50_ms']:6.1f} ms "
                     f"p99 {row['bare bolt']['p99_ms']:6.1f} ms | p99 ratio {row['p99_ratio']:.2f} "
                     f"({'met' if row['target_met'] else 'MISSED'}: ≤ 1.5× and < 300 ms)",
+                    flush=True,
+                )
+                print(
+                    f"{count:4d} concurrent: server CPU per request during the bursts: shipthread "
+                    f"{row['shipthread']['cpu_ms_per_request']:.2f} ms, bare bolt "
+                    f"{row['bare bolt']['cpu_ms_per_request']:.2f} ms",
+                    flush=True,
+                )
+                print(
+                    f"{count:4d} concurrent: loop lag during the bursts: "
+                    f"{describe_lag(row['loop_lag_burst'])}; while their work ran: "
+                    f"{describe_lag(row['loop_lag_work'])} (target: none over 50 ms)",
+                    flush=True,
+                )
+                print(
+                    f"{count:4d} concurrent: of which on the CPU (Shipthread's own callbacks) during the "
+                    f"bursts: {describe_lag(row['loop_lag_cpu_burst'])}; while their work ran: "
+                    f"{describe_lag(row['loop_lag_cpu_work'])} (target: none over 50 ms)",
                     flush=True,
                 )
         finally:
@@ -282,6 +444,7 @@ async def measure(counts: list[int], rounds: int, out: Path) -> list[dict[str, A
                     process.wait(30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+            emulators.close()
     out.write_text(json.dumps(results, indent=2) + "\n")  # noqa: ASYNC240 -- once, at the end
     return results
 
@@ -290,10 +453,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--counts", default="50,200", help="concurrent requests per burst (comma-separated)")
     parser.add_argument("--rounds", type=int, default=3, help="bursts per count and app")
+    parser.add_argument("--serve-log", type=Path, help="keep shipthread's log lines in this file")
+    parser.add_argument("--emulators", type=Path, help=argparse.SUPPRESS)  # the emulators' own process
     args = parser.parse_args()
+    if args.emulators:
+        emulators_main(args.emulators)
+        return
     results_dir = Path(__file__).resolve().parent / "results"
     results_dir.mkdir(exist_ok=True)
-    asyncio.run(measure([int(c) for c in args.counts.split(",")], args.rounds, results_dir / "ack.json"))
+    counts = [int(c) for c in args.counts.split(",")]
+    asyncio.run(measure(counts, args.rounds, results_dir / "ack.json", args.serve_log))
 
 
 if __name__ == "__main__":

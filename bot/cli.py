@@ -111,7 +111,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return emulators_command(args.host, args.port_base)
     elif args.command == "sandbox" and args.sandbox_command is None:
         if args.interactive:
-            from bot.sandbox.interactive import interactive_command
+            from bot.sandbox.story import interactive_command
 
             return interactive_command(args.playbooks, args.config)
         from bot.sandbox.story import story_command

@@ -202,7 +202,6 @@ def build(
     resolve_handle: HandleResolver | None = None,
     on_transition: TransitionHook | None = None,
     use_scheduler: bool = True,
-    guard_resolution_s: float = 0.25,
     retry: RetryPolicy | None = None,
     poll_interval_s: float | None = None,
     new_id: IdSource | None = None,
@@ -270,7 +269,6 @@ def build(
         ctx,
         on_transition=on_transition,
         use_scheduler=use_scheduler,
-        guard_resolution_s=guard_resolution_s,
         lease=DatabaseLease(store.engine, clock),
         new_id=new_id,
     )

@@ -2,15 +2,14 @@
 
 A registry per process (not the library's global one) so tests can build several apps in one
 interpreter and read each one's figures. Counters are bumped where things happen (the Slack
-request handler, the transition hook, a counting chat, a log handler on the retry logger); the
-gauges that describe the store (deployments by phase, the outbox) are read at scrape time, so
-they are never stale and cost nothing between scrapes.
+request handler and the Socket Mode handler, the transition hook, a counting chat, the retry helper's
+observer for the adapters' retries and failures, the loop-lag monitor); the gauges that describe
+the store (deployments by phase, the outbox) are read at scrape time, so they are never stale and
+cost nothing between scrapes.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -20,13 +19,14 @@ from bot.domain.deployment import Deployment
 from bot.domain.events import Event
 from bot.domain.notifications import SKIPPED, GuardVerdict, Notification
 from bot.domain.phases import Phase
-from bot.ports import Chat, PendingEffect
+from bot.ports import Chat
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The exposition format's content type (what Prometheus expects from a scrape)."""
 
-_EFFECT_FAILED = re.compile(r"^effect (\S+) (?:will be retried|failed)")
 _ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""50 ms is a bucket bound: the target is "no callback over 50 ms"."""
 
 
 class Metrics:
@@ -87,7 +87,11 @@ class Metrics:
             registry=r,
         )
         self.adapter_errors = Counter(
-            "shipthread_adapter_errors", "Effects that failed (to be retried), by kind", ["kind"], registry=r
+            "shipthread_adapter_errors",
+            "Calls to Jenkins, Kubernetes, Prometheus or Slack that failed (retries spent or a permanent "
+            "error), by system",
+            ["kind"],
+            registry=r,
         )
         self.outbox_depth = Gauge("shipthread_outbox_depth", "Effects waiting in the outbox", registry=r)
         self.outbox_oldest = Gauge(
@@ -95,6 +99,25 @@ class Metrics:
             "Age of the oldest effect waiting in the outbox",
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "shipthread_event_loop_lag_seconds",
+            "How late the event loop ran a periodic callback (the time something else held it)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_cpu = Histogram(
+            "shipthread_event_loop_lag_cpu_seconds",
+            "The part of each event-loop lag its thread spent on the CPU: at most what the process's "
+            "own callbacks held the loop for (the rest is the machine not running the process)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "shipthread_event_loop_lag_max_seconds",
+            "The largest event-loop lag measured since the process started",
+            registry=r,
+        )
+        self._lag_max = 0.0
 
     # -- hooks --------------------------------------------------------------------------------------
 
@@ -119,18 +142,33 @@ class Metrics:
             outcome = "error"
         self.slack_calls.labels(method, outcome).inc()
 
+    def adapter_retried(self, system: str, what: str, error: BaseException) -> None:
+        """A ``bot.adapters.retrying`` observer: one call failed and is tried again."""
+        self.adapter_retries.inc()
+
+    def adapter_failed(self, system: str, what: str, error: BaseException) -> None:
+        """A ``bot.adapters.retrying`` observer: a call failed for good (its caller sees the error)."""
+        self.adapter_errors.labels(system).inc()
+
+    def lag(self, seconds: float, cpu_seconds: float) -> None:
+        """A ``bot.looplag`` observer: one measured event-loop lag and its CPU-bound part."""
+        self.loop_lag.observe(seconds)
+        self.loop_lag_cpu.observe(cpu_seconds)
+        if seconds > self._lag_max:
+            self._lag_max = seconds
+            self.loop_lag_max.set(seconds)
+
     def observe_store(
-        self, active: Iterable[Deployment], pending: Iterable[PendingEffect], now: datetime
+        self, active: Iterable[Deployment], outbox_depth: int, oldest: datetime | None, now: datetime
     ) -> None:
-        """Set the store gauges from what the store holds now (called at scrape time)."""
+        """Set the store gauges from what the store holds now (called at scrape time): the active
+        deployments, and the outbox's depth and oldest waiting effect (one COUNT/MIN query)."""
         counts = dict.fromkeys((p for p in Phase if not p.terminal), 0)
         for dep in active:
             counts[dep.phase] = counts.get(dep.phase, 0) + 1
         for phase, count in counts.items():
             self.deployments.labels(phase.value).set(count)
-        waiting = list(pending)
-        self.outbox_depth.set(len(waiting))
-        oldest = min((p.created_at for p in waiting), default=None)
+        self.outbox_depth.set(outbox_depth)
         self.outbox_oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
     def exposition(self) -> bytes:
@@ -149,34 +187,3 @@ class CountingChat:
         if isinstance(notification, GuardVerdict) and notification.verdict != SKIPPED:
             self._metrics.guard_verdicts.labels(notification.verdict).inc()
         await self._chat.notify(notification)
-
-
-class LogCounter(logging.Handler):
-    """Counts the retry and effect-failure records the adapters and the engine already log.
-
-    The retry helper logs one warning per retried attempt and the orchestrator one record per failed
-    effect; counting those records keeps the metrics out of every adapter's code.
-    """
-
-    def __init__(self, metrics: Metrics) -> None:
-        super().__init__(level=logging.WARNING)
-        self._metrics = metrics
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "shipthread.retry":
-            self._metrics.adapter_retries.inc()
-        elif record.name == "shipthread.engine":
-            # Read from the formatted message: redaction (``bot.logs``) drops the record's args.
-            found = _EFFECT_FAILED.match(record.getMessage())
-            if found:
-                # Effect keys are "<deployment>:<step>[:<n>]": the step names what failed.
-                parts = found[1].split(":")
-                self._metrics.adapter_errors.labels(parts[1] if len(parts) > 1 else "effect").inc()
-
-    def install(self) -> None:
-        for name in ("shipthread.retry", "shipthread.engine"):
-            logging.getLogger(name).addHandler(self)
-
-    def remove(self) -> None:
-        for name in ("shipthread.retry", "shipthread.engine"):
-            logging.getLogger(name).removeHandler(self)

@@ -12,10 +12,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from bot.serve import JsonFormatter
+from bot.jsonlog import JsonFormatter
 from bot.store.migrate import upgrade
 
 BOOK = {
@@ -31,7 +32,7 @@ BOOK = {
 }
 
 
-def _files(tmp_path: Path, book: dict | None = None) -> dict[str, str]:  # type: ignore[type-arg]
+def _files(tmp_path: Path, book: dict[str, Any] | None = None) -> dict[str, str]:
     (tmp_path / "playbooks").mkdir()
     text = yaml.safe_dump(book or BOOK, sort_keys=False)
     (tmp_path / "playbooks" / "checkout.yaml").write_text(text)
@@ -60,7 +61,7 @@ def _run(tmp_path: Path, environ: dict[str, str], *args: str) -> subprocess.Comp
     )
 
 
-def test_a_broken_playbook_stops_the_start_with_the_validate_message(tmp_path):
+def test_a_broken_playbook_stops_the_start_with_the_validate_message(tmp_path: Path) -> None:
     book = json.loads(json.dumps(BOOK))
     book["environments"]["production"]["approvals"] = [{"group": "sre", "count": "two"}]
     environ = _files(tmp_path, book)
@@ -72,14 +73,14 @@ def test_a_broken_playbook_stops_the_start_with_the_validate_message(tmp_path):
     assert problem in served.stderr.splitlines()
 
 
-def test_an_unmigrated_database_is_refused_with_what_to_run(tmp_path):
+def test_an_unmigrated_database_is_refused_with_what_to_run(tmp_path: Path) -> None:
     served = _run(tmp_path, _files(tmp_path), "serve", "--port", "0")
     assert served.returncode == 1
     assert "run `shipthread db upgrade`" in served.stderr
     assert "Traceback" not in served.stderr
 
 
-async def test_missing_slack_secrets_are_named(tmp_path):
+async def test_missing_slack_secrets_are_named(tmp_path: Path) -> None:
     environ = _files(tmp_path)
     await upgrade(environ["SHIPTHREAD_DATABASE_URL"])
     served = _run(tmp_path, environ, "serve", "--port", "0")
@@ -89,7 +90,7 @@ async def test_missing_slack_secrets_are_named(tmp_path):
     assert socket.returncode == 1 and "SLACK_APP_TOKEN is not set" in socket.stderr
 
 
-def test_log_lines_are_json_with_the_deployment_id_and_no_secret():
+def test_log_lines_are_json_with_the_deployment_id_and_no_secret() -> None:
     record = logging.LogRecord(
         "shipthread.engine",
         logging.INFO,

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,29 +53,35 @@ class _Queued:
 class Background:
     """The tasks started after an ack; ``drain`` waits for them (bounded) when the process stops.
 
-    Acks go first: work starts once no new request has come for ``quiet_s`` (at most ``max_defer_s``
-    late), and at most ``concurrency`` pieces run at once. A burst of commands then does not fill the
-    event loop (and the GIL, with the cluster client's threads) with engine work while later requests
-    of the same burst still wait for their ack: the 3 s that matter are the ack's, not the work's.
+    Acks go first, by design: queued work starts only when no Slack request is being answered
+    (``answering``) and none has come for ``quiet_s``. So that a steady stream of requests never
+    starves it, work that has waited ``max_defer_s`` starts anyway, one piece at a time while acks
+    are still pending; once the requests are answered, up to ``concurrency`` pieces run at once. A
+    burst of commands then does not fill the event loop (and the GIL, with the client libraries'
+    threads) with engine work while later requests of the same burst wait for their ack: the 3 s
+    that matter are the ack's, not the work's.
 
     The waiting costs nothing per request: queued work sits in one queue, ``concurrency`` workers
-    take from it, and one timer (moved on by each arrival) opens the gate once the burst is over —
+    take from it, and one timer (moved on by each request) opens the gate once the burst is over —
     not a sleeping loop per request, which is what 200 requests of a burst would otherwise run
     while their acks wait.
     """
 
-    def __init__(self, concurrency: int = 8, quiet_s: float = 0.02, max_defer_s: float = 0.5) -> None:
+    def __init__(self, concurrency: int = 8, quiet_s: float = 0.02, max_defer_s: float = 0.25) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._concurrency = concurrency
         self._workers: set[asyncio.Task[None]] = set()
         self._taking = 0
         """Workers still taking from the queue (counted as they stop, not when their task is reaped)."""
         self._queue: deque[_Queued] = deque()
-        self._ready = asyncio.Event()
-        """Set when there is queued work and the burst is over (or the oldest work is due)."""
         self._quiet = asyncio.Event()
+        """Set when no request is being answered and none came for ``quiet_s``: work may start."""
         self._quiet.set()
         self._timer: asyncio.TimerHandle | None = None
+        self._answering = 0
+        """Slack requests received and not answered yet."""
+        self._overdue = 0
+        """Pieces running because they waited ``max_defer_s`` while requests were still answered."""
         self._busy = 0
         """Queued plus running deferred pieces."""
         self._idle = asyncio.Event()
@@ -84,6 +90,42 @@ class Background:
         self._max_defer_s = max_defer_s
         self.accepting = True
         """False once shutdown began: the HTTP layer then refuses new requests (Slack retries them)."""
+
+    # -- the requests being answered ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the handling of one Slack request, up to its ack: work waits while any is open."""
+        self._answering += 1
+        self._quiet.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._settle(asyncio.get_running_loop())
+
+    @property
+    def answering_now(self) -> int:
+        """Slack requests received and not answered yet."""
+        return self._answering
+
+    def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The last open request was answered: the gate opens ``quiet_s`` later, if none comes."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._quiet.clear()
+        self._timer = loop.call_later(self._quiet_s, self._open)
+
+    def _open(self) -> None:
+        self._timer = None
+        if self._answering == 0:
+            self._quiet.set()
+
+    # -- the work -----------------------------------------------------------------------------------
 
     def spawn(
         self,
@@ -100,11 +142,13 @@ class Background:
         if urgent:
             self._track(loop.create_task(self._run(work, name), name=name, context=context))
             return
-        now = time.monotonic()
-        self._queue.append(_Queued(work, name, context, now + self._max_defer_s))
+        self._queue.append(_Queued(work, name, context, time.monotonic() + self._max_defer_s))
         self._busy += 1
         self._idle.clear()
-        self._arrived(loop, now)
+        if self._answering == 0 and self._quiet.is_set():
+            # Work that no request brought (or spawned after the ack): still let a burst that may be
+            # arriving go first for ``quiet_s``.
+            self._settle(loop)
         while self._taking < min(self._concurrency, len(self._queue)):
             self._taking += 1
             worker = loop.create_task(self._worker(), name="slack background worker")
@@ -115,28 +159,27 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _arrived(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
-        """A request came: the burst goes on; the gate opens ``quiet_s`` after the last one."""
-        self._quiet.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-        oldest = self._queue[0].deadline if self._queue else now + self._quiet_s
-        self._timer = loop.call_at(loop.time() + max(0.0, min(self._quiet_s, oldest - now)), self._open)
+    async def _gate(self) -> bool:
+        """Wait until this worker may start the queue's next piece; True when it starts it overdue.
 
-    def _open(self) -> None:
-        self._timer = None
-        self._quiet.set()
+        Returns with no await after its last look at the queue (``_worker`` relies on it).
+        """
+        while self._queue and not self._quiet.is_set():
+            due = self._queue[0].deadline - time.monotonic()
+            if due <= 0 and self._overdue == 0:
+                return True  # waited long enough: one piece at a time until the acks are done
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), max(due, self._quiet_s))
+        return False
 
     async def _worker(self) -> None:
         try:
             while True:
-                if self._queue and not self._quiet.is_set():
-                    due = self._queue[0].deadline - time.monotonic()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._quiet.wait(), max(0.0, due))
+                overdue = await self._gate()
                 if not self._queue:
                     return  # no await between this test and ``_taking`` going down: spawn sees it
                 item = self._queue.popleft()
+                self._overdue += overdue
                 try:
                     task = asyncio.get_running_loop().create_task(
                         self._run(item.work, item.name), name=item.name, context=item.context
@@ -144,6 +187,7 @@ class Background:
                     self._track(task)
                     await asyncio.shield(task)  # drain cancels the task itself, not through the worker
                 finally:
+                    self._overdue -= overdue
                     self._done_one()
         finally:
             self._taking -= 1
@@ -170,7 +214,7 @@ class Background:
     async def drain(self, timeout_s: float) -> int:
         """Stop accepting, wait up to ``timeout_s`` for running work; returns how many were cut off."""
         self.accepting = False
-        self._open()  # no request is coming any more: what is queued starts now
+        self._quiet.set()  # no request is coming any more: what is queued starts now
         if not self.running:
             return 0
         with contextlib.suppress(TimeoutError):

@@ -25,8 +25,7 @@ from typing import Any
 import aiohttp
 
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator, emulator_of
-from bot.sandbox.slack_driver import DriverResponse, SlackDriver
+from bot.sandbox.slack import DriverResponse, SlackDriver, SlackEmulator, emulator_of
 from tests.engine.stack import write_stack_files
 
 TOKEN = "xoxb-sandbox"

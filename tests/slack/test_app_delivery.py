@@ -7,8 +7,11 @@ same button, clicked again, acts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 
+from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import Usergroup, emulator_of
 from bot.slack import actions
 from tests.engine.stack import playbook
@@ -32,8 +35,8 @@ async def fail_next(serve: ServeProcess, method: str, calls: int = 1) -> None:
 
 
 async def test_a_group_lookup_that_fails_once_says_try_again_and_the_same_click_then_acts(
-    run, serve_of, slack_server
-):
+    run: str, serve_of: Callable[..., ServeProcess], slack_server: ServerThread
+) -> None:
     emulator_of(slack_server.app).add_usergroup(ONCALL)
     serve = serve_of(playbook("checkout", run, approvals=[{"group": "sre", "count": 1}]), config=CONFIG)
     driver = serve.driver()

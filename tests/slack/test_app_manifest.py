@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,20 +68,20 @@ def _methods() -> set[str]:
     return found
 
 
-def _manifest() -> dict:  # type: ignore[type-arg]
+def _manifest() -> dict[str, Any]:
     loaded = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert isinstance(loaded, dict)
     return loaded
 
 
-def test_the_manifest_declares_the_commands_the_app_registers():
+def test_the_manifest_declares_the_commands_the_app_registers() -> None:
     declared = [c["command"] for c in _manifest()["features"]["slash_commands"]]
     assert sorted(declared) == sorted(listeners_commands.COMMANDS)
     for command in _manifest()["features"]["slash_commands"]:
         assert command["usage_hint"] and command["description"]
 
 
-def test_the_manifest_subscribes_to_the_events_the_app_handles_and_turns_interactivity_on():
+def test_the_manifest_subscribes_to_the_events_the_app_handles_and_turns_interactivity_on() -> None:
     settings = _manifest()["settings"]
     assert sorted(settings["event_subscriptions"]["bot_events"]) == sorted(listeners_events.EVENTS)
     assert settings["interactivity"]["is_enabled"] is True
@@ -88,7 +89,7 @@ def test_the_manifest_subscribes_to_the_events_the_app_handles_and_turns_interac
     assert "socket_mode_enabled" in settings
 
 
-def test_the_method_finder_sees_every_way_the_code_calls_slack():
+def test_the_method_finder_sees_every_way_the_code_calls_slack() -> None:
     found = _methods()
     # By function (including the sdk's helper that is two methods), and by name through api_call.
     for method in ("views.open", "usergroups.users.list", "files.completeUploadExternal", "chat.update"):
@@ -96,7 +97,7 @@ def test_the_method_finder_sees_every_way_the_code_calls_slack():
     assert not {m for m in found if m.startswith("api.")}
 
 
-def test_the_bot_scopes_are_exactly_those_the_called_methods_need():
+def test_the_bot_scopes_are_exactly_those_the_called_methods_need() -> None:
     methods = _methods()
     unknown = methods - set(METHOD_SCOPES)
     assert not unknown, f"add the scopes of {sorted(unknown)} to METHOD_SCOPES (and the manifest)"

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
-from bot.sandbox.slack_driver import SlackDriver
+from bot.sandbox.server import ServerThread
+from bot.sandbox.slack import SlackDriver
 from bot.slack import actions
 from tests.engine.stack import RATIO, k8s_image, playbook
 from tests.slack.serve_process import CHANNEL, ServeProcess
@@ -42,12 +45,12 @@ async def opened(serve: ServeProcess, known: set[str] = frozenset()) -> str:  # 
     return found
 
 
-async def card_says(serve: ServeProcess, did: str, label: str, timeout: float = 60.0) -> dict:  # type: ignore[type-arg]
-    def shows() -> dict | None:  # type: ignore[type-arg]
+async def card_says(serve: ServeProcess, did: str, label: str, timeout: float = 60.0) -> dict[str, Any]:
+    def shows() -> dict[str, Any] | None:
         card = serve.thread_messages(did).get("card")
         return card if card and label.lower() in json.dumps(card).lower() else None
 
-    found: dict = await serve.wait(shows, timeout, f"{did} card to say {label!r}")  # type: ignore[type-arg]
+    found: dict[str, Any] = await serve.wait(shows, timeout, f"{did} card to say {label!r}")
     return found
 
 
@@ -64,7 +67,9 @@ async def told(serve: ServeProcess, user: str, *words: str, timeout: float = 20.
     return found
 
 
-async def test_production_canary_with_two_approval_stages(k8s_server, run, serve_of):
+async def test_production_canary_with_two_approval_stages(
+    k8s_server: ServerThread, run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, strategy="canary", steps=(25, 50), approvals=TWO_STAGES))
     ratio(serve, run, "checkout", 0.0)
     driver = serve.driver()
@@ -86,7 +91,9 @@ async def test_production_canary_with_two_approval_stages(k8s_server, run, serve
     assert await serve.metric("shipthread_guard_verdicts_total", verdict="pass") >= 3
 
 
-async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(k8s_server, run, serve_of):
+async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(
+    k8s_server: ServerThread, run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, window=6.0))
     ratio(serve, run, "checkout", 0.01)
     driver = serve.driver()
@@ -98,7 +105,7 @@ async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(k8s_server, run
     assert k8s_image(k8s_server.url, "checkout") == "registry.example.com/checkout:1.0.0"
 
     # The guard lock is told in the deployment's thread, with its Unlock button, not top-level.
-    def lock_reply() -> dict | None:  # type: ignore[type-arg]
+    def lock_reply() -> dict[str, Any] | None:
         found = [m for key, m in serve.thread_messages(did).items() if key.startswith("lock:")]
         return found[0] if found else None
 
@@ -140,7 +147,9 @@ async def test_guard_breach_rolls_back_locks_refuses_and_unlocks(k8s_server, run
     assert await serve.metric("shipthread_guard_verdicts_total", verdict="fail") >= 1
 
 
-async def test_rollback_of_the_last_release_and_during_verification(k8s_server, run, serve_of):
+async def test_rollback_of_the_last_release_and_during_verification(
+    k8s_server: ServerThread, run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, window=8))
     ratio(serve, run, "checkout", 0.0)
     driver = serve.driver()
@@ -180,7 +189,9 @@ async def test_rollback_of_the_last_release_and_during_verification(k8s_server, 
     await told(serve, "U0BOB", "1.6.0", "succeeded", "(rollback)")
 
 
-async def test_hostile_text_never_renders_as_a_mention_or_a_link(run, serve_of):
+async def test_hostile_text_never_renders_as_a_mention_or_a_link(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, approvals=[{"group": "sre", "count": 1}]))
     driver = serve.driver()
     quoted = HOSTILE.replace('"', "'")
@@ -221,7 +232,9 @@ async def test_hostile_text_never_renders_as_a_mention_or_a_link(run, serve_of):
         assert markup not in seen, markup
 
 
-async def test_app_home_lists_deployments_and_locks_with_unlock_for_those_allowed(run, serve_of):
+async def test_app_home_lists_deployments_and_locks_with_unlock_for_those_allowed(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     book = playbook("checkout", run, approvals=[{"group": "sre", "count": 1}])
     serve = serve_of(book)
     driver = serve.driver()
@@ -243,7 +256,7 @@ async def test_app_home_lists_deployments_and_locks_with_unlock_for_those_allowe
     await serve.wait(lambda: "No locks." in json.dumps(_home_view(serve, "U0CAROL")), what="the lock lifted")
 
 
-def _modal(serve: ServeProcess, user: str) -> dict | None:  # type: ignore[type-arg]
+def _modal(serve: ServeProcess, user: str) -> dict[str, Any] | None:
     import urllib.request
 
     with urllib.request.urlopen(f"{serve.slack.url}/_sandbox/views?user={user}", timeout=5) as response:
@@ -252,7 +265,7 @@ def _modal(serve: ServeProcess, user: str) -> dict | None:  # type: ignore[type-
     return open_modals[-1] if open_modals else None
 
 
-def _homes(serve: ServeProcess) -> list[dict]:  # type: ignore[type-arg]
+def _homes(serve: ServeProcess) -> list[dict[str, Any]]:
     out = []
     for call in serve.emulator.calls("views.publish"):
         args = call.get("args") or call.get("params") or {}
@@ -263,7 +276,7 @@ def _homes(serve: ServeProcess) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
-def _home_view(serve: ServeProcess, user: str) -> dict:  # type: ignore[type-arg]
+def _home_view(serve: ServeProcess, user: str) -> dict[str, Any]:
     import urllib.request
 
     with urllib.request.urlopen(f"{serve.slack.url}/_sandbox/views?user={user}", timeout=5) as response:
@@ -272,7 +285,7 @@ def _home_view(serve: ServeProcess, user: str) -> dict:  # type: ignore[type-arg
     return homes[-1] if homes else {}
 
 
-async def _click_home(driver: SlackDriver, serve: ServeProcess, home: dict, user: str) -> None:  # type: ignore[type-arg]
+async def _click_home(driver: SlackDriver, serve: ServeProcess, home: dict[str, Any], user: str) -> None:
     """Click the Unlock button on ``user``'s Home tab, as Slack sends a click in a view."""
     from urllib.parse import urlencode
 

@@ -11,17 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
+from bot.sandbox.server import ServerThread
 from bot.slack import actions
 from tests.engine.stack import k8s_image, playbook
-from tests.slack.serve_process import CHANNEL
+from tests.slack.serve_process import CHANNEL, ServeProcess
 
 SRE = [{"group": "sre", "count": 1}]
 
 
-async def test_help_and_bad_input_are_answered_in_the_ack(run, serve_of):
+async def test_help_and_bad_input_are_answered_in_the_ack(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run))
     driver = serve.driver()
     helped = await driver.slash_command("/deploy", "help")
@@ -37,7 +42,9 @@ async def test_help_and_bad_input_are_answered_in_the_ack(run, serve_of):
     assert "no environment" in env.json()["text"] and "production" in env.json()["text"]
 
 
-async def test_rolling_deploy_with_approval_four_eyes_and_status(k8s_server, run, serve_of):
+async def test_rolling_deploy_with_approval_four_eyes_and_status(
+    k8s_server: ServerThread, run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, approvals=SRE))
     serve_ratio = _ratio(serve, run)
     serve_ratio("checkout", 0.0)
@@ -67,7 +74,7 @@ async def test_rolling_deploy_with_approval_four_eyes_and_status(k8s_server, run
     )
 
 
-async def test_reject_from_the_modal_needs_a_reason(run, serve_of):
+async def test_reject_from_the_modal_needs_a_reason(run: str, serve_of: Callable[..., ServeProcess]) -> None:
     serve = serve_of(playbook("checkout", run, approvals=SRE))
     driver = serve.driver()
     await driver.slash_command("/deploy", "checkout 1.2.0", user_id="U0ALICE")
@@ -102,7 +109,9 @@ async def test_reject_from_the_modal_needs_a_reason(run, serve_of):
     assert any(e["action"] == "approve" and "stale" in e["outcome"] for e in audit)
 
 
-async def test_retries_and_double_clicks_have_one_effect(run, serve_of):
+async def test_retries_and_double_clicks_have_one_effect(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     stages = [{"group": "sre", "count": 2}]
     serve = serve_of(playbook("checkout", run, approvals=stages))
     driver = serve.driver()
@@ -147,7 +156,9 @@ async def test_retries_and_double_clicks_have_one_effect(run, serve_of):
     assert len(serve.emulator.calls("views.publish")) == 1
 
 
-async def test_forged_stale_and_replayed_signatures_are_refused(run, serve_of):
+async def test_forged_stale_and_replayed_signatures_are_refused(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run))
     forged = await serve.driver(secret="not-the-secret").slash_command("/deploy", "checkout 1.1.0")
     assert forged.status == 401
@@ -186,7 +197,7 @@ async def test_forged_stale_and_replayed_signatures_are_refused(run, serve_of):
     assert serve.emulator.calls("chat.postMessage") == []
 
 
-async def test_health_ready_and_metrics(run, serve_of):
+async def test_health_ready_and_metrics(run: str, serve_of: Callable[..., ServeProcess]) -> None:
     serve = serve_of(playbook("checkout", run, approvals=SRE))
     status, _ = await serve.get("/healthz")
     assert status == 200
@@ -231,7 +242,7 @@ def _samples(text: str) -> dict[tuple[str, str], float]:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _ratio(serve, run):  # type: ignore[no-untyped-def]
+def _ratio(serve: ServeProcess, run: str) -> Callable[[str, float], None]:
     from tests.engine.stack import RATIO
     from tests.support.promwrite import Series, push
 
@@ -243,7 +254,7 @@ def _ratio(serve, run):  # type: ignore[no-untyped-def]
     return set_ratio
 
 
-async def _deployment_id(serve, user: str) -> str:  # type: ignore[no-untyped-def]
+async def _deployment_id(serve: ServeProcess, user: str) -> str:
     """The id of the deployment the bot opened a thread for (the newest card)."""
 
     def newest() -> str | None:
@@ -258,7 +269,7 @@ async def _deployment_id(serve, user: str) -> str:  # type: ignore[no-untyped-de
     return found
 
 
-async def _until_phase(serve, did: str, label: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+async def _until_phase(serve: ServeProcess, did: str, label: str, timeout: float = 60.0) -> None:
     def shows() -> bool:
         card = serve.thread_messages(did).get("card")
         return bool(card) and label.lower() in json.dumps(card).lower()
@@ -266,7 +277,7 @@ async def _until_phase(serve, did: str, label: str, timeout: float = 60.0) -> No
     await serve.wait(shows, timeout, f"{did} card to say {label}")
 
 
-async def _open_view(serve, user: str):  # type: ignore[no-untyped-def]
+async def _open_view(serve: ServeProcess, user: str) -> Any:
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{serve.slack.url}/_sandbox/views", params={"user": user}) as response,
@@ -277,13 +288,13 @@ async def _open_view(serve, user: str):  # type: ignore[no-untyped-def]
     return views[-1] if views else None
 
 
-def _form(payload) -> str:  # type: ignore[no-untyped-def]
+def _form(payload: Any) -> str:
     from urllib.parse import urlencode
 
     return urlencode({"payload": json.dumps(payload)})
 
 
-async def _audit(serve, did: str) -> list[dict]:  # type: ignore[no-untyped-def]
+async def _audit(serve: ServeProcess, did: str) -> list[dict[str, Any]]:
     from sqlalchemy import text
 
     from bot.store.db import create_engine
@@ -299,7 +310,9 @@ async def _audit(serve, did: str) -> list[dict]:  # type: ignore[no-untyped-def]
         await engine.dispose()
 
 
-async def test_readyz_names_each_failing_part(run, serve_of, slack_server):
+async def test_readyz_names_each_failing_part(
+    run: str, serve_of: Callable[..., ServeProcess], slack_server: ServerThread
+) -> None:
     book = playbook("checkout", run)
     book["environments"]["production"]["channel"] = "C0MISSING"
     serve = serve_of(book)
@@ -311,9 +324,10 @@ async def test_readyz_names_each_failing_part(run, serve_of, slack_server):
     assert status == 200  # alive, only not ready
 
 
-async def test_socket_mode_deploy_approve_and_redeliveries_once(k8s_server, run, serve_of, slack_server):
-    from bot.sandbox.slack_driver import SocketModeDriver
-    from bot.sandbox.slack_socket import DEFAULT_APP_TOKEN
+async def test_socket_mode_deploy_approve_and_redeliveries_once(
+    k8s_server: ServerThread, run: str, serve_of: Callable[..., ServeProcess], slack_server: ServerThread
+) -> None:
+    from bot.sandbox.slack import DEFAULT_APP_TOKEN, SocketModeDriver
 
     serve = serve_of(
         playbook("checkout", run, approvals=SRE),
@@ -338,13 +352,20 @@ async def test_socket_mode_deploy_approve_and_redeliveries_once(k8s_server, run,
         return await serve.metric("shipthread_slack_duplicates_total", kind="click") == 1
 
     await serve.wait(repeat_counted, what="the redelivery handled")
+    # Socket Mode acks are counted and timed like the HTTP route's: the command, the click and its
+    # redelivery.
+    assert await serve.metric("shipthread_slack_acks_total", kind="command", status="200") == 1
+    assert await serve.metric("shipthread_slack_ack_seconds_count", kind="command") == 1
+    assert await serve.metric("shipthread_slack_acks_total", kind="action", status="200") == 2
     said = serve.ephemerals("U0BOB")
     assert len([t for t in said if "Already handled" not in t]) == 1, said
     status, _ = await serve.get("/healthz")
     assert status == 200  # the health server runs on --port in Socket Mode too
 
 
-async def test_sigterm_lets_acked_work_finish_and_exits_zero(run, serve_of):
+async def test_sigterm_lets_acked_work_finish_and_exits_zero(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     serve = serve_of(playbook("checkout", run, approvals=SRE))
     driver = serve.driver()
     acked = await driver.slash_command("/deploy", "checkout 1.9.0", user_id="U0ALICE")
@@ -355,7 +376,9 @@ async def test_sigterm_lets_acked_work_finish_and_exits_zero(run, serve_of):
     assert any('"message": "stopped"' in line for line in serve.lines)
 
 
-async def test_approver_groups_written_as_slack_user_groups(run, serve_of):
+async def test_approver_groups_written_as_slack_user_groups(
+    run: str, serve_of: Callable[..., ServeProcess]
+) -> None:
     # "@sre" is the emulator's user group of that handle (carol only); S0APPROVERS has bob and carol.
     config = {"approver_groups": {"sre": ["@sre"], "leads": ["S0APPROVERS"], "oncall": ["U0ERIN"]}}
     serve = serve_of(playbook("checkout", run, approvals=SRE), config=config)

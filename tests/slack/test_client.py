@@ -26,7 +26,7 @@ def slack() -> Iterator[ServerThread]:
         yield server
 
 
-async def test_views_open_is_not_retried_after_a_429_its_trigger_would_be_dead(slack) -> None:
+async def test_views_open_is_not_retried_after_a_429_its_trigger_would_be_dead(slack: ServerThread) -> None:
     emulator = emulator_of(slack.app)
     client = CountingWebClient(Metrics(), token="xoxb-sandbox", base_url=f"{slack.url}/api/", timeout=5)
     await client.views_open(trigger_id=emulator.issue_trigger("U0BOB"), view=VIEW)

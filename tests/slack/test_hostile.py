@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import Clock, SlackEmulator
-from bot.sandbox.slack_blocks import check_message_blocks
+from bot.sandbox.slack import Clock, SlackEmulator, check_message_blocks
 from bot.slack.outgoing import Outgoing
 from tests.slack.scenario import (
     APPROVER,

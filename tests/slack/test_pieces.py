@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import mrkdwn
-from bot.sandbox.slack_blocks import check_message_blocks
+from bot.sandbox.slack import check_message_blocks
 from bot.slack import actions, blocks, limits, sparkline
 
 

@@ -12,7 +12,7 @@ from bot.domain import events as ev
 from bot.domain import notifications
 from bot.domain.deployment import Strategy
 from bot.domain.phases import Phase
-from bot.sandbox.slack_blocks import check_message_blocks
+from bot.sandbox.slack import check_message_blocks
 from bot.slack import actions, card
 from bot.slack.outgoing import CARD, Outgoing, Priority
 from bot.slack.thread import STATE_VERSION, plan
