@@ -4,6 +4,7 @@ reading it through the example playbook's own guard query sees a good image pass
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import urllib.parse
@@ -39,7 +40,7 @@ def apis(cluster: ServerThread) -> Iterator[tuple[k8s.AppsV1Api, k8s.CoreV1Api]]
     post(cluster.url, "/_sandbox/reset", {})
     api = k8s.ApiClient(k8s.Configuration(host=cluster.url))
     yield k8s.AppsV1Api(api), k8s.CoreV1Api(api)
-    api.close()
+    api.close()  # type: ignore[no-untyped-call]
 
 
 def post(url: str, path: str, body: dict[str, Any]) -> Any:
@@ -77,18 +78,21 @@ def requests(demo: DemoService, service: str, version: str, code: str, namespace
     return sum(v for k, v in samples(demo).items() if k[:4] == key and f"version={version}" in k)
 
 
-def labelled(name: str, labels: dict[str, str], image: str, replicas: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
+def labelled(name: str, labels: dict[str, str], image: str, replicas: int) -> k8s.V1Deployment:
+    # the client's model of the manifest: what the client itself makes of a dict body before sending
+    return k8s.V1Deployment.model_validate(
+        {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": image}]},
+                },
             },
-        },
-    }
+        }
+    )
 
 
 def test_traffic_follows_the_ready_pods_and_the_image_version(
@@ -146,10 +150,12 @@ def test_canary_tracks_and_the_live_colour_of_a_blue_green_pair(
         )
     core.create_namespaced_service(
         "shop",
-        {
-            "metadata": {"name": "payments"},
-            "spec": {"selector": {"app": "payments", "color": "blue"}, "ports": [{"port": 80}]},
-        },
+        k8s.V1Service.model_validate(
+            {
+                "metadata": {"name": "payments"},
+                "spec": {"selector": {"app": "payments", "color": "blue"}, "ports": [{"port": 80}]},
+            }
+        ),
     )
     demo = DemoService(
         cluster.url,
@@ -231,7 +237,7 @@ def test_prometheus_sees_the_good_image_pass_and_the_bad_one_breach_the_playbook
             for namespace in ("shop", "shop-staging"):
                 promql = render(checks[name].query, {"service": service, "namespace": namespace})
                 measured[(name, namespace)] = wait_for(
-                    lambda q=promql: query(prometheus, q), f"{name} in {namespace}"
+                    functools.partial(query, prometheus, promql), f"{name} in {namespace}"
                 )
     ratio_max, latency_max = checks["5xx ratio"].max, checks["p99 latency"].max
     assert ratio_max is not None and latency_max is not None

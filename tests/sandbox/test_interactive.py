@@ -16,14 +16,13 @@ from pathlib import Path
 import pexpect
 import yaml
 
-from bot.sandbox import story_files
-from bot.sandbox.story import PROMETHEUS_VARIABLE
+from bot.sandbox.story import PROMETHEUS_VARIABLE, playbook
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def own_files(folder: Path) -> tuple[Path, Path]:
-    book = story_files.playbook(guarded=False)
+    book = playbook(guarded=False)
     book["kubernetes"]["cluster"] = "prod-eu"
     production = book["environments"]["production"]
     production["approvals"] = [{"group": "leads", "count": 1}]

@@ -507,6 +507,7 @@ def test_build_refusals_match_jenkins(sandbox: Sandbox) -> None:
     sandbox.emulator.create_job("plain")
     with pytest.raises(requests.HTTPError) as caught:
         client.build_job("deploy")  # POST build on a parameterized job
+    assert caught.value.response is not None
     assert caught.value.response.status_code == 400
     assert "Nothing is submitted" in caught.value.response.text
     with pytest.raises(jenkins.JenkinsException, match=r"\[500\]"):
@@ -517,6 +518,7 @@ def test_build_refusals_match_jenkins(sandbox: Sandbox) -> None:
     assert client.get_job_info("plain")["buildable"] is False
     with pytest.raises(requests.HTTPError) as caught:
         client.build_job("plain")
+    assert caught.value.response is not None
     assert caught.value.response.status_code == 409
     assert sandbox.control("GET", "/_sandbox/queue")["items"] == []
 
@@ -578,6 +580,7 @@ def test_a_503_fault_then_the_retry_works(sandbox: Sandbox) -> None:
     )
     with pytest.raises(requests.HTTPError) as caught:
         client.build_job("plain")
+    assert caught.value.response is not None
     assert caught.value.response.status_code == 503
     assert client.build_job("plain") == 1
     assert sandbox.control("GET", "/_sandbox/faults")["faults"] == []

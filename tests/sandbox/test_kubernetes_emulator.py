@@ -10,15 +10,16 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import urllib3
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from bot.sandbox.kubernetes import create_kubernetes_app
 from bot.sandbox.server import ServerThread
+from tests.support import k8s_models as k8s
 
 NS = "default"
 FAST = 0.01  # real seconds per emulated second: a pod starts in 2.5 ms
@@ -45,7 +46,7 @@ def api(server: ServerThread) -> Iterator[client.ApiClient]:
     control(server, "time-scale", {"time_scale": FAST})
     api_client = client.ApiClient(client.Configuration(host=server.url))
     yield api_client
-    api_client.close()
+    api_client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -82,6 +83,11 @@ def deployment(
     }
 
 
+def as_deployment(body: dict[str, Any]) -> client.V1Deployment:
+    """The manifest as the client's model: what the client itself makes of a dict body before sending."""
+    return client.V1Deployment.model_validate(body)
+
+
 def wait_for(check: Callable[[], Any], what: str, seconds: float = 10.0) -> Any:
     """Poll until ``check()`` is truthy; the limit only bounds a broken emulator, it is not asserted on."""
     deadline = time.monotonic() + seconds
@@ -99,10 +105,10 @@ def rolled_out(apps: client.AppsV1Api, name: str) -> Callable[[], bool]:
         d = apps.read_namespaced_deployment(name, NS)
         want = d.spec.replicas
         return bool(
-            d.status.observed_generation == d.metadata.generation
-            and (d.status.updated_replicas or 0) == want
-            and (d.status.available_replicas or 0) == want
-            and (d.status.replicas or 0) == want
+            k8s.status(d).observed_generation == k8s.meta(d).generation
+            and (k8s.status(d).updated_replicas or 0) == want
+            and (k8s.status(d).available_replicas or 0) == want
+            and (k8s.status(d).replicas or 0) == want
         )
 
     return check
@@ -110,11 +116,11 @@ def rolled_out(apps: client.AppsV1Api, name: str) -> Callable[[], bool]:
 
 def progressing(apps: client.AppsV1Api, name: str) -> Any:
     d = apps.read_namespaced_deployment(name, NS)
-    return next(c for c in d.status.conditions if c.type == "Progressing")
+    return next(c for c in k8s.conditions(d) if c.type == "Progressing")
 
 
 def status_body(exc: ApiException) -> dict[str, Any]:
-    return json.loads(exc.body)
+    return cast(dict[str, Any], json.loads(k8s.present(exc.body, "the error's body")))  # a Status, as JSON
 
 
 # discovery
@@ -145,83 +151,86 @@ def test_discovery_names_the_served_groups_and_resources(api: client.ApiClient) 
 def test_create_fills_metadata_and_the_api_server_defaults(apps: client.AppsV1Api) -> None:
     body = deployment()
     del body["spec"]["replicas"]
-    created = apps.create_namespaced_deployment(NS, body)
-    assert created.metadata.uid
-    assert created.metadata.creation_timestamp is not None
-    assert created.metadata.generation == 1
-    assert created.metadata.resource_version.isdigit()
+    created = apps.create_namespaced_deployment(NS, as_deployment(body))
+    assert k8s.meta(created).uid
+    assert k8s.meta(created).creation_timestamp is not None
+    assert k8s.meta(created).generation == 1
+    assert k8s.present(k8s.meta(created).resource_version, "resourceVersion").isdigit()
     assert created.spec.replicas == 1
-    assert created.spec.strategy.type == "RollingUpdate"
-    assert created.spec.strategy.rolling_update.max_surge == "25%"
-    assert created.spec.strategy.rolling_update.max_unavailable == "25%"
+    assert k8s.strategy(created).type == "RollingUpdate"
+    rolling_update = k8s.present(k8s.strategy(created).rolling_update, "rollingUpdate")
+    assert rolling_update.max_surge == "25%"
+    assert rolling_update.max_unavailable == "25%"
     assert created.spec.revision_history_limit == 10
     assert created.spec.progress_deadline_seconds == 600
-    container = created.spec.template.spec.containers[0]
+    container = k8s.template_spec(created).containers[0]
     assert container.image_pull_policy == "IfNotPresent"
-    assert created.spec.template.spec.restart_policy == "Always"
+    assert k8s.template_spec(created).restart_policy == "Always"
 
 
 def test_a_rollout_moves_status_forward_to_available(apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment(replicas=3))
+    apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=3)))
     wait_for(rolled_out(apps, "web"), "the first rollout")
     d = apps.read_namespaced_deployment("web", NS)
-    assert d.status.ready_replicas == 3
-    assert d.status.unavailable_replicas is None  # zero counters are omitted, as on a real server
-    conditions = {c.type: c for c in d.status.conditions}
+    assert k8s.status(d).ready_replicas == 3
+    assert k8s.status(d).unavailable_replicas is None  # zero counters are omitted, as on a real server
+    conditions = {c.type: c for c in k8s.conditions(d)}
     assert conditions["Available"].status == "True"
     assert conditions["Available"].reason == "MinimumReplicasAvailable"
     assert conditions["Progressing"].reason == "NewReplicaSetAvailable"
-    assert d.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    assert k8s.annotations_of(d)["deployment.kubernetes.io/revision"] == "1"
     pods = core.list_namespaced_pod(NS, label_selector="app=web").items
     assert len(pods) == 3
-    assert all(p.status.phase == "Running" for p in pods)
-    assert all(c.status == "True" for p in pods for c in p.status.conditions if c.type == "Ready")
-    assert {p.spec.containers[0].image for p in pods} == {"shop/web:1.0"}
+    assert all(k8s.pod_status(p).phase == "Running" for p in pods)
+    assert all(c.status == "True" for p in pods for c in k8s.pod_conditions(p) if c.type == "Ready")
+    assert {k8s.pod_spec(p).containers[0].image for p in pods} == {"shop/web:1.0"}
 
 
 def test_strategic_merge_patch_merges_containers_by_name(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     patched = apps.patch_namespaced_deployment(
         "web",
         NS,
         {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop/web:2.0"}]}}}},
     )
-    images = {c.name: c.image for c in patched.spec.template.spec.containers}
+    images = {c.name: c.image for c in k8s.template_spec(patched).containers}
     assert images == {"app": "shop/web:2.0", "sidecar": "envoy:1.30"}
-    assert patched.metadata.generation == 2
+    assert k8s.meta(patched).generation == 2
     labelled = apps.patch_namespaced_deployment("web", NS, {"metadata": {"labels": {"team": "shop"}}})
-    assert labelled.metadata.generation == 2  # metadata is not spec
-    assert int(labelled.metadata.resource_version) > int(patched.metadata.resource_version)
+    assert k8s.meta(labelled).generation == 2  # metadata is not spec
+    assert int(k8s.present(k8s.meta(labelled).resource_version, "resourceVersion")) > int(
+        k8s.present(k8s.meta(patched).resource_version, "resourceVersion")
+    )
 
 
 def test_strategic_merge_patch_directives_delete_and_replace(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     removed = apps.patch_namespaced_deployment(
         "web", NS, {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}
     )
-    assert [c.name for c in removed.spec.template.spec.containers] == ["app"]
+    assert [c.name for c in k8s.template_spec(removed).containers] == ["app"]
     recreate = apps.patch_namespaced_deployment(
         "web", NS, {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
     )
-    assert recreate.spec.strategy.type == "Recreate"
-    assert recreate.spec.strategy.rolling_update is None
+    assert k8s.strategy(recreate).type == "Recreate"
+    assert k8s.strategy(recreate).rolling_update is None
 
 
 def test_json_patch_and_merge_patch(apps: client.AppsV1Api, server: ServerThread) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     patched = apps.patch_namespaced_deployment(
         "web",
         NS,
         [{"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "envoy:1.31"}],
     )
-    assert patched.spec.template.spec.containers[1].image == "envoy:1.31"
+    assert k8s.template_spec(patched).containers[1].image == "envoy:1.31"
     merged = apps.patch_namespaced_deployment(
         "web",
         NS,
         {"spec": {"template": {"spec": {"containers": [{"name": "only", "image": "x:1"}]}}}},
         _content_type="application/merge-patch+json",
     )
-    assert [c.name for c in merged.spec.template.spec.containers] == ["only"]  # merge patch replaces lists
+    assert [c.name for c in k8s.template_spec(merged).containers] == ["only"]  # merge patch replaces lists
     kinds = [c["content_type"] for c in control(server, "calls")["calls"] if c["method"] == "PATCH"]
     assert kinds == ["application/json-patch+json", "application/merge-patch+json"]
     with pytest.raises(ApiException) as failed:
@@ -230,7 +239,7 @@ def test_json_patch_and_merge_patch(apps: client.AppsV1Api, server: ServerThread
 
 
 def test_each_template_gets_a_replicaset_with_an_increasing_revision(apps: client.AppsV1Api) -> None:
-    created = apps.create_namespaced_deployment(NS, deployment())
+    created = apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     for image in ("shop/web:2.0", "shop/web:3.0"):
         wait_for(rolled_out(apps, "web"), f"rollout before {image}")
         apps.patch_namespaced_deployment(
@@ -238,19 +247,19 @@ def test_each_template_gets_a_replicaset_with_an_increasing_revision(apps: clien
         )
     wait_for(rolled_out(apps, "web"), "the third rollout")
     sets = apps.list_namespaced_replica_set(NS, label_selector="app=web").items
-    by_revision = {int(rs.metadata.annotations["deployment.kubernetes.io/revision"]): rs for rs in sets}
+    by_revision = {int(k8s.annotations_of(rs)["deployment.kubernetes.io/revision"]): rs for rs in sets}
     assert sorted(by_revision) == [1, 2, 3]
     for rev, image in ((1, "shop/web:1.0"), (2, "shop/web:2.0"), (3, "shop/web:3.0")):
         rs = by_revision[rev]
-        assert rs.spec.template.spec.containers[0].image == image
-        template_hash = rs.metadata.labels["pod-template-hash"]
-        assert rs.metadata.name == f"web-{template_hash}"
+        assert k8s.template_spec(rs).containers[0].image == image
+        template_hash = k8s.labels_of(rs)["pod-template-hash"]
+        assert k8s.meta(rs).name == f"web-{template_hash}"
         assert rs.spec.selector.match_labels == {"app": "web", "pod-template-hash": template_hash}
-        owner = rs.metadata.owner_references[0]
+        owner = k8s.present(k8s.meta(rs).owner_references, "ownerReferences")[0]
         assert (owner.kind, owner.name, owner.uid, owner.controller) == (
             "Deployment",
             "web",
-            created.metadata.uid,
+            k8s.meta(created).uid,
             True,
         )
     assert by_revision[3].spec.replicas == 2
@@ -262,15 +271,15 @@ def test_each_template_gets_a_replicaset_with_an_increasing_revision(apps: clien
         {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop/web:1.0"}]}}}},
     )
     wait_for(rolled_out(apps, "web"), "the rollback")
-    again = apps.read_namespaced_replica_set(by_revision[1].metadata.name, NS)
-    assert again.metadata.annotations["deployment.kubernetes.io/revision"] == "4"
-    assert again.metadata.annotations["deployment.kubernetes.io/revision-history"] == "1"
+    again = apps.read_namespaced_replica_set(k8s.present(k8s.meta(by_revision[1]).name, "name"), NS)
+    assert k8s.annotations_of(again)["deployment.kubernetes.io/revision"] == "4"
+    assert k8s.annotations_of(again)["deployment.kubernetes.io/revision-history"] == "1"
     assert again.spec.replicas == 2
     assert len(apps.list_namespaced_replica_set(NS, label_selector="app=web").items) == 3
 
 
 def test_replace_with_a_stale_resource_version_is_a_conflict(apps: client.AppsV1Api) -> None:
-    first = apps.create_namespaced_deployment(NS, deployment())
+    first = apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 3}})
     first.spec.replicas = 5
     with pytest.raises(ApiException) as conflict:
@@ -288,7 +297,7 @@ def test_replace_with_a_stale_resource_version_is_a_conflict(apps: client.AppsV1
         apps.patch_namespaced_deployment(
             "web",
             NS,
-            {"metadata": {"resourceVersion": first.metadata.resource_version}, "spec": {"replicas": 6}},
+            {"metadata": {"resourceVersion": k8s.meta(first).resource_version}, "spec": {"replicas": 6}},
         )
     assert stale_patch.value.status == 409
     fresh = apps.read_namespaced_deployment("web", NS)
@@ -304,15 +313,15 @@ def test_missing_existing_and_invalid_objects_answer_status_errors(
     assert missing.value.status == 404
     assert status_body(missing.value)["reason"] == "NotFound"
     assert status_body(missing.value)["message"] == 'deployments.apps "nope" not found'
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     with pytest.raises(ApiException) as exists:
-        apps.create_namespaced_deployment(NS, deployment())
+        apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     assert exists.value.status == 409
     assert status_body(exists.value)["reason"] == "AlreadyExists"
     mismatched = deployment("other")
     mismatched["spec"]["selector"] = {"matchLabels": {"app": "elsewhere"}}
     with pytest.raises(ApiException) as invalid:
-        apps.create_namespaced_deployment(NS, mismatched)
+        apps.create_namespaced_deployment(NS, as_deployment(mismatched))
     assert invalid.value.status == 422
     body = status_body(invalid.value)
     assert body["reason"] == "Invalid"
@@ -332,66 +341,69 @@ def test_missing_existing_and_invalid_objects_answer_status_errors(
         == 'Deployment.apps "third" is invalid: spec.selector: Required value'
     )
     with pytest.raises(ApiException) as no_namespace:
-        apps.create_namespaced_deployment("nowhere", deployment())
+        apps.create_namespaced_deployment("nowhere", as_deployment(deployment()))
     assert no_namespace.value.status == 404
     assert status_body(no_namespace.value)["message"] == 'namespaces "nowhere" not found'
 
 
 def test_namespaces_list_get_create(core: client.CoreV1Api, apps: client.AppsV1Api) -> None:
-    names = {ns.metadata.name for ns in core.list_namespace().items}
+    names = {k8s.meta(ns).name for ns in core.list_namespace().items}
     assert "default" in names
-    created = core.create_namespace({"metadata": {"name": "staging"}})
-    assert created.status.phase == "Active"
-    assert core.read_namespace("staging").metadata.labels["kubernetes.io/metadata.name"] == "staging"
-    apps.create_namespaced_deployment("staging", deployment())
-    assert [d.metadata.name for d in apps.list_namespaced_deployment("staging").items] == ["web"]
+    created = core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="staging")))
+    assert k8s.present(created.status, "status").phase == "Active"
+    assert k8s.labels_of(core.read_namespace("staging"))["kubernetes.io/metadata.name"] == "staging"
+    apps.create_namespaced_deployment("staging", as_deployment(deployment()))
+    assert [k8s.meta(d).name for d in apps.list_namespaced_deployment("staging").items] == ["web"]
     assert apps.list_namespaced_deployment(NS).items == []
-    assert [d.metadata.name for d in apps.list_deployment_for_all_namespaces().items] == ["web"]
+    assert [k8s.meta(d).name for d in apps.list_deployment_for_all_namespaces().items] == ["web"]
 
 
 def test_list_by_label_and_field_selectors(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment("web"))
-    apps.create_namespaced_deployment(NS, deployment("api"))
-    assert [d.metadata.name for d in apps.list_namespaced_deployment(NS, label_selector="app=api").items] == [
-        "api"
-    ]
+    apps.create_namespaced_deployment(NS, as_deployment(deployment("web")))
+    apps.create_namespaced_deployment(NS, as_deployment(deployment("api")))
     assert [
-        d.metadata.name for d in apps.list_namespaced_deployment(NS, label_selector="app in (web,x)").items
+        k8s.meta(d).name for d in apps.list_namespaced_deployment(NS, label_selector="app=api").items
+    ] == ["api"]
+    assert [
+        k8s.meta(d).name for d in apps.list_namespaced_deployment(NS, label_selector="app in (web,x)").items
     ] == ["web"]
     by_name = apps.list_namespaced_deployment(NS, field_selector="metadata.name=web").items
-    assert [d.metadata.name for d in by_name] == ["web"]
+    assert [k8s.meta(d).name for d in by_name] == ["web"]
     page = apps.list_namespaced_deployment(NS, limit=1)
     assert len(page.items) == 1
-    rest = apps.list_namespaced_deployment(NS, limit=1, _continue=page.metadata._continue)
-    assert {page.items[0].metadata.name, rest.items[0].metadata.name} == {"web", "api"}
+    rest = apps.list_namespaced_deployment(
+        NS, limit=1, _continue=k8s.present(page.metadata, "list metadata")._continue
+    )
+    assert {k8s.meta(page.items[0]).name, k8s.meta(rest.items[0]).name} == {"web", "api"}
 
 
 def test_scale_subresource(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     scale = apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 4}})
     assert scale.kind == "Scale"
-    assert scale.spec.replicas == 4
-    assert scale.status.selector == "app=web"
+    assert k8s.present(scale.spec, "spec").replicas == 4
+    assert k8s.present(scale.status, "status").selector == "app=web"
     assert apps.read_namespaced_deployment("web", NS).spec.replicas == 4
     wait_for(rolled_out(apps, "web"), "four replicas")
     read = apps.read_namespaced_deployment_scale("web", NS)
-    assert read.status.replicas == 4
-    read.spec.replicas = 0
-    assert apps.replace_namespaced_deployment_scale("web", NS, read).spec.replicas == 0
+    assert k8s.present(read.status, "status").replicas == 4
+    k8s.present(read.spec, "spec").replicas = 0
+    replaced = apps.replace_namespaced_deployment_scale("web", NS, read)
+    assert k8s.present(replaced.spec, "spec").replicas == 0
     d = apps.read_namespaced_deployment("web", NS)  # scaling to zero completes at once
-    assert (d.status.replicas or 0) == 0
-    assert next(c for c in d.status.conditions if c.type == "Progressing").reason == "NewReplicaSetAvailable"
+    assert (k8s.status(d).replicas or 0) == 0
+    assert next(c for c in k8s.conditions(d) if c.type == "Progressing").reason == "NewReplicaSetAvailable"
 
 
 def test_watch_streams_added_and_modified_events(apps: client.AppsV1Api) -> None:
-    created = apps.create_namespaced_deployment(NS, deployment(replicas=2))
+    created = apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=2)))
     seen: list[tuple[str, int]] = []
-    stream = watch.Watch()
+    stream = k8s.Watch()
     for event in stream.stream(
         apps.list_namespaced_deployment,
         NS,
         field_selector="metadata.name=web",
-        resource_version=created.metadata.resource_version,
+        resource_version=k8s.meta(created).resource_version,
         timeout_seconds=10,
     ):
         obj = event["object"]
@@ -401,9 +413,7 @@ def test_watch_streams_added_and_modified_events(apps: client.AppsV1Api) -> None
     assert seen[0][0] == "MODIFIED"  # the create itself is before the resourceVersion we watched from
     assert {kind for kind, _ in seen} == {"MODIFIED"}
     assert seen[-1] == ("MODIFIED", 2)
-    initial = [
-        e["type"] for e in watch.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=1)
-    ]
+    initial = [e["type"] for e in k8s.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=1)]
     assert initial == ["ADDED"]  # without a resourceVersion: the current state, then nothing more happened
     apps.delete_namespaced_deployment("web", NS)
 
@@ -422,7 +432,7 @@ def test_watch_from_a_compacted_resource_version_answers_gone(
 
 
 def test_delete_cascades_to_replicasets_and_pods(apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     wait_for(rolled_out(apps, "web"), "the rollout")
     apps.delete_namespaced_deployment("web", NS)
     wait_for(lambda: not apps.list_namespaced_replica_set(NS).items, "ReplicaSets to be collected")
@@ -432,7 +442,7 @@ def test_delete_cascades_to_replicasets_and_pods(apps: client.AppsV1Api, core: c
 def test_bad_image_never_becomes_ready_and_exceeds_the_progress_deadline(
     server: ServerThread, apps: client.AppsV1Api, core: client.CoreV1Api
 ) -> None:
-    apps.create_namespaced_deployment(NS, deployment(replicas=2))
+    apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=2)))
     wait_for(rolled_out(apps, "web"), "the first rollout")
     control(server, "bad-images", {"patterns": ["shop/web:*-broken"]})
     control(server, "time-scale", {"time_scale": 1 / 3000})  # the 600 s deadline passes in 0.2 s
@@ -446,50 +456,54 @@ def test_bad_image_never_becomes_ready_and_exceeds_the_progress_deadline(
     assert condition.status == "False"
     assert "has timed out progressing" in condition.message
     d = apps.read_namespaced_deployment("web", NS)
-    assert d.status.available_replicas == 2  # the old pods keep serving
-    assert d.status.updated_replicas == 1
+    assert k8s.status(d).available_replicas == 2  # the old pods keep serving
+    assert k8s.status(d).updated_replicas == 1
     new_pods = [
         p
         for p in core.list_namespaced_pod(NS, label_selector="app=web").items
-        if p.spec.containers[0].image == "shop/web:2-broken"
+        if k8s.pod_spec(p).containers[0].image == "shop/web:2-broken"
     ]
     assert new_pods
-    waiting = new_pods[0].status.container_statuses[0].state.waiting
+    container_status = k8s.present(k8s.pod_status(new_pods[0]).container_statuses, "containerStatuses")[0]
+    waiting = k8s.present(k8s.present(container_status.state, "state").waiting, "state.waiting")
     assert waiting.reason == "ImagePullBackOff"
-    assert not any(c.status == "True" for c in new_pods[0].status.conditions if c.type == "Ready")
+    assert not any(c.status == "True" for c in k8s.pod_conditions(new_pods[0]) if c.type == "Ready")
 
 
 def test_services_selector_switch(core: client.CoreV1Api) -> None:
     created = core.create_namespaced_service(
         NS,
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "selector": {"app": "web", "color": "blue"},
-                "ports": [{"port": 80, "targetPort": 8080}],
-            },
-        },
+        client.V1Service.model_validate(
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "selector": {"app": "web", "color": "blue"},
+                    "ports": [{"port": 80, "targetPort": 8080}],
+                },
+            }
+        ),
     )
-    assert created.spec.type == "ClusterIP"
-    assert created.spec.cluster_ip.startswith("10.96.")
-    assert created.spec.ports[0].protocol == "TCP"
+    assert k8s.service_spec(created).type == "ClusterIP"
+    assert k8s.present(k8s.service_spec(created).cluster_ip, "clusterIP").startswith("10.96.")
+    assert k8s.present(k8s.service_spec(created).ports, "ports")[0].protocol == "TCP"
     switched = core.patch_namespaced_service("web", NS, {"spec": {"selector": {"color": "green"}}})
-    assert switched.spec.selector == {"app": "web", "color": "green"}
-    assert switched.spec.cluster_ip == created.spec.cluster_ip
+    assert k8s.service_spec(switched).selector == {"app": "web", "color": "green"}
+    assert k8s.service_spec(switched).cluster_ip == k8s.service_spec(created).cluster_ip
     fetched = core.read_namespaced_service("web", NS)
-    fetched.spec.selector = {"app": "web", "color": "blue"}
-    assert core.replace_namespaced_service("web", NS, fetched).spec.selector["color"] == "blue"
-    assert [s.metadata.name for s in core.list_namespaced_service(NS).items] == ["web"]
+    k8s.service_spec(fetched).selector = {"app": "web", "color": "blue"}
+    replaced = core.replace_namespaced_service("web", NS, fetched)
+    assert k8s.present(k8s.service_spec(replaced).selector, "selector")["color"] == "blue"
+    assert [k8s.meta(s).name for s in core.list_namespaced_service(NS).items] == ["web"]
 
 
 def test_injected_faults_surface_as_api_exceptions(server: ServerThread, apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     control(server, "faults", {"method": "GET", "path": "/deployments/web$", "status": 500, "count": 1})
     with pytest.raises(ApiException) as failed:
         apps.read_namespaced_deployment("web", NS)
     assert failed.value.status == 500
     assert status_body(failed.value)["reason"] == "InternalError"
-    assert apps.read_namespaced_deployment("web", NS).metadata.name == "web"  # only the next one
+    assert k8s.meta(apps.read_namespaced_deployment("web", NS)).name == "web"  # only the next one
     control(server, "faults", {"path": "/replicasets", "status": 503, "count": 1})
     with pytest.raises(ApiException) as unavailable:
         apps.list_namespaced_replica_set(NS)
@@ -534,16 +548,17 @@ def test_openapi_v3_describes_the_kinds(server: ServerThread) -> None:
 
 
 def test_rolling_update_keeps_within_max_surge_and_max_unavailable(apps: client.AppsV1Api) -> None:
-    created = apps.create_namespaced_deployment(NS, deployment(replicas=4))  # 25 %: surge 1, unavailable 1
+    # 25 % of 4: surge 1, unavailable 1
+    created = apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=4)))
     wait_for(rolled_out(apps, "web"), "the first rollout")
-    start = apps.read_namespaced_deployment("web", NS).metadata.resource_version
+    start = k8s.meta(apps.read_namespaced_deployment("web", NS)).resource_version
     apps.patch_namespaced_deployment(
         "web",
         NS,
         {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop/web:2.0"}]}}}},
     )
     states = []
-    stream = watch.Watch()
+    stream = k8s.Watch()
     for event in stream.stream(
         apps.list_namespaced_deployment,
         NS,
@@ -558,15 +573,17 @@ def test_rolling_update_keeps_within_max_surge_and_max_unavailable(apps: client.
     assert states[-1] == (4, 4, 4)
     assert max(total for total, _, _ in states) == 5  # it did surge, by one
     assert min(available for _, available, _ in states) == 3  # and went down by one at most
-    assert created.metadata.uid == apps.read_namespaced_deployment("web", NS).metadata.uid
+    assert k8s.meta(created).uid == k8s.meta(apps.read_namespaced_deployment("web", NS)).uid
 
 
 def test_recreate_removes_old_pods_before_starting_new_ones(
     apps: client.AppsV1Api, core: client.CoreV1Api
 ) -> None:
-    apps.create_namespaced_deployment(NS, deployment(replicas=2, strategy={"type": "Recreate"}))
+    apps.create_namespaced_deployment(
+        NS, as_deployment(deployment(replicas=2, strategy={"type": "Recreate"}))
+    )
     wait_for(rolled_out(apps, "web"), "the first rollout")
-    start = core.list_namespaced_pod(NS).metadata.resource_version
+    start = k8s.present(core.list_namespaced_pod(NS).metadata, "list metadata").resource_version
     apps.patch_namespaced_deployment(
         "web",
         NS,
@@ -575,7 +592,7 @@ def test_recreate_removes_old_pods_before_starting_new_ones(
     wait_for(rolled_out(apps, "web"), "the second rollout")
     events = [
         (e["type"], e["object"].spec.containers[0].image)
-        for e in watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=start, timeout_seconds=1)
+        for e in k8s.Watch().stream(core.list_namespaced_pod, NS, resource_version=start, timeout_seconds=1)
     ]
     deleted = [i for i, (kind, image) in enumerate(events) if kind == "DELETED" and image == "shop/web:1.0"]
     added = [i for i, (kind, image) in enumerate(events) if kind == "ADDED" and image == "shop/web:2.0"]
@@ -585,21 +602,23 @@ def test_recreate_removes_old_pods_before_starting_new_ones(
 
 def test_lifting_a_bad_image_lets_its_pods_start(server: ServerThread, apps: client.AppsV1Api) -> None:
     control(server, "bad-images", {"patterns": ["shop/web:1.0"]})
-    apps.create_namespaced_deployment(NS, deployment(replicas=1))
-    wait_for(lambda: apps.read_namespaced_deployment("web", NS).status.updated_replicas == 1, "the pod")
-    assert not apps.read_namespaced_deployment("web", NS).status.available_replicas
+    apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=1)))
+    wait_for(lambda: k8s.status(apps.read_namespaced_deployment("web", NS)).updated_replicas == 1, "the pod")
+    assert not k8s.status(apps.read_namespaced_deployment("web", NS)).available_replicas
     control(server, "bad-images", {"patterns": []})
     wait_for(rolled_out(apps, "web"), "the rollout once the image exists")
 
 
 def test_a_deleted_pod_is_replaced(apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment(replicas=2))
+    apps.create_namespaced_deployment(NS, as_deployment(deployment(replicas=2)))
     wait_for(rolled_out(apps, "web"), "the rollout")
-    first = core.list_namespaced_pod(NS, label_selector="app=web").items[0].metadata.name
+    first = k8s.present(
+        k8s.meta(core.list_namespaced_pod(NS, label_selector="app=web").items[0]).name, "name"
+    )
     core.delete_namespaced_pod(first, NS)
     wait_for(
         lambda: (
-            len(names := [p.metadata.name for p in core.list_namespaced_pod(NS).items]) == 2
+            len(names := [k8s.meta(p).name for p in core.list_namespaced_pod(NS).items]) == 2
             and first not in names
         ),
         "a replacement pod",
@@ -608,22 +627,22 @@ def test_a_deleted_pod_is_replaced(apps: client.AppsV1Api, core: client.CoreV1Ap
 
 
 def test_status_subresource_writes_status_only(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     wait_for(rolled_out(apps, "web"), "the rollout")
     read = apps.read_namespaced_deployment_status("web", NS)
-    assert read.status.available_replicas == 2
+    assert k8s.status(read).available_replicas == 2
     patched = apps.patch_namespaced_deployment_status(
         "web", NS, {"metadata": {"labels": {"ignored": "yes"}}, "status": {"collisionCount": 1}}
     )
-    assert patched.status.collision_count == 1
-    assert "ignored" not in (patched.metadata.labels or {})
-    assert patched.metadata.generation == 1
+    assert k8s.status(patched).collision_count == 1
+    assert "ignored" not in (k8s.meta(patched).labels or {})
+    assert k8s.meta(patched).generation == 1
     spec_via_main = apps.patch_namespaced_deployment("web", NS, {"status": {"collisionCount": 7}})
-    assert spec_via_main.status.collision_count == 1  # the main resource ignores status
+    assert k8s.status(spec_via_main).collision_count == 1  # the main resource ignores status
 
 
 def test_delayed_requests_hit_the_client_timeout(server: ServerThread, apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NS, deployment())
+    apps.create_namespaced_deployment(NS, as_deployment(deployment()))
     control(
         server,
         "faults",
@@ -632,4 +651,4 @@ def test_delayed_requests_hit_the_client_timeout(server: ServerThread, apps: cli
     with pytest.raises(urllib3.exceptions.MaxRetryError, match="Read timed out"):  # urllib3 retried 3 times
         apps.read_namespaced_deployment("web", NS, _request_timeout=0.2)
     assert control(server, "faults")["faults"] == []
-    assert apps.read_namespaced_deployment("web", NS, _request_timeout=5).metadata.name == "web"
+    assert k8s.meta(apps.read_namespaced_deployment("web", NS, _request_timeout=5)).name == "web"

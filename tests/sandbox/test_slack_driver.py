@@ -21,8 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import Clock, SlackEmulator
-from bot.sandbox.slack_driver import FORM, SlackDriver, view_state
+from bot.sandbox.slack import FORM, Clock, SlackDriver, SlackEmulator, view_state
 
 TOKEN = "xoxb-sandbox"
 SECRET = "sandbox-signing-secret"

@@ -16,9 +16,17 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox import slack_blocks
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import Clock, RateLimits, SlackEmulator, create_slack_app, emulator_of
+from bot.sandbox.slack import (
+    Clock,
+    RateLimits,
+    SlackEmulator,
+    check_message_blocks,
+    check_view,
+    create_slack_app,
+    emulator_of,
+    with_ids,
+)
 
 TOKEN = "xoxb-sandbox"
 
@@ -694,18 +702,18 @@ def button(text: str = "Go", **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_each_block_kit_limit_is_named_where_it_is_broken(payload: list[Any], problem: str) -> None:
-    assert problem in slack_blocks.check_message_blocks(payload)
+    assert problem in check_message_blocks(payload)
 
 
 def test_a_modal_keeps_its_title_buttons_callback_id_and_metadata_within_limits() -> None:
     view = modal("t" * 24, close={"type": "plain_text", "text": "c" * 25}, callback_id="c" * 256)
-    assert slack_blocks.check_view(view, kinds=frozenset({"modal"}))[1:] == [
+    assert check_view(view, kinds=frozenset({"modal"}))[1:] == [
         "must be less than 25 characters [json-pointer:/view/close/text]",
         "must be less than 256 characters [json-pointer:/view/callback_id]",
     ]
-    assert slack_blocks.check_view(modal("t" * 24, private_metadata="m" * 3000)) == []
+    assert check_view(modal("t" * 24, private_metadata="m" * 3000)) == []
     no_submit = {**modal(), "submit": None}
-    assert slack_blocks.check_view(no_submit)[-1] == (
+    assert check_view(no_submit)[-1] == (
         "must define `submit` to use an `input` block in modals [json-pointer:/view/blocks/0]"
     )
 
@@ -716,7 +724,7 @@ def test_stored_blocks_get_ids_and_the_input_is_left_alone() -> None:
     ]
     ids = iter(["b1", "a1"])
 
-    stored = slack_blocks.with_ids(given, lambda: next(ids))
+    stored = with_ids(given, lambda: next(ids))
 
     assert stored[0]["block_id"] == "b1"
     assert stored[0]["elements"][0]["action_id"] == "a1"

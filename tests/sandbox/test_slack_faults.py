@@ -11,8 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import Channel, SlackEmulator
-from bot.sandbox.slack_faults import parse_fault
+from bot.sandbox.slack import Channel, SlackEmulator, parse_fault
 
 
 @pytest.fixture
@@ -25,7 +24,9 @@ def emulator() -> Iterator[tuple[SlackEmulator, AsyncWebClient]]:
         )
 
 
-async def test_channels_are_listed_page_by_page_with_membership(emulator) -> None:
+async def test_channels_are_listed_page_by_page_with_membership(
+    emulator: tuple[SlackEmulator, AsyncWebClient],
+) -> None:
     emu, client = emulator
     emu.add_channel(Channel("C0OUTSIDE", "outside", is_member=False))
     emu.add_channel(Channel("G0SECRET", "secret", is_private=True))
@@ -44,7 +45,9 @@ async def test_channels_are_listed_page_by_page_with_membership(emulator) -> Non
     assert refused.value.response["error"] == "not_in_channel"
 
 
-async def test_metadata_comes_back_only_when_asked_for(emulator) -> None:
+async def test_metadata_comes_back_only_when_asked_for(
+    emulator: tuple[SlackEmulator, AsyncWebClient],
+) -> None:
     _, client = emulator
     meta = {"event_type": "shipthread_message", "event_payload": {"key": "card"}}
     await client.chat_postMessage(channel="C0DEPLOYS", text="card", metadata=meta)
@@ -54,7 +57,9 @@ async def test_metadata_comes_back_only_when_asked_for(emulator) -> None:
     assert full["messages"][0]["metadata"] == meta
 
 
-async def test_faults_answer_500_hang_or_lose_the_answer_of_a_done_post(emulator) -> None:
+async def test_faults_answer_500_hang_or_lose_the_answer_of_a_done_post(
+    emulator: tuple[SlackEmulator, AsyncWebClient],
+) -> None:
     emu, client = emulator
     with emu._lock:
         now = emu.clock.now()

@@ -23,8 +23,7 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import DEFAULT_APP_TOKEN, Clock, SlackEmulator, SocketSettings
-from bot.sandbox.slack_driver import SocketModeDriver
+from bot.sandbox.slack import DEFAULT_APP_TOKEN, Clock, SlackEmulator, SocketModeDriver, SocketSettings
 
 TOKEN = "xoxb-sandbox"
 SLASH_FIELDS = {
@@ -161,7 +160,7 @@ class World:
 
         handler.client.message_listeners.append(remember)
         self.handlers.append(handler)
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         await self.driver.connections(open_count=len(self.handlers), wait=5)
         return handler
 
@@ -193,7 +192,7 @@ async def world(emulator: tuple[SlackEmulator, str]) -> AsyncIterator[World]:
         yield world
     finally:
         for handler in world.handlers:
-            await handler.close_async()
+            await handler.close_async()  # type: ignore[no-untyped-call]
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.sandbox import story_files
-from bot.sandbox.story import PROMETHEUS_VARIABLE, REASON, guarded_places, without_prometheus
+from bot.sandbox.story import PROMETHEUS_VARIABLE, REASON, guarded_places, playbook, without_prometheus
 from tests.support.prometheus import find_prometheus, missing_server
 
 STAGES = (
@@ -99,7 +98,7 @@ def write_books(folder: Path, book: dict[str, Any]) -> Path:
 @pytest.mark.timeout(200)
 def test_a_step_that_cannot_happen_fails_with_expected_and_saw(tmp_path: Path) -> None:
     # One approval stage only: after bob approves, the second stage the story waits for never comes.
-    book = story_files.playbook(guarded=False)
+    book = playbook(guarded=False)
     book["environments"]["production"]["approvals"] = [{"group": "tech-leads", "count": 1}]
     code, out, err, _ = sandbox(
         "--playbooks",
@@ -110,6 +109,10 @@ def test_a_step_that_cannot_happen_fails_with_expected_and_saw(tmp_path: Path) -
     assert "bob presses [Approve]" in out
     assert "expected the thread to show “stage 2”" in err
     assert "saw the thread:" in err
+    # Told as soon as the card is past approval (no stage can be asked then), not at the step's 30 s
+    # timeout: by then the canary (two 2 s pauses) would long have succeeded.
+    saw = next(line for line in err.splitlines() if "saw the thread:" in line)
+    assert "Phase: ✅ Succeeded" not in saw, saw
 
 
 @pytest.mark.timeout(200)
@@ -134,7 +137,7 @@ def test_without_prometheus_it_says_what_your_own_guards_will_do(tmp_path: Path)
     # The config cannot be read: the sandbox stops right after saying what it would judge.
     code, out, err, _ = sandbox(
         "--playbooks",
-        str(write_books(tmp_path, story_files.playbook(guarded=True))),
+        str(write_books(tmp_path, playbook(guarded=True))),
         "--config",
         str(tmp_path / "missing.yaml"),
         environ={PROMETHEUS_VARIABLE: "/nonexistent/prometheus"},
@@ -148,15 +151,15 @@ def test_without_prometheus_it_says_what_your_own_guards_will_do(tmp_path: Path)
 
 
 def test_without_prometheus_unguarded_playbooks_of_your_own_are_called_yours(tmp_path: Path) -> None:
-    books = write_books(tmp_path, story_files.playbook(guarded=False))
-    guarded_step = story_files.playbook(guarded=True)
+    books = write_books(tmp_path, playbook(guarded=False))
+    guarded_step = playbook(guarded=True)
     guarded_step["environments"].pop("staging")
     guarded_step["environments"]["production"].pop("guard")
     guarded_step["environments"]["production"]["canary"]["steps"] = [25, {"weight": 50, "guard": "http"}]
     guarded_step["service"] = "cart"
     (books / "cart.yaml").write_text(yaml.safe_dump(guarded_step, sort_keys=False))
 
-    assert guarded_places([story_files.playbook(guarded=False)]) == []
+    assert guarded_places([playbook(guarded=False)]) == []
     assert guarded_places([guarded_step]) == ["cart/production"]
     assert "have none" in without_prometheus(books / "empty-or-missing")
     assert "(cart/production)" in without_prometheus(books)

@@ -17,10 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import User, create_slack_app, emulator_of
-from bot.sandbox.transcript import (
+from bot.sandbox.story import (
     ButtonNumbers,
+    Directory,
+    Mrkdwn,
     Options,
     Progress,
+    Style,
     Thread,
     live_lines,
     pressable,
@@ -28,7 +31,6 @@ from bot.sandbox.transcript import (
     render_thread,
     threads_of,
 )
-from bot.sandbox.transcript_mrkdwn import Directory, Mrkdwn, Style
 from bot.slack import actions
 from bot.slack.outgoing import CARD
 from tests.slack.scenario import REQUESTER, Words, life, run

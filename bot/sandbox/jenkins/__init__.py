@@ -49,138 +49,30 @@ Control API (no auth, no crumb):
 ``GET /_sandbox/queue``; ``POST /_sandbox/reset``; ``GET /_sandbox/clock``;
 ``POST /_sandbox/clock/advance`` ``{"seconds": s}``.
 
-The emulator is split into small modules, all re-exported here: ``jenkins_config`` (config.xml),
-``jenkins_steering`` (build scripts, faults, records), ``jenkins_model`` (jobs, builds, queue
-items), ``jenkins_tree`` (``?tree=``), ``jenkins_calls`` (plain requests and replies),
-``jenkins_emulator`` (the stateful core and its routes), ``jenkins_shapes`` (Jenkins' JSON answers),
-``jenkins_http`` (aiohttp handler and middlewares) and ``jenkins_control`` (``/_sandbox/``). This
-module wires them into an app.
-Its clock is the sandbox-wide :class:`bot.sandbox.clock.EmulatedClock`, re-exported as ``Clock``.
+The emulator is a package of small modules; import only from here (``__all__`` below), never from a
+module inside: ``config`` (config.xml), ``steering`` (build scripts, faults, records), ``model`` (jobs,
+builds, queue items), ``tree`` (``?tree=``), ``calls`` (plain requests and replies), ``core`` (the
+state: items, queue, builds), ``emulator`` (its control surface, security and routes), ``shapes``
+(Jenkins' JSON answers), ``middleware`` (aiohttp handler and middlewares), ``control``
+(``/_sandbox/``) and ``app``, which wires them into an app.
+Its clock is the sandbox-wide :class:`bot.sandbox.clock.EmulatedClock`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from aiohttp import web
-
-from bot.sandbox.clock import EmulatedClock as Clock  # the emulator's clock, under its old name
-from bot.sandbox.jenkins_config import (
-    EMPTY_FOLDER_XML,
-    EMPTY_PIPELINE_XML,
-    EMPTY_PROJECT_XML,
-    FOLDER_CLASS,
-    FREESTYLE_CLASS,
-    PIPELINE_CLASS,
-    JobConfig,
-    Json,
-    ParamDef,
-    ParamValue,
-    check_good_name,
-    parameterized_job_xml,
-    parse_config,
-)
-from bot.sandbox.jenkins_control import (
-    _control_advance,
-    _control_builds,
-    _control_clock,
-    _control_create_job,
-    _control_faults,
-    _control_queue,
-    _control_reset,
-    _control_script,
-)
-from bot.sandbox.jenkins_emulator import CRUMB_FIELD, DEFAULT_VERSION, JenkinsEmulator
-from bot.sandbox.jenkins_http import (
-    JENKINS_EMULATOR,
-    _faults,
-    _jenkins,
-    _jenkins_headers,
-    _security,
-    emulator_of,
-)
-from bot.sandbox.jenkins_model import PERMALINKS
-from bot.sandbox.jenkins_steering import RESULTS, BuildRecord, BuildScript, Fault, QueueRecord
-from bot.sandbox.jenkins_tree import TreeSpec, apply_tree, parse_tree
+from bot.sandbox.jenkins.app import create_jenkins_app
+from bot.sandbox.jenkins.config import parameterized_job_xml
+from bot.sandbox.jenkins.emulator import JenkinsEmulator
+from bot.sandbox.jenkins.middleware import emulator_of
+from bot.sandbox.jenkins.steering import BuildRecord, BuildScript
+from bot.sandbox.jenkins.tree import parse_tree
 
 __all__ = [
-    "CRUMB_FIELD",
-    "DEFAULT_VERSION",
-    "EMPTY_FOLDER_XML",
-    "EMPTY_PIPELINE_XML",
-    "EMPTY_PROJECT_XML",
-    "FOLDER_CLASS",
-    "FREESTYLE_CLASS",
-    "JENKINS_EMULATOR",
-    "PERMALINKS",
-    "PIPELINE_CLASS",
-    "RESULTS",
     "BuildRecord",
     "BuildScript",
-    "Clock",
-    "Fault",
     "JenkinsEmulator",
-    "JobConfig",
-    "Json",
-    "ParamDef",
-    "ParamValue",
-    "QueueRecord",
-    "TreeSpec",
-    "apply_tree",
-    "check_good_name",
     "create_jenkins_app",
     "emulator_of",
     "parameterized_job_xml",
-    "parse_config",
     "parse_tree",
 ]
-
-
-def create_jenkins_app(
-    *,
-    user: str = "shipthread",
-    token: str = "sandbox-token",  # noqa: S107 - the sandbox's well-known token, not a secret
-    time_scale: float = 1.0,
-    password: str | None = None,
-    anonymous_read: bool = False,
-    crumb_exempt_api_token: bool = False,
-    default_duration: float = 2.0,
-    default_queue_wait: float = 0.5,
-    queue_item_ttl: float = 300.0,
-    root_url: str | None = None,
-    jobs: Mapping[str, str | None] | None = None,
-    version: str = DEFAULT_VERSION,
-) -> web.Application:
-    """An aiohttp app that answers like Jenkins; its state is ``emulator_of(app)``.
-
-    ``jobs`` maps full job names to config.xml (None: an empty freestyle job) to create at start.
-    Durations and waits are emulated seconds; see the module docstring for ``time_scale``.
-    """
-    emulator = JenkinsEmulator(
-        user=user,
-        token=token,
-        password=password,
-        time_scale=time_scale,
-        anonymous_read=anonymous_read,
-        crumb_exempt_api_token=crumb_exempt_api_token,
-        default_duration=default_duration,
-        default_queue_wait=default_queue_wait,
-        queue_item_ttl=queue_item_ttl,
-        root_url=root_url,
-        version=version,
-    )
-    for name, config_xml in (jobs or {}).items():
-        emulator.create_job(name, config_xml)
-    app = web.Application(middlewares=[_faults, _security])
-    app[JENKINS_EMULATOR] = emulator
-    app.on_response_prepare.append(_jenkins_headers)
-    app.router.add_route("*", "/_sandbox/jobs/{job:.+}/script", _control_script)
-    app.router.add_route("PUT", "/_sandbox/jobs/{job:.+}", _control_create_job)
-    app.router.add_route("*", "/_sandbox/faults", _control_faults)
-    app.router.add_get("/_sandbox/builds", _control_builds)
-    app.router.add_get("/_sandbox/queue", _control_queue)
-    app.router.add_post("/_sandbox/reset", _control_reset)
-    app.router.add_get("/_sandbox/clock", _control_clock)
-    app.router.add_post("/_sandbox/clock/advance", _control_advance)
-    app.router.add_route("*", "/{tail:.*}", _jenkins)
-    return app

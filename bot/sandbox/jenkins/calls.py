@@ -1,7 +1,7 @@
 """Requests and replies of the Jenkins emulator, free of aiohttp.
 
 Why it exists: the emulator's core stays synchronous and runs under one lock, so it takes a plain
-:class:`_Call` and gives back a plain :class:`_Reply` (or raises :class:`_Fail`). This module holds
+:class:`Call` and gives back a plain :class:`Reply` (or raises :class:`Fail`). This module holds
 those values, Jenkins' error page, and the parsing of request parameters Jenkins gives meaning to
 (a ``build`` form post, ``delay``).
 """
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from multidict import MultiMapping
 
-from bot.sandbox.jenkins_config import Json
-from bot.sandbox.jenkins_tree import apply_tree, parse_tree
+from bot.sandbox.jenkins.config import Json
+from bot.sandbox.jenkins.tree import apply_tree, parse_tree
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
     method: str
     segments: tuple[str, ...]
     query: MultiMapping[str]
@@ -38,14 +38,14 @@ class _Call:
 
 
 @dataclass
-class _Reply:
+class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str = "text/html;charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Fail(Exception):
+class Fail(Exception):
     """An error answer, raised from deep inside a route."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -68,7 +68,7 @@ _REASONS = {
 }
 
 
-def _error_page(status: int, message: str) -> bytes:
+def error_page(status: int, message: str) -> bytes:
     reason = _REASONS.get(status, "Error")
     text = html.escape(message)
     return (
@@ -80,38 +80,38 @@ def _error_page(status: int, message: str) -> bytes:
     ).encode()
 
 
-def _json(data: Json, call: _Call | None = None) -> _Reply:
+def json_reply(data: Json, call: Call | None = None) -> Reply:
     if call is not None:
         tree = call.query.get("tree")
         if tree:
             try:
                 data = apply_tree(data, parse_tree(tree))
             except ValueError as exc:
-                raise _Fail(400, f"Failed to parse tree: {exc}") from exc
-    return _Reply(body=json.dumps(data).encode(), content_type="application/json;charset=utf-8")
+                raise Fail(400, f"Failed to parse tree: {exc}") from exc
+    return Reply(body=json.dumps(data).encode(), content_type="application/json;charset=utf-8")
 
 
-def _page(title: str) -> _Reply:
+def html_page(title: str) -> Reply:
     text = html.escape(title)
-    return _Reply(
+    return Reply(
         body=(
             f"<!DOCTYPE html><html><head><title>{text} [Jenkins]</title></head><body>{text}</body></html>"
         ).encode()
     )
 
 
-def _not_found() -> _Fail:
-    return _Fail(404, "Not Found")
+def not_found() -> Fail:
+    return Fail(404, "Not Found")
 
 
-def _redirect(location: str) -> _Reply:
-    return _Reply(status=302, headers={"Location": location})
+def redirect(location: str) -> Reply:
+    return Reply(status=302, headers={"Location": location})
 
 
-def _submitted_form(raw: str | None) -> dict[str, str]:
+def submitted_form(raw: str | None) -> dict[str, str]:
     """The parameters of a ``build`` form post (``json={"parameter": [{"name", "value"}]}``)."""
     if raw is None:
-        raise _Fail(400, "Nothing is submitted")
+        raise Fail(400, "Nothing is submitted")
     try:
         form = json.loads(raw)
         entries = form.get("parameter", [])
@@ -119,7 +119,7 @@ def _submitted_form(raw: str | None) -> dict[str, str]:
             entries = [entries]
         return {str(e["name"]): _java_text(e.get("value", "")) for e in entries}
     except (ValueError, AttributeError, KeyError, TypeError) as exc:
-        raise _Fail(400, f"This page expects a form submission: {exc}") from exc
+        raise Fail(400, f"This page expects a form submission: {exc}") from exc
 
 
 def _java_text(value: Json) -> str:
@@ -128,13 +128,13 @@ def _java_text(value: Json) -> str:
     return str(value)
 
 
-def _parse_delay(raw: str | None) -> float:
+def parse_delay(raw: str | None) -> float:
     """Jenkins' ``delay`` parameter (``10``, ``10sec``, ``500ms``, ``2min``)."""
     if not raw:
         return 0.0
     match = re.fullmatch(r"\s*(\d+)\s*(ms|sec|secs|s|min|mins|m)?\s*", raw)
     if match is None:
-        raise _Fail(400, f"Invalid delay: {raw}")
+        raise Fail(400, f"Invalid delay: {raw}")
     number = float(match.group(1))
     unit = match.group(2) or "sec"
     return number / 1000 if unit == "ms" else number * 60 if unit.startswith("m") else number

@@ -24,7 +24,7 @@ Json: TypeAlias = Any
 """A JSON value as ``json.loads`` gives it back."""
 
 
-class _ConfigError(ValueError):
+class ConfigError(ValueError):
     pass
 
 
@@ -90,7 +90,7 @@ class ParamDef:
             value = raw.strip().lower() == "true"
         elif self.is_choice:
             if raw not in self.choices:
-                raise _ConfigError(f"Illegal choice for parameter {self.name}: {raw}")
+                raise ConfigError(f"Illegal choice for parameter {self.name}: {raw}")
             value = raw
         else:
             value = raw.strip() if self.trim else raw
@@ -212,21 +212,21 @@ def parse_config(xml: str) -> JobConfig:
         # Expat >= 2.4 refuses entity-expansion bombs; the sandbox only parses its callers' XML.
         root = ET.fromstring(xml)  # noqa: S314
     except ET.ParseError as exc:
-        raise _ConfigError(f"Failed to parse the job configuration: {exc}") from exc
+        raise ConfigError(f"Failed to parse the job configuration: {exc}") from exc
     tag = root.tag
     item_class = _ROOT_TAGS.get(tag, tag)
     if "." not in item_class:
-        raise _ConfigError(f"Unrecognized item type <{tag}> in config.xml")
+        raise ConfigError(f"Unrecognized item type <{tag}> in config.xml")
     params: list[ParamDef] = []
     for definitions in root.iter("parameterDefinitions"):
         for node in definitions:
             name = (_text(node.find("name")) or "").strip()
             if not name:
-                raise _ConfigError(f"A parameter definition <{node.tag}> has no name")
+                raise ConfigError(f"A parameter definition <{node.tag}> has no name")
             params.append(_param_def(node, name))
     names = [p.name for p in params]
     if len(set(names)) != len(names):
-        raise _ConfigError(f"Duplicate parameter names in {names}")
+        raise ConfigError(f"Duplicate parameter names in {names}")
     if item_class == PIPELINE_CLASS:
         concurrent = not any(el.tag.endswith("DisableConcurrentBuildsJobProperty") for el in root.iter())
     else:
@@ -259,7 +259,7 @@ def _param_def(node: ET.Element, name: str) -> ParamDef:
     return ParamDef(kind, name, description, default.strip() if trim else default, (), trim)
 
 
-def _set_disabled(xml: str, disabled: bool) -> str:
+def set_disabled(xml: str, disabled: bool) -> str:
     value = "true" if disabled else "false"
     if re.search(r"<disabled>\s*\w*\s*</disabled>", xml):
         return re.sub(r"<disabled>\s*\w*\s*</disabled>", f"<disabled>{value}</disabled>", xml, count=1)

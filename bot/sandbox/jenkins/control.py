@@ -13,9 +13,9 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from bot.sandbox.jenkins_config import Json
-from bot.sandbox.jenkins_http import JENKINS_EMULATOR, _request_base
-from bot.sandbox.jenkins_steering import BuildScript, Fault
+from bot.sandbox.jenkins.config import Json
+from bot.sandbox.jenkins.middleware import JENKINS_EMULATOR, request_base
+from bot.sandbox.jenkins.steering import BuildScript, Fault
 
 
 def _control_error(message: str, status: int = 400) -> web.Response:
@@ -38,7 +38,7 @@ async def _json_body(request: web.Request) -> dict[str, Json]:
     return data
 
 
-async def _control_script(request: web.Request) -> web.Response:
+async def control_script(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     job = request.match_info["job"]
     if request.method == "GET":
@@ -59,7 +59,7 @@ async def _control_script(request: web.Request) -> web.Response:
     return web.json_response({"job": job, "pending": pending})
 
 
-async def _control_create_job(request: web.Request) -> web.Response:
+async def control_create_job(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     text = await request.text() if request.can_read_body else ""
     try:
@@ -69,7 +69,7 @@ async def _control_create_job(request: web.Request) -> web.Response:
     return web.json_response({"job": request.match_info["job"]}, status=201)
 
 
-async def _control_faults(request: web.Request) -> web.Response:
+async def control_faults(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     if request.method == "POST":
         data = await _json_body(request)
@@ -82,29 +82,29 @@ async def _control_faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": [asdict(f) for f in emulator.faults()]})
 
 
-async def _control_builds(request: web.Request) -> web.Response:
+async def control_builds(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
-    base = emulator.base_url(_request_base(request))
+    base = emulator.base_url(request_base(request))
     records = emulator.builds(request.query.get("job"), base)
     return web.json_response({"builds": [asdict(r) for r in records]})
 
 
-async def _control_queue(request: web.Request) -> web.Response:
+async def control_queue(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     return web.json_response({"items": [asdict(r) for r in emulator.queue_records()]})
 
 
-async def _control_reset(request: web.Request) -> web.Response:
+async def control_reset(request: web.Request) -> web.Response:
     request.app[JENKINS_EMULATOR].reset()
     return web.json_response({"reset": True})
 
 
-async def _control_clock(request: web.Request) -> web.Response:
+async def control_clock(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     return web.json_response({"now": emulator.clock.now(), "time_scale": emulator.clock.time_scale})
 
 
-async def _control_advance(request: web.Request) -> web.Response:
+async def control_advance(request: web.Request) -> web.Response:
     emulator = request.app[JENKINS_EMULATOR]
     data = await _json_body(request)
     try:

@@ -16,8 +16,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict, MultiDict, MultiDictProxy
 
-from bot.sandbox.jenkins_calls import _Call, _error_page, _Fail, _Reply
-from bot.sandbox.jenkins_emulator import CRUMB_FIELD, JenkinsEmulator
+from bot.sandbox.jenkins.calls import Call, Fail, Reply, error_page
+from bot.sandbox.jenkins.emulator import CRUMB_FIELD, JenkinsEmulator
 
 JENKINS_EMULATOR = web.AppKey("jenkins_emulator", JenkinsEmulator)
 """Where the app keeps its :class:`JenkinsEmulator`."""
@@ -30,19 +30,19 @@ def emulator_of(app: web.Application) -> JenkinsEmulator:
     return app[JENKINS_EMULATOR]
 
 
-def _to_response(reply: _Reply) -> web.Response:
+def _to_response(reply: Reply) -> web.Response:
     headers = CIMultiDict(reply.headers)
     if reply.status not in (204, 302) or reply.body:
         headers["Content-Type"] = reply.content_type
     return web.Response(status=reply.status, body=reply.body or None, headers=headers)
 
 
-def _request_base(request: web.Request) -> str:
+def request_base(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}/"
 
 
 @web.middleware
-async def _faults(request: web.Request, handler: _Handler) -> web.StreamResponse:
+async def fault_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     if request.path.startswith("/_sandbox/"):
         return await handler(request)
     emulator = request.app[JENKINS_EMULATOR]
@@ -54,19 +54,19 @@ async def _faults(request: web.Request, handler: _Handler) -> web.StreamResponse
     if fault.status is None:
         return await handler(request)
     message = fault.body or "Service Unavailable"
-    return _to_response(_Reply(status=fault.status, body=_error_page(fault.status, message)))
+    return _to_response(Reply(status=fault.status, body=error_page(fault.status, message)))
 
 
 @web.middleware
-async def _security(request: web.Request, handler: _Handler) -> web.StreamResponse:
+async def security_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     if request.path.startswith("/_sandbox/"):
         return await handler(request)
     emulator = request.app[JENKINS_EMULATOR]
     try:
         user, with_token = emulator.authenticate(request.headers.get("Authorization"))
-    except _Fail as fail:
+    except Fail as fail:
         return _to_response(
-            _Reply(status=fail.status, body=_error_page(fail.status, fail.message), headers=fail.headers)
+            Reply(status=fail.status, body=error_page(fail.status, fail.message), headers=fail.headers)
         )
     if request.method == "POST" and not (with_token and emulator.crumb_exempt_api_token):
         crumb = request.headers.get(CRUMB_FIELD) or request.query.get(CRUMB_FIELD)
@@ -79,7 +79,7 @@ async def _security(request: web.Request, handler: _Handler) -> web.StreamRespon
         expected = emulator.crumb_for(user or "anonymous")
         if not isinstance(crumb, str) or not secrets.compare_digest(crumb.encode(), expected.encode()):
             message = "No valid crumb was included in the request"
-            return _to_response(_Reply(status=403, body=_error_page(403, message)))
+            return _to_response(Reply(status=403, body=error_page(403, message)))
     if user is None and not (emulator.anonymous_read and request.method in ("GET", "HEAD")):
         body = (
             b"<html><head><meta http-equiv='refresh' content='1;url=/login'/></head>"
@@ -91,11 +91,11 @@ async def _security(request: web.Request, handler: _Handler) -> web.StreamRespon
             "X-Required-Permission": "hudson.model.Hudson.Read",
             "X-Permission-Implied-By": "hudson.security.Permission.GenericRead",
         }
-        return _to_response(_Reply(status=403, body=body, headers=headers))
+        return _to_response(Reply(status=403, body=body, headers=headers))
     return await handler(request)
 
 
-async def _jenkins_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def add_jenkins_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/_sandbox/"):
         return
     emulator = request.app[JENKINS_EMULATOR]
@@ -105,7 +105,7 @@ async def _jenkins_headers(request: web.Request, response: web.StreamResponse) -
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
-async def _jenkins(request: web.Request) -> web.StreamResponse:
+async def handle_jenkins(request: web.Request) -> web.StreamResponse:
     emulator = request.app[JENKINS_EMULATOR]
     raw_path = request.rel_url.raw_path
     segments = tuple(unquote(s) for s in raw_path.split("/") if s)
@@ -117,14 +117,14 @@ async def _jenkins(request: web.Request) -> web.StreamResponse:
             form = MultiDictProxy(MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)))
         else:
             body = await request.read()
-    call = _Call(
+    call = Call(
         method=request.method,
         segments=segments,
         query=request.query,
         form=form,
         body=body,
         content_type=request.content_type,
-        base=emulator.base_url(_request_base(request)),
+        base=emulator.base_url(request_base(request)),
         # the security middleware already let these credentials through
         user=emulator.authenticate(request.headers.get("Authorization"))[0],
     )

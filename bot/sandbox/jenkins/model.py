@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from bot.sandbox.jenkins_config import JobConfig, ParamValue
-from bot.sandbox.jenkins_steering import _INFINITY, BuildScript
+from bot.sandbox.jenkins.config import JobConfig, ParamValue
+from bot.sandbox.jenkins.steering import INFINITY, BuildScript
 
 PERMALINKS = (
     "lastBuild",
@@ -26,15 +26,15 @@ PERMALINKS = (
 
 
 @dataclass(eq=False)
-class _Item:
+class Item:
     name: str
-    parent: _Folder | None
+    parent: Folder | None
     config: JobConfig
 
     @property
     def full_name(self) -> str:
         parts: list[str] = []
-        item: _Item | None = self
+        item: Item | None = self
         while item is not None and item.parent is not None:
             parts.append(item.name)
             item = item.parent
@@ -52,25 +52,25 @@ class _Item:
 
 
 @dataclass(eq=False)
-class _Folder(_Item):
-    children: dict[str, _Item] = field(default_factory=dict)
+class Folder(Item):
+    children: dict[str, Item] = field(default_factory=dict)
 
-    def walk(self) -> Iterable[_Item]:
+    def walk(self) -> Iterable[Item]:
         for child in self.children.values():
             yield child
-            if isinstance(child, _Folder):
+            if isinstance(child, Folder):
                 yield from child.walk()
 
 
 @dataclass(eq=False)
-class _Job(_Item):
-    builds: dict[int, _Build] = field(default_factory=dict)
+class Job(Item):
+    builds: dict[int, Build] = field(default_factory=dict)
     next_build_number: int = 1
 
 
 @dataclass(eq=False)
-class _Build:
-    job: _Job
+class Build:
+    job: Job
     number: int
     queue_id: int
     params: tuple[ParamValue, ...]
@@ -117,7 +117,7 @@ class _Build:
         elapsed = max(0.0, at - self.started_at)
         if not self.building(now) and self.aborted_at is None:
             shown = len(body)
-        elif self.duration == _INFINITY:
+        elif self.duration == INFINITY:
             shown = min(len(body), int(elapsed))  # one line per emulated second
         elif self.duration <= 0:
             shown = len(body)
@@ -147,16 +147,16 @@ class _Build:
 
 
 @dataclass(eq=False)
-class _QueueItem:
+class QueueItem:
     id: int
-    job: _Job
+    job: Job
     params: tuple[ParamValue, ...]
     user: str
     enqueued_at: float
     ready_at: float
     script: BuildScript
     cancelled_at: float | None = None
-    build: _Build | None = None
+    build: Build | None = None
 
     @property
     def waiting(self) -> bool:
@@ -169,23 +169,23 @@ class _QueueItem:
         return None if self.build is None else self.build.started_at
 
 
-def start_time(item: _QueueItem) -> float | None:
+def start_time(item: QueueItem) -> float | None:
     """When a queue item can start (None: behind a build that runs until stopped)."""
     start = item.ready_at
     job = item.job
     if not job.config.concurrent and job.builds:
         last = job.builds[max(job.builds)]
         end = last.end
-        if end == _INFINITY:
+        if end == INFINITY:
             return None
         start = max(start, end)
     return start
 
 
-def permalink(job: _Job, ref: str, now: float) -> _Build | None:
+def permalink(job: Job, ref: str, now: float) -> Build | None:
     """The build a permalink such as ``lastSuccessfulBuild`` names, if any."""
 
-    def ok(build: _Build) -> bool:
+    def ok(build: Build) -> bool:
         result = build.result(now)
         if ref == "lastBuild":
             return True

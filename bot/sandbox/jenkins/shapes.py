@@ -10,22 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from bot.sandbox.jenkins_calls import _Call
-from bot.sandbox.jenkins_config import PIPELINE_CLASS, Json, ParamValue
-from bot.sandbox.jenkins_model import (
-    PERMALINKS,
-    _Build,
-    _Folder,
-    _Item,
-    _Job,
-    _QueueItem,
-    permalink,
-    start_time,
-)
-from bot.sandbox.jenkins_steering import _INFINITY
+from bot.sandbox.jenkins.calls import Call
+from bot.sandbox.jenkins.config import PIPELINE_CLASS, Json, ParamValue
+from bot.sandbox.jenkins.model import PERMALINKS, Build, Folder, Item, Job, QueueItem, permalink, start_time
+from bot.sandbox.jenkins.steering import INFINITY
 
 
-def user_json(call: _Call) -> dict[str, Json]:
+def user_json(call: Call) -> dict[str, Json]:
     user = call.user or "anonymous"
     return {
         "_class": "hudson.model.User",
@@ -37,7 +28,7 @@ def user_json(call: _Call) -> dict[str, Json]:
     }
 
 
-def whoami_json(call: _Call) -> dict[str, Json]:
+def whoami_json(call: Call) -> dict[str, Json]:
     user = call.user
     return {
         "_class": "hudson.security.WhoAmI",
@@ -50,7 +41,7 @@ def whoami_json(call: _Call) -> dict[str, Json]:
     }
 
 
-def node_json(running_builds: Sequence[_Build], base: str) -> dict[str, Json]:
+def node_json(running_builds: Sequence[Build], base: str) -> dict[str, Json]:
     """The built-in node. It has as many executors as builds run (at least two), because the
     emulator never makes a build wait for an executor (scripted queue waits stand for that)."""
     running = [build_ref(b, base) for b in running_builds]
@@ -82,20 +73,20 @@ def node_json(running_builds: Sequence[_Build], base: str) -> dict[str, Json]:
     }
 
 
-def entry(item: _Item, base: str, now: float, deep: bool) -> dict[str, Json]:
+def entry(item: Item, base: str, now: float, deep: bool) -> dict[str, Json]:
     """An item as it appears in a folder's ``jobs`` list."""
     out: dict[str, Json] = {"_class": item.config.item_class, "name": item.name, "url": base + item.path}
-    if isinstance(item, _Job):
+    if isinstance(item, Job):
         out["color"] = color(item, now)
     if deep:
         out["fullName"] = item.full_name
         out["displayName"] = item.name
-        if isinstance(item, _Folder):
+        if isinstance(item, Folder):
             out["jobs"] = [entry(c, base, now, deep) for c in item.children.values()]
     return out
 
 
-def folder_json(folder: _Folder, call: _Call, now: float, *, is_root: bool) -> dict[str, Json]:
+def folder_json(folder: Folder, call: Call, now: float, *, is_root: bool) -> dict[str, Json]:
     deep = bool(call.query.get("tree"))
     base = call.base
     jobs = [entry(c, base, now, deep) for c in folder.children.values()]
@@ -139,7 +130,7 @@ def folder_json(folder: _Folder, call: _Call, now: float, *, is_root: bool) -> d
     }
 
 
-def color(job: _Job, now: float) -> str:
+def color(job: Job, now: float) -> str:
     if job.config.disabled:
         return "disabled"
     if not job.builds:
@@ -155,13 +146,13 @@ def color(job: _Job, now: float) -> str:
     return base + "_anime" if last.building(now) else base
 
 
-def build_ref(build: _Build | None, base: str) -> dict[str, Json] | None:
+def build_ref(build: Build | None, base: str) -> dict[str, Json] | None:
     if build is None:
         return None
     return {"_class": build.job.config.build_class, "number": build.number, "url": build.url(base)}
 
 
-def job_json(job: _Job, call: _Call, now: float, waiting: Sequence[_QueueItem]) -> dict[str, Json]:
+def job_json(job: Job, call: Call, now: float, waiting: Sequence[QueueItem]) -> dict[str, Json]:
     base = call.base
     numbers = sorted(job.builds, reverse=True)
     params_property = []
@@ -228,7 +219,7 @@ def actions(params: Sequence[ParamValue], user: str) -> list[dict[str, Json]]:
     return actions
 
 
-def queue_item_json(item: _QueueItem, base: str, now: float) -> dict[str, Json]:
+def queue_item_json(item: QueueItem, base: str, now: float) -> dict[str, Json]:
     job = item.job
     out: dict[str, Json] = {
         "actions": actions(item.params, item.user),
@@ -255,7 +246,7 @@ def queue_item_json(item: _QueueItem, base: str, now: float) -> dict[str, Json]:
     start = start_time(item)
     blocker = job.builds[max(job.builds)] if job.builds and not job.config.concurrent else None
     if blocker is not None and blocker.building(now) and (start is None or start > item.ready_at):
-        eta = "" if blocker.end == _INFINITY else f" (ETA: {_seconds(blocker.end - now)})"
+        eta = "" if blocker.end == INFINITY else f" (ETA: {_seconds(blocker.end - now)})"
         out.update(blocked=True, why=f"Build #{blocker.number} is already in progress{eta}")
         return {"_class": "hudson.model.Queue$BlockedItem", **out}
     out.update(
@@ -267,7 +258,7 @@ def queue_item_json(item: _QueueItem, base: str, now: float) -> dict[str, Json]:
     return {"_class": "hudson.model.Queue$BuildableItem", **out}
 
 
-def build_json(build: _Build, base: str, now: float) -> dict[str, Json]:
+def build_json(build: Build, base: str, now: float) -> dict[str, Json]:
     job = build.job
     building = build.building(now)
     previous = max((n for n in job.builds if n < build.number), default=None)
@@ -307,7 +298,7 @@ def build_json(build: _Build, base: str, now: float) -> dict[str, Json]:
     return out
 
 
-def estimated_duration(job: _Job, now: float) -> int:
+def estimated_duration(job: Job, now: float) -> int:
     # Jenkins' Job.getEstimatedDurationCandidates: the last successful build, then up to 6 recent
     # completed ones (good ones first, failures as fallback), at most 3 in all.
     last_ok = permalink(job, "lastSuccessfulBuild", now)

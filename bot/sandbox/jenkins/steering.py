@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.sandbox.jenkins_config import Json
+from bot.sandbox.jenkins.config import Json
 
 RESULTS = frozenset({"SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT"})
-_INFINITY = math.inf
+INFINITY = math.inf
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class BuildScript:
             raise ValueError(f"unknown build script fields: {sorted(unknown)}")
         duration = data.get("duration")
         if data.get("until_stopped"):
-            duration = _INFINITY
+            duration = INFINITY
         console = data.get("console")
         if isinstance(console, list):
             console = "\n".join(str(line) for line in console)
@@ -61,7 +61,7 @@ class BuildScript:
         return {
             "result": self.result,
             "duration": self.duration if self.duration is None or math.isfinite(self.duration) else None,
-            "until_stopped": self.duration == _INFINITY,
+            "until_stopped": self.duration == INFINITY,
             "console": self.console,
             "queue_wait": self.queue_wait,
         }

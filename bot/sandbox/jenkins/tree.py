@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TypeAlias
 
-from bot.sandbox.jenkins_config import Json
+from bot.sandbox.jenkins.config import Json
 
 TreeSpec: TypeAlias = dict[str, tuple["TreeSpec | None", "slice | None"]]
 

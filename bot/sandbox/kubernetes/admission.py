@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
-import re
-from typing import Any
 
-from bot.sandbox import k8s_config_kinds
-from bot.sandbox.k8s_api import (
+from bot.sandbox.kubernetes import config_kinds
+from bot.sandbox.kubernetes.admission_rules import (
+    CONFIG_KINDS,
+    DNS_LABEL,
+    DNS_LABEL_HELP,
+    DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_HELP,
+    default_pod_spec,
+    go_value,
+    invalid_value,
+    required_cause,
+    validate_pod_spec,
+    validate_strategy,
+)
+from bot.sandbox.kubernetes.selector import labels_match, selector_from_spec
+from bot.sandbox.kubernetes.vocabulary import (
     DEPLOYMENTS,
     NAMESPACES,
     PODS,
@@ -28,151 +39,6 @@ from bot.sandbox.k8s_api import (
     bad_request,
     invalid,
 )
-from bot.sandbox.k8s_select import labels_match, selector_from_spec
-
-_CONFIG_KINDS = frozenset(k8s_config_kinds.KINDS_SERVED)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL_HELP = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-_DNS_SUBDOMAIN_HELP = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
-    "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-
-
-def go_value(value: Any) -> str:
-    """How Go's ``%#v`` prints the values validation messages quote."""
-    if isinstance(value, dict):
-        items = ", ".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in sorted(value.items()))
-        return f"map[string]string{{{items}}}"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return json.dumps(value)
-
-
-def _required(field: str) -> Cause:
-    return Cause(field, "FieldValueRequired", "Required value")
-
-
-def _invalid_value(field: str, value: Any, why: str) -> Cause:
-    return Cause(field, "FieldValueInvalid", f"Invalid value: {go_value(value)}: {why}")
-
-
-def _image_pull_policy(image: str) -> str:
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
-    tag = last.partition(":")[2]
-    return "Always" if tag in ("", "latest") else "IfNotPresent"
-
-
-def _default_probe(probe: Any) -> None:
-    if not isinstance(probe, dict):
-        return
-    for key, value in (
-        ("timeoutSeconds", 1),
-        ("periodSeconds", 10),
-        ("successThreshold", 1),
-        ("failureThreshold", 3),
-    ):
-        probe.setdefault(key, value)
-    if isinstance(probe.get("httpGet"), dict):
-        probe["httpGet"].setdefault("scheme", "HTTP")
-
-
-def _default_container(container: Any) -> None:
-    if not isinstance(container, dict):
-        return
-    container.setdefault("resources", {})
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    if isinstance(container.get("image"), str):
-        container.setdefault("imagePullPolicy", _image_pull_policy(container["image"]))
-    for port in container.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-    for env in container.get("env") or []:
-        field_ref = ((env or {}).get("valueFrom") or {}).get("fieldRef") if isinstance(env, dict) else None
-        if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        _default_probe(container.get(probe))
-
-
-def default_pod_spec(spec: Any) -> None:
-    if not isinstance(spec, dict):
-        return
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        _default_container(container)
-
-
-def _validate_pod_spec(spec: Any, path: str, causes: list[Cause], *, template: bool) -> None:
-    if not isinstance(spec, dict):
-        causes.append(_required(f"{path}.containers"))
-        return
-    containers = spec.get("containers")
-    if not containers:
-        causes.append(_required(f"{path}.containers"))
-    seen: set[str] = set()
-    for kind in ("initContainers", "containers"):
-        for i, container in enumerate(spec.get(kind) or []):
-            where = f"{path}.{kind}[{i}]"
-            name = container.get("name") if isinstance(container, dict) else None
-            if not name:
-                causes.append(_required(f"{where}.name"))
-            elif not _DNS_LABEL.match(str(name)):
-                causes.append(_invalid_value(f"{where}.name", name, _DNS_LABEL_HELP))
-            elif name in seen:
-                causes.append(
-                    Cause(f"{where}.name", "FieldValueDuplicate", f"Duplicate value: {go_value(name)}")
-                )
-            else:
-                seen.add(str(name))
-            if not isinstance(container, dict) or not str(container.get("image") or "").strip():
-                causes.append(_required(f"{where}.image"))
-    if template and spec.get("restartPolicy", "Always") != "Always":
-        causes.append(
-            Cause(
-                f"{path}.restartPolicy",
-                "FieldValueNotSupported",
-                f'Unsupported value: {go_value(spec["restartPolicy"])}: supported values: "Always"',
-            )
-        )
-
-
-def _int_or_percent(value: Any, total: int, round_up: bool) -> int:
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.endswith("%"):
-        percent = int(text[:-1])
-        scaled = total * percent / 100
-        return int(-(-scaled // 1)) if round_up else int(scaled // 1)
-    return int(text)
-
-
-def surge_and_unavailable(spec: JsonDict) -> tuple[int, int]:
-    """A rolling update's maxSurge (rounded up) and maxUnavailable (rounded down), never both 0."""
-    replicas = int(spec.get("replicas", 1))
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate" or replicas == 0:
-        return 0, 0
-    rolling = strategy.get("rollingUpdate") or {}
-    surge = _int_or_percent(rolling.get("maxSurge", "25%"), replicas, round_up=True)
-    unavailable = _int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, min(unavailable, replicas)
 
 
 class Admission:
@@ -212,12 +78,12 @@ class Admission:
             )
         else:
             pattern, help_text = (
-                (_DNS_LABEL, _DNS_LABEL_HELP)
+                (DNS_LABEL, DNS_LABEL_HELP)
                 if rt in (NAMESPACES, SERVICES)
-                else (_DNS_SUBDOMAIN, _DNS_SUBDOMAIN_HELP)
+                else (DNS_SUBDOMAIN, DNS_SUBDOMAIN_HELP)
             )
             if not pattern.match(name) or len(name) > 253:
-                causes.append(_invalid_value("metadata.name", name, help_text))
+                causes.append(invalid_value("metadata.name", name, help_text))
         if causes:
             raise invalid(rt, name, causes)
         self._default(rt, obj, None)
@@ -280,8 +146,8 @@ class Admission:
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif rt is SERVICES:
             self._default_service(obj, old)
-        elif rt in _CONFIG_KINDS:
-            k8s_config_kinds.default(rt, obj)
+        elif rt in CONFIG_KINDS:
+            config_kinds.default(rt, obj)
         elif rt is NAMESPACES:
             meta = obj["metadata"]
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
@@ -319,11 +185,11 @@ class Admission:
         if rt in (DEPLOYMENTS, REPLICASETS):
             self._validate_workload(rt, spec if isinstance(spec, dict) else {}, old, causes)
         elif rt is PODS:
-            _validate_pod_spec(spec, "spec", causes, template=False)
+            validate_pod_spec(spec, "spec", causes, template=False)
         elif rt is SERVICES:
             self._validate_service(spec if isinstance(spec, dict) else {}, old, causes)
-        elif rt in _CONFIG_KINDS:
-            causes += k8s_config_kinds.validate(rt, obj, old)
+        elif rt in CONFIG_KINDS:
+            causes += config_kinds.validate(rt, obj, old)
         if causes:
             raise invalid(rt, obj["metadata"].get("name", ""), causes)
 
@@ -334,68 +200,26 @@ class Admission:
         template = spec.get("template") or {}
         labels = (template.get("metadata") or {}).get("labels") or {}
         if not selector:
-            causes.append(_required("spec.selector"))
+            causes.append(required_cause("spec.selector"))
         elif not selector_from_spec(selector):
             causes.append(
-                _invalid_value("spec.selector", selector, f"empty selector is invalid for {rt.singular}")
+                invalid_value("spec.selector", selector, f"empty selector is invalid for {rt.singular}")
             )
         elif not labels_match(selector_from_spec(selector), {"metadata": {"labels": labels}}):
             causes.append(
-                _invalid_value(
+                invalid_value(
                     "spec.template.metadata.labels", labels, "`selector` does not match template `labels`"
                 )
             )
         if old is not None and selector and selector != ((old.get("spec") or {}).get("selector")):
-            causes.append(_invalid_value("spec.selector", selector, "field is immutable"))
+            causes.append(invalid_value("spec.selector", selector, "field is immutable"))
         replicas = spec.get("replicas", 1)
         if not isinstance(replicas, int) or replicas < 0:
-            causes.append(_invalid_value("spec.replicas", replicas, "must be greater than or equal to 0"))
-        _validate_pod_spec(template.get("spec"), "spec.template.spec", causes, template=True)
+            causes.append(invalid_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+        validate_pod_spec(template.get("spec"), "spec.template.spec", causes, template=True)
         if rt is not DEPLOYMENTS:
             return
-        strategy = spec.get("strategy") or {}
-        if strategy.get("type") not in ("RollingUpdate", "Recreate"):
-            causes.append(
-                Cause(
-                    "spec.strategy.type",
-                    "FieldValueNotSupported",
-                    f"Unsupported value: {go_value(strategy.get('type'))}: "
-                    'supported values: "Recreate", "RollingUpdate"',
-                )
-            )
-        elif strategy["type"] == "Recreate" and strategy.get("rollingUpdate") is not None:
-            causes.append(
-                Cause(
-                    "spec.strategy.rollingUpdate",
-                    "FieldValueForbidden",
-                    "Forbidden: may not be specified when strategy `type` is 'Recreate'",
-                )
-            )
-        elif strategy["type"] == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate") or {}
-            try:
-                surge = _int_or_percent(rolling.get("maxSurge", "25%"), 100, round_up=True)
-                unavailable = _int_or_percent(rolling.get("maxUnavailable", "25%"), 100, round_up=False)
-            except ValueError:
-                causes.append(
-                    _invalid_value("spec.strategy.rollingUpdate", rolling, "must be an integer or percentage")
-                )
-            else:
-                if surge == 0 and unavailable == 0:
-                    causes.append(
-                        _invalid_value(
-                            "spec.strategy.rollingUpdate.maxUnavailable",
-                            rolling.get("maxUnavailable"),
-                            "may not be 0 when `maxSurge` is 0",
-                        )
-                    )
-        deadline = spec.get("progressDeadlineSeconds", 600)
-        if not isinstance(deadline, int) or deadline <= int(spec.get("minReadySeconds", 0)):
-            causes.append(
-                _invalid_value(
-                    "spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"
-                )
-            )
+        validate_strategy(spec, causes)
 
     def _validate_service(self, spec: JsonDict, old: JsonDict | None, causes: list[Cause]) -> None:
         if spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
@@ -409,18 +233,18 @@ class Admission:
             )
         ports = spec.get("ports") or []
         if not ports and spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
-            causes.append(_required("spec.ports"))
+            causes.append(required_cause("spec.ports"))
         for i, port in enumerate(ports):
             number = port.get("port") if isinstance(port, dict) else None
             if not isinstance(number, int) or not 0 < number < 65536:
                 causes.append(
-                    _invalid_value(f"spec.ports[{i}].port", number, "must be between 1 and 65535, inclusive")
+                    invalid_value(f"spec.ports[{i}].port", number, "must be between 1 and 65535, inclusive")
                 )
             if len(ports) > 1 and not (isinstance(port, dict) and port.get("name")):
-                causes.append(_required(f"spec.ports[{i}].name"))
+                causes.append(required_cause(f"spec.ports[{i}].name"))
         old_ip = ((old or {}).get("spec") or {}).get("clusterIP")
         if old_ip and spec.get("clusterIP") != old_ip:
-            causes.append(_invalid_value("spec.clusterIPs[0]", spec.get("clusterIP"), "field is immutable"))
+            causes.append(invalid_value("spec.clusterIPs[0]", spec.get("clusterIP"), "field is immutable"))
 
 
 def check_name_matches(obj: JsonDict, name: str, namespace: str | None) -> None:

@@ -8,7 +8,7 @@ answered, and client-go falls back to them.
 
 from __future__ import annotations
 
-from bot.sandbox.k8s_api import GROUP_VERSIONS, SUBRESOURCE_VERBS, JsonDict, resources_of
+from bot.sandbox.kubernetes.vocabulary import GROUP_VERSIONS, SUBRESOURCE_VERBS, JsonDict, resources_of
 
 KUBERNETES_VERSION = ("1", "37", "v1.37.0")
 

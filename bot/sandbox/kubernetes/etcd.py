@@ -17,7 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bot.sandbox.k8s_api import (
+from bot.sandbox.kubernetes.selector import FieldSelector, Selector, fields_match, labels_match
+from bot.sandbox.kubernetes.vocabulary import (
     JsonDict,
     ResourceType,
     already_exists,
@@ -25,7 +26,6 @@ from bot.sandbox.k8s_api import (
     not_found,
     rfc3339,
 )
-from bot.sandbox.k8s_select import FieldSelector, Selector, fields_match, labels_match
 
 WATCH_LOG_SIZE = 20_000
 _FIRST_RESOURCE_VERSION = 1000

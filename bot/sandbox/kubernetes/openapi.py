@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from bot.sandbox import k8s_config_kinds
-from bot.sandbox.k8s_api import GROUP_VERSIONS, RBAC, JsonDict, ResourceType, resources_of
-from bot.sandbox.k8s_patch import NO_META, FieldMeta, PatchMeta
+from bot.sandbox.kubernetes import config_kinds
+from bot.sandbox.kubernetes.patch import NO_META, FieldMeta, PatchMeta
+from bot.sandbox.kubernetes.vocabulary import GROUP_VERSIONS, RBAC, JsonDict, ResourceType, resources_of
 
 _CORE = "io.k8s.api.core.v1"
 _APPS = "io.k8s.api.apps.v1"
@@ -365,9 +365,9 @@ _TYPES: dict[str, dict[str, dict[str, str]]] = {
 
 # EphemeralContainer is a Container that also names the container it debugs.
 _TYPES[_CORE]["EphemeralContainer"] = {**_TYPES[_CORE]["Container"], "targetContainerName": "str"}
-# ServiceAccount, ConfigMap, Secret, Role, RoleBinding: their own module (k8s_config_kinds).
-_TYPES[_CORE].update(k8s_config_kinds.CORE_TYPES)
-_TYPES[_RBAC] = dict(k8s_config_kinds.RBAC_TYPES)
+# ServiceAccount, ConfigMap, Secret, Role, RoleBinding: their own module (config_kinds).
+_TYPES[_CORE].update(config_kinds.CORE_TYPES)
+_TYPES[_RBAC] = dict(config_kinds.RBAC_TYPES)
 
 # Kinds (with their lists) that carry x-kubernetes-group-version-kind.
 _KINDS: dict[str, tuple[str, str, str]] = {
@@ -382,9 +382,9 @@ _KINDS: dict[str, tuple[str, str, str]] = {
 }
 _KINDS |= {
     f"{_RBAC if group == RBAC else _CORE}.{kind}": (group, version, kind)
-    for kind, (group, version) in k8s_config_kinds.KINDS.items()
+    for kind, (group, version) in config_kinds.KINDS.items()
 }
-_LISTED = ("Deployment", "ReplicaSet", "Namespace", "Pod", "Service", "Event", *k8s_config_kinds.KINDS)
+_LISTED = ("Deployment", "ReplicaSet", "Namespace", "Pod", "Service", "Event", *config_kinds.KINDS)
 
 _SCALARS: dict[str, JsonDict] = {
     "str": {"type": "string"},

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.sandbox.k8s_api import JsonDict, bad_request
+from bot.sandbox.kubernetes.vocabulary import JsonDict, bad_request
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.sandbox.k8s_api import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, SERVICES, JsonDict, ResourceType
-from bot.sandbox.k8s_select import format_selector
+from bot.sandbox.kubernetes.selector import format_selector
+from bot.sandbox.kubernetes.vocabulary import (
+    DEPLOYMENTS,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+    JsonDict,
+    ResourceType,
+)
 
 Column = tuple[str, str, int, str]  # name, type, priority, description
 _NAME: Column = ("Name", "string", 0, "Name must be unique within a namespace.")

@@ -1,6 +1,6 @@
 """The vocabulary of the Kubernetes API emulator: the resources it serves and the errors it answers.
 
-Everything the other ``k8s_*`` modules share lives here, so that discovery, OpenAPI, the store and
+Everything the other modules of the package share lives here, so that discovery, OpenAPI, the store and
 the HTTP layer agree on one list of resources, and every failure leaves the emulator as a real
 ``Status`` object (kubectl and the kubernetes client both read ``reason``, ``code`` and ``message``).
 """

@@ -26,10 +26,12 @@ from urllib.parse import urlencode
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox import slack_blocks
-from bot.sandbox.slack_socket import EVENTS_API, INTERACTIVE, SLASH_COMMANDS
+from bot.sandbox.slack import blocks as slack_blocks
+from bot.sandbox.slack.socket_records import EVENTS_API, INTERACTIVE, SLASH_COMMANDS
+from bot.sandbox.slack.view_state import view_state
 
 JSONDict = dict[str, Any]
+
 
 FORM: Final = "application/x-www-form-urlencoded"
 JSON_TYPE: Final = "application/json"
@@ -142,16 +144,7 @@ class SlackDriver:
         }
         if thread_ts:
             container["thread_ts"] = thread_ts
-        action: JSONDict = {
-            "action_id": button["action_id"],
-            "block_id": button_block,
-            "text": button.get("text"),
-            "type": "button",
-            "action_ts": f"{self._wall_clock():.6f}",
-        }
-        for optional in ("value", "style", "url", "confirm"):
-            if optional in button:
-                action[optional] = button[optional]
+        action = _button_action(button, button_block, f"{self._wall_clock():.6f}")
         payload: JSONDict = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user.get("name", user_id), "name": user.get("name", user_id)},
@@ -221,7 +214,7 @@ class SlackDriver:
         }
         response = await self._deliver(INTERACTIVE, payload, retry_num, retry_reason)
         if response.status == 200:
-            answer = _json_object(response.body)
+            answer = json_object(response.body)
             await self._post(f"/_sandbox/views/{view_id}/response", {**answer, "state": state})
         return response
 
@@ -389,184 +382,24 @@ class SlackDriver:
         raise LookupError(f"no button {action_id!r} in the message")
 
 
-class SocketModeDriver(SlackDriver):
-    """Plays Slack towards an app connected over Socket Mode: each request travels as an envelope.
-
-    The requests are ``SlackDriver``'s, built there once, so a test switches transports by
-    switching drivers. Each is handed to the emulator (``POST /_sandbox/socket/envelopes``), which
-    sends it over one of the app's WebSockets and again until it is acked; the call waits up to
-    ``ack_wait`` real seconds for the ack. The answer is 200 with the ack's ``payload`` as its body
-    (what Bolt's ``ack(...)`` said, e.g. a slash command's reply or a view's ``response_action``),
-    or 408 when no ack came in time (still unacked, or dropped after the retries); ``envelope`` is
-    the emulator's record either way. Socket Mode carries no signature, so there is no secret.
-    """
-
-    RESPONSE_PAYLOAD_INTERACTIONS: Final = frozenset({"view_submission", "block_suggestion"})
-    """Interactions whose ack may carry an answer (Slack's ``accepts_response_payload``)."""
-
-    def __init__(
-        self,
-        emulator_url: str,
-        *,
-        ack_wait: float = 5.0,
-        verification_token: str = "sandbox-verification-token",  # noqa: S107 -- Slack's legacy field, unused by Bolt
-        timeout: float = 10.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            f"{emulator_url.rstrip('/')}/_sandbox/socket/envelopes",
-            "socket-mode-signs-nothing",  # SignatureVerifier wants a secret; ``send`` never signs here
-            emulator_url,
-            verification_token=verification_token,
-            timeout=max(timeout, ack_wait + 5.0),
-            wall_clock=wall_clock,
-        )
-        self.ack_wait = ack_wait
-
-    async def send(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        timestamp: int | None = None,
-        retry_num: int | None = None,
-        retry_reason: str | None = None,
-        sent: JSONDict | None = None,
-    ) -> DriverResponse:
-        raise TypeError("Socket Mode carries envelopes, not signed HTTP requests (url_verification included)")
-
-    async def _deliver(
-        self, kind: str, sent: JSONDict, retry_num: int | None, retry_reason: str | None
-    ) -> DriverResponse:
-        accepts = kind == SLASH_COMMANDS or (
-            kind == INTERACTIVE and sent.get("type") in self.RESPONSE_PAYLOAD_INTERACTIONS
-        )
-        answer = await self._post(
-            "/_sandbox/socket/envelopes",
-            {
-                "type": kind,
-                "payload": sent,
-                "accepts_response_payload": accepts,
-                "retry_attempt": retry_num or 0,
-                "retry_reason": retry_reason or ("timeout" if retry_num else ""),
-                "wait": self.ack_wait,
-            },
-        )
-        envelope: JSONDict = answer["envelope"]
-        ack = envelope.get("ack")
-        if ack is None:
-            return DriverResponse(408, "", {}, dict(sent), envelope)
-        payload = ack.get("payload")
-        body = "" if payload is None else json.dumps(payload)
-        return DriverResponse(200, body, {"Content-Type": JSON_TYPE} if body else {}, dict(sent), envelope)
-
-    # -- steering the connections ------------------------------------------------------------------
-
-    async def disconnect(
-        self,
-        reason: str = "refresh_requested",
-        *,
-        connection_id: str | None = None,
-        close: bool = False,
-        notify: bool = True,
-    ) -> list[str]:
-        """Send Slack's ``disconnect`` to one connection or every open one; returns their ids.
-
-        ``close`` hangs up after the message; ``notify=False`` hangs up without it.
-        """
-        request: JSONDict = {"reason": reason, "close": close, "notify": notify}
-        if connection_id is not None:
-            request["connection_id"] = connection_id
-        answer = await self._post("/_sandbox/socket/disconnect", request)
-        return [str(c) for c in answer["connections"]]
-
-    async def connections(self, *, open_count: int | None = None, wait: float = 0.0) -> list[JSONDict]:
-        """The app's connections; with ``open_count``, first wait up to ``wait`` s for that many open."""
-        query = {} if open_count is None else {"open": str(open_count), "wait": str(wait)}
-        return list((await self._get("/_sandbox/socket/connections", **query))["connections"])
-
-    async def envelopes(self) -> list[JSONDict]:
-        return list((await self._get("/_sandbox/socket/envelopes"))["envelopes"])
-
-    async def log(self) -> list[JSONDict]:
-        """Every ticket, connection, delivery, redelivery, ack, drop and disconnect, in order."""
-        return list((await self._get("/_sandbox/socket/log"))["log"])
+def _button_action(button: JSONDict, block_id: str, action_ts: str) -> JSONDict:
+    """The ``actions[0]`` of a ``block_actions`` payload: the button as Slack reports its click."""
+    action: JSONDict = {
+        "action_id": button["action_id"],
+        "block_id": block_id,
+        "text": button.get("text"),
+        "type": "button",
+        "action_ts": action_ts,
+    }
+    for optional in ("value", "style", "url", "confirm"):
+        if optional in button:
+            action[optional] = button[optional]
+    return action
 
 
-def _json_object(text: str) -> JSONDict:
+def json_object(text: str) -> JSONDict:
     try:
         answer = json.loads(text) if text.strip() else {}
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
-
-
-_STATE_KEYS: Final[Mapping[str, str]] = {
-    "users_select": "selected_user",
-    "multi_users_select": "selected_users",
-    "conversations_select": "selected_conversation",
-    "multi_conversations_select": "selected_conversations",
-    "channels_select": "selected_channel",
-    "multi_channels_select": "selected_channels",
-    "datepicker": "selected_date",
-    "timepicker": "selected_time",
-    "datetimepicker": "selected_date_time",
-}
-_OPTION_ONE: Final = frozenset({"static_select", "external_select", "radio_buttons"})
-_OPTION_MANY: Final = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
-
-
-def view_state(blocks: list[Any], values: Mapping[str, Any]) -> JSONDict:
-    """``view.state.values`` as Slack sends it on submission: every input block, typed per element.
-
-    Raises ``KeyError`` for a key of ``values`` that names no input of the view.
-    """
-    state: JSONDict = {}
-    used: set[str] = set()
-    for block in blocks:
-        if not isinstance(block, dict) or block.get("type") != "input":
-            continue
-        element = block.get("element")
-        if not isinstance(element, dict):
-            continue
-        block_id, action_id = str(block.get("block_id")), str(element.get("action_id"))
-        given = values.get(block_id)
-        value: Any = None
-        if isinstance(given, Mapping) and "type" not in given and action_id in given:
-            value = given[action_id]
-            used.add(block_id)
-        elif action_id in values:
-            value = values[action_id]
-            used.add(action_id)
-        state[block_id] = {action_id: _element_state(element, value)}
-    unknown = set(values) - used
-    if unknown:
-        raise KeyError(f"no input named {', '.join(sorted(unknown))} in the view")
-    return state
-
-
-def _element_state(element: JSONDict, value: Any) -> JSONDict:
-    kind = str(element.get("type"))
-    if isinstance(value, Mapping) and "type" in value:
-        return dict(value)
-    if kind in _OPTION_ONE:
-        return {"type": kind, "selected_option": _option(element, value) if value is not None else None}
-    if kind in _OPTION_MANY:
-        chosen = [] if value is None else [value] if isinstance(value, str) else list(value)
-        return {"type": kind, "selected_options": [_option(element, v) for v in chosen]}
-    if kind in _STATE_KEYS:
-        key = _STATE_KEYS[kind]
-        if key.endswith("s") and value is None:
-            value = []
-        return {"type": kind, key: value}
-    return {"type": kind, "value": None if value is None else str(value)}
-
-
-def _option(element: JSONDict, value: Any) -> JSONDict:
-    options = list(element.get("options") or [])
-    for group in element.get("option_groups") or []:
-        options += group.get("options", [])
-    for option in options:
-        if isinstance(option, dict) and option.get("value") == value:
-            return dict(option)
-    return {"text": {"type": "plain_text", "text": str(value), "emoji": True}, "value": str(value)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from bot.sandbox.slack_records import JSONDict
+from bot.sandbox.slack.records import JSONDict
 
 MODES: Final = ("error", "hang", "accept_then_hang")
 

@@ -10,7 +10,7 @@ Slack takes a file in three steps, and so does the emulator:
    shares the files: a message carrying them appears in the channel (in the thread with
    ``thread_ts``). It can be called once per file.
 
-Both methods are Tier 4 (``slack_ratelimit``). Refusals use Slack's documented names where Slack
+Both methods are Tier 4 (``ratelimit``). Refusals use Slack's documented names where Slack
 documents them: ``invalid_arguments`` (a missing or malformed field), ``alt_txt_too_large`` (over
 1000 characters), ``file_upload_size_restricted`` (over ``max_file_bytes``, 1 GB as slack-sdk's
 own check), ``channel_not_found``, ``not_in_channel``. For a file id that was never handed out
@@ -23,14 +23,15 @@ so a test can check what was uploaded, bytes included.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from aiohttp import web
 
-from bot.sandbox.slack_control import SlackControlApi
-from bot.sandbox.slack_methods import Handler
-from bot.sandbox.slack_records import BOT_USER_ID, TEAM_DOMAIN, JSONDict, Message
-from bot.sandbox.slack_wire import ApiError, Call, json_response, missing
+from bot.sandbox.slack.control import SlackControlApi
+from bot.sandbox.slack.methods import Handler
+from bot.sandbox.slack.records import BOT_USER_ID, TEAM_DOMAIN, JSONDict, Message
+from bot.sandbox.slack.state import WorkspaceOptions
+from bot.sandbox.slack.wire import ApiError, Call, json_response, missing
 
 MAX_FILE_BYTES: Final = 1024 * 1024 * 1024
 MAX_ALT_TEXT: Final = 1000
@@ -85,9 +86,9 @@ class SlackFilesApi(SlackControlApi):
 
     max_file_bytes: int = MAX_FILE_BYTES
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **workspace: Unpack[WorkspaceOptions]) -> None:
         self._files: dict[str, StoredFile] = {}
-        super().__init__(**kwargs)
+        super().__init__(**workspace)
 
     def _file_methods(self) -> dict[str, Handler]:
         return {

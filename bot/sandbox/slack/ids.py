@@ -12,7 +12,7 @@ import hashlib
 import itertools
 from decimal import Decimal, InvalidOperation
 
-from bot.sandbox.slack_wire import ApiError
+from bot.sandbox.slack.wire import ApiError
 
 
 def decimal_ts(value: str) -> Decimal:

@@ -9,8 +9,6 @@ Routing, authentication and rate limiting come first in ``_dispatch``; the handl
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,26 +16,21 @@ from typing import Final
 
 from aiohttp import web
 
-from bot.sandbox import slack_blocks
-from bot.sandbox.slack_faults import Fault
-from bot.sandbox.slack_ids import decimal_ts, decode_cursor, encode_cursor
-from bot.sandbox.slack_records import (
+from bot.sandbox.slack.conversations import SlackConversationsApi
+from bot.sandbox.slack.faults import Fault
+from bot.sandbox.slack.records import (
     TEAM_DOMAIN,
     TEAM_ID,
     TEAM_NAME,
-    TRIGGER_LIFETIME,
-    VIEW_STACK,
     Channel,
     Ephemeral,
     Identity,
     JSONDict,
     Message,
-    Trigger,
-    View,
 )
-from bot.sandbox.slack_socket import SocketMode
-from bot.sandbox.slack_state import SlackWorkspace
-from bot.sandbox.slack_wire import ApiError, Call, json_response, missing, read_args
+from bot.sandbox.slack.socket_mode import SocketMode
+from bot.sandbox.slack.views import SlackViewsApi
+from bot.sandbox.slack.wire import ApiError, Call, json_response, read_args
 
 Handler = Callable[[Call], JSONDict]
 
@@ -45,7 +38,7 @@ APP_TOKEN_METHODS: Final = frozenset({"apps.connections.open"})
 """Methods that take an app-level token and refuse any other (``not_allowed_token_type``)."""
 
 
-class SlackWebApi(SlackWorkspace):
+class SlackWebApi(SlackConversationsApi, SlackViewsApi):
     """The workspace plus the Web API methods that read and change it."""
 
     _methods: dict[str, Handler]
@@ -277,103 +270,6 @@ class SlackWebApi(SlackWorkspace):
             link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
         return {"channel": channel.id, "permalink": link}
 
-    def _window(
-        self, call: Call, items: list[Message], *, newest_first: bool, default_limit: int, max_limit: int
-    ) -> tuple[list[Message], str | None]:
-        """Apply latest/oldest/inclusive/cursor/limit to ``items`` (already in answer order)."""
-        latest = self._ts_bound(call, "latest", "invalid_ts_latest")
-        oldest = self._ts_bound(call, "oldest", "invalid_ts_oldest")
-        inclusive = call.flag("inclusive")
-        limit = call.number("limit", default_limit)
-        limit = default_limit if limit <= 0 else min(limit, max_limit)
-        cursor = call.text("cursor")
-        start = decode_cursor(cursor) if cursor else None
-
-        def keep(m: Message) -> bool:
-            ts = decimal_ts(m.ts)
-            if latest is not None and (ts > latest or (ts == latest and not inclusive)):
-                return False
-            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
-                return False
-            if start is not None:
-                return ts <= start if newest_first else ts >= start
-            return True
-
-        chosen = [m for m in items if keep(m)]
-        page = chosen[:limit]
-        return page, encode_cursor(chosen[limit].ts) if len(chosen) > limit else None
-
-    def _conversations_history(self, call: Call) -> JSONDict:
-        channel = self._conversation(call)
-        visible = [
-            m
-            for m in self._messages.get(channel.id, {}).values()
-            if (m.top_level or m.broadcast) and not m.orphaned
-        ]
-        visible.sort(key=lambda m: decimal_ts(m.ts), reverse=True)
-        page, next_cursor = self._window(call, visible, newest_first=True, default_limit=100, max_limit=999)
-        metadata = call.flag("include_all_metadata")
-        out: JSONDict = {
-            "messages": [self._message_json(m, metadata=metadata) for m in page],
-            "has_more": next_cursor is not None,
-            "pin_count": 0,
-            "channel_actions_ts": None,
-            "channel_actions_count": 0,
-        }
-        if next_cursor:
-            out["response_metadata"] = {"next_cursor": next_cursor}
-        return out
-
-    def _conversations_replies(self, call: Call) -> JSONDict:
-        channel = self._conversation(call)
-        root = self._find(channel.id, call.required("ts", "thread_not_found"))
-        if root is None:
-            raise ApiError("thread_not_found")
-        replies = self._replies(channel.id, root.ts)
-        page, next_cursor = self._window(
-            call, replies, newest_first=False, default_limit=1000, max_limit=1000
-        )
-        first_page = not call.text("cursor")
-        metadata = call.flag("include_all_metadata")
-        messages = ([self._message_json(root, metadata=metadata)] if first_page else []) + [
-            self._message_json(m, metadata=metadata) for m in page
-        ]
-        out: JSONDict = {"messages": messages, "has_more": next_cursor is not None}
-        if next_cursor:
-            out["response_metadata"] = {"next_cursor": next_cursor}
-        return out
-
-    def _conversations_info(self, call: Call) -> JSONDict:
-        return {"channel": self._conversation(call).to_json()}
-
-    def _conversations_list(self, call: Call) -> JSONDict:
-        """Public and/or private channels by id order, ``limit`` per page (Slack's default 100)."""
-        kinds = {t.strip() for t in (call.text("types") or "public_channel").split(",")}
-        unknown = kinds - {"public_channel", "private_channel", "mpim", "im"}
-        if unknown:
-            raise ApiError("invalid_types")
-        chosen = sorted(
-            (
-                c
-                for c in self._channels.values()
-                if ("private_channel" if c.is_private else "public_channel") in kinds
-            ),
-            key=lambda c: c.id,
-        )
-        limit = call.number("limit", 100)
-        limit = 100 if limit <= 0 else min(limit, 1000)
-        cursor = call.text("cursor")
-        if cursor:
-            start = next((i for i, c in enumerate(chosen) if c.id == _channel_cursor(cursor)), None)
-            if start is None:
-                raise ApiError("invalid_cursor")
-            chosen = chosen[start:]
-        page, rest = chosen[:limit], chosen[limit:]
-        return {
-            "channels": [c.to_json() for c in page],
-            "response_metadata": {"next_cursor": _encode_channel_cursor(rest[0].id) if rest else ""},
-        }
-
     def _reactions_add(self, call: Call) -> JSONDict:
         name = (call.text("name") or "").strip(":")
         channel_ref, ts = call.text("channel"), call.text("timestamp")
@@ -422,134 +318,3 @@ class SlackWebApi(SlackWorkspace):
         if group is None or (group.disabled and not call.flag("include_disabled")):
             raise ApiError("no_such_subteam")
         return {"users": list(group.users)}
-
-    # -- views ---------------------------------------------------------------------------------
-
-    def _view_arg(self, call: Call, kinds: frozenset[str]) -> JSONDict:
-        if call.args.get("view") is None:
-            raise missing("view")
-        try:
-            view = call.structured("view")
-        except ValueError:
-            view = None
-        problems = slack_blocks.check_view(view, kinds=kinds)
-        if problems:
-            raise ApiError("invalid_arguments", messages=[f"[ERROR] {p}" for p in problems])
-        assert isinstance(view, dict)
-        stored = dict(view)
-        stored["blocks"] = slack_blocks.with_ids(view.get("blocks", []), self._ids.short)
-        for name in ("title", "submit", "close"):
-            if isinstance(stored.get(name), dict):
-                stored[name] = {"emoji": True, **stored[name]}
-        return stored
-
-    def _check_external_id(self, body: JSONDict, replacing: str | None = None) -> None:
-        external_id = body.get("external_id")
-        if not external_id:
-            return
-        for view in self._views.values():
-            if view.external_id == external_id and view.id != replacing and not view.closed:
-                raise ApiError("duplicate_external_id")
-
-    def _exchange(self, call: Call) -> Trigger:
-        trigger = self._triggers.get(call.required("trigger_id"))
-        if trigger is None:
-            raise ApiError("invalid_trigger_id")
-        if trigger.used:
-            raise ApiError("exchanged_trigger_id")
-        if call.now - trigger.issued_at > TRIGGER_LIFETIME:
-            raise ApiError("expired_trigger_id")
-        used = replace(trigger, used=True)
-        self._triggers[trigger.id] = used
-        return used
-
-    def _new_view(self, user_id: str, body: JSONDict, *, root: str | None, previous: str | None) -> View:
-        view_id = self._ids.next("V")
-        view = View(
-            view_id,
-            user_id,
-            str(body["type"]),
-            body,
-            self._view_hash(),
-            root or view_id,
-            previous,
-        )
-        self._views[view_id] = view
-        return view
-
-    def _view_hash(self) -> str:
-        return f"{int(self.clock.now())}.{self._ids.hex(8)}"
-
-    def _views_open(self, call: Call) -> JSONDict:
-        body = self._view_arg(call, frozenset({"modal"}))
-        self._check_external_id(body)
-        trigger = self._exchange(call)
-        for view_id in self._stacks.get(trigger.user_id, []):
-            self._views[view_id] = replace(self._views[view_id], closed=True)
-        view = self._new_view(trigger.user_id, body, root=None, previous=None)
-        self._stacks[trigger.user_id] = [view.id]
-        return {"view": view.to_json()}
-
-    def _views_push(self, call: Call) -> JSONDict:
-        body = self._view_arg(call, frozenset({"modal"}))
-        self._check_external_id(body)
-        trigger = self._exchange(call)
-        stack = self._stacks.setdefault(trigger.user_id, [])
-        if len(stack) >= VIEW_STACK:
-            raise ApiError("push_limit_reached")
-        view = self._new_view(
-            trigger.user_id, body, root=stack[0] if stack else None, previous=stack[-1] if stack else None
-        )
-        stack.append(view.id)
-        return {"view": view.to_json()}
-
-    def _views_update(self, call: Call) -> JSONDict:
-        view_id, external_id = call.text("view_id"), call.text("external_id")
-        if view_id is None and external_id is None:
-            raise missing("view_id")
-        current = self._views.get(view_id or "")
-        if current is None and external_id is not None:
-            current = next((v for v in self._views.values() if v.external_id == external_id), None)
-        if current is None or current.closed:
-            raise ApiError("not_found")
-        body = self._view_arg(call, frozenset({current.type}))
-        given_hash = call.text("hash")
-        if given_hash is not None and given_hash != current.hash:
-            raise ApiError("hash_conflict")
-        if current.external_id and not body.get("external_id"):
-            body["external_id"] = current.external_id  # naming the view by it must keep working
-        self._check_external_id(body, replacing=current.id)
-        updated = replace(current, body=body, hash=self._view_hash())
-        self._views[current.id] = updated
-        return {"view": updated.to_json()}
-
-    def _views_publish(self, call: Call) -> JSONDict:
-        user_id = call.required("user_id")
-        if user_id not in self._users:
-            raise ApiError("user_not_found")
-        body = self._view_arg(call, frozenset({"home"}))
-        current = self._views.get(self._home.get(user_id, ""))
-        given_hash = call.text("hash")
-        if current is not None and given_hash is not None and given_hash != current.hash:
-            raise ApiError("hash_conflict")
-        if current is None:
-            view = self._new_view(user_id, body, root=None, previous=None)
-            self._home[user_id] = view.id
-        else:
-            view = replace(current, body=body, hash=self._view_hash())
-            self._views[view.id] = view
-        return {"view": view.to_json()}
-
-
-def _encode_channel_cursor(channel_id: str) -> str:
-    return base64.b64encode(f"next_id:{channel_id}".encode()).decode()
-
-
-def _channel_cursor(cursor: str) -> str:
-    try:
-        raw = base64.b64decode(cursor.encode(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError("invalid_cursor") from None
-    if not raw.startswith("next_id:"):
-        raise ApiError("invalid_cursor")
-    return raw.removeprefix("next_id:")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot.sandbox.slack_records import JSONDict
+from bot.sandbox.slack.records import JSONDict
 
 TIERS: Final[Mapping[str, str]] = {
     # Slack's published tiers (docs.slack.dev/reference/methods; the Java SDK's MethodsRateLimits).

@@ -173,7 +173,7 @@ class Message:
     metadata: JSONDict | None = None
     tombstone: bool = False
     files: tuple[JSONDict, ...] = ()
-    """Files shared by ``files.completeUploadExternal`` (``bot.sandbox.slack_files``)."""
+    """Files shared by ``files.completeUploadExternal`` (``bot.sandbox.slack.files``)."""
 
     @property
     def top_level(self) -> bool:

@@ -11,13 +11,14 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
+from typing import TypedDict
 
-from bot.sandbox import slack_blocks
-from bot.sandbox.slack_clock import Clock
-from bot.sandbox.slack_faults import Faults
-from bot.sandbox.slack_ids import Ids, decimal_ts
-from bot.sandbox.slack_ratelimit import RateLimiter, RateLimits
-from bot.sandbox.slack_records import (
+from bot.sandbox.slack import blocks as slack_blocks
+from bot.sandbox.slack.clock import Clock
+from bot.sandbox.slack.faults import Faults
+from bot.sandbox.slack.ids import Ids, decimal_ts
+from bot.sandbox.slack.ratelimit import RateLimiter, RateLimits
+from bot.sandbox.slack.records import (
     APP_ID,
     BOT_ID,
     BOT_NAME,
@@ -41,7 +42,19 @@ from bot.sandbox.slack_records import (
     Usergroup,
     View,
 )
-from bot.sandbox.slack_wire import ApiError, Call, Content
+from bot.sandbox.slack.wire import ApiError, Call, Content
+
+
+class WorkspaceOptions(TypedDict, total=False):
+    """``SlackWorkspace``'s keyword arguments, for what builds one on top (``SlackEmulator``,
+    ``create_slack_app``) to pass on without listing them again; the defaults live in the constructor."""
+
+    token: str
+    rate_limits: bool | RateLimits
+    clock: Clock | None
+    users: Iterable[User]
+    channels: Iterable[Channel]
+    usergroups: Iterable[Usergroup]
 
 
 class SlackWorkspace:

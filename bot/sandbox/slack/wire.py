@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.slack_records import Identity, JSONDict
+from bot.sandbox.slack.records import Identity, JSONDict
 
 
 class ApiError(Exception):

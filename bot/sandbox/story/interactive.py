@@ -1,6 +1,6 @@
 """``shipthread sandbox --interactive``: rehearse in a terminal, as any of the sandbox's people.
 
-The same stack as the story (``sandbox_stack``), with the person's own playbooks and config if
+The same stack as the story (``stack``), with the person's own playbooks and config if
 given, and a prompt instead of a script: ``/deploy …`` and ``/rollback …`` go to ``shipthread
 serve`` as signed slash commands from the current user (``alice> ``; ``as bob`` switches), ``press
 N`` clicks button N as numbered in the transcript (a modal that opens — Reject's reason — is
@@ -17,11 +17,12 @@ import threading
 from pathlib import Path
 from typing import Final, TextIO
 
-from bot.sandbox.sandbox_stack import INSTALL_PROMETHEUS, SandboxStack, StackError
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.story import CHANNEL, _prometheus
-from bot.sandbox.story_screen import Screen, text_input
-from bot.sandbox.transcript import render_thread
+from bot.sandbox.slack import SlackDriver
+from bot.sandbox.story.play import CHANNEL, prometheus_binary
+from bot.sandbox.story.processes import StackError
+from bot.sandbox.story.screen import Screen, text_input
+from bot.sandbox.story.stack import INSTALL_PROMETHEUS, SandboxStack
+from bot.sandbox.story.transcript import render_thread
 
 HELP: Final = """\
   /deploy …, /rollback …   a slash command, typed in #deploys as the current user
@@ -167,7 +168,7 @@ def interactive_command(
     playbooks: str | None = None, config: str | None = None, out: TextIO | None = None
 ) -> int:
     out = out or sys.stdout
-    binary = _prometheus()
+    binary = prometheus_binary()
     if binary is None:
         out.write(f"Prometheus is not installed: {INSTALL_PROMETHEUS}\n")
         out.write("Guards cannot judge without it: their checks will see no data.\n")

@@ -1,9 +1,9 @@
 """``shipthread sandbox``: the whole story of Shipthread, played as its people live it, in a terminal.
 
-Everything runs for real (``sandbox_stack``): the Slack, Jenkins and Kubernetes emulators, the demo
+Everything runs for real (``stack``): the Slack, Jenkins and Kubernetes emulators, the demo
 service, the Debian Prometheus and ``shipthread serve`` as its own process. The story then does
 only what people do in Slack — signed slash commands and button clicks (``SlackDriver``) — and
-judges each step only by what Slack shows afterwards (``story_screen``): the card's phase, a reply,
+judges each step only by what Slack shows afterwards (``screen``): the card's phase, a reply,
 an ephemeral answer. Each thread is printed live as it changes, rendered from the blocks the bot
 really sent.
 
@@ -30,22 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from bot.sandbox import story_files
-from bot.sandbox.sandbox_stack import (
-    INSTALL_PROMETHEUS,
-    SandboxStack,
-    StackError,
-    find_prometheus,
-    read_playbooks,
-)
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.story_screen import Screen, Waiting, text_input
-from bot.sandbox.transcript import Thread
-from bot.sandbox.transcript_mrkdwn import Style
+from bot.sandbox.slack import SlackDriver
+from bot.sandbox.story import files as story_files
+from bot.sandbox.story.mrkdwn import Style
+from bot.sandbox.story.processes import StackError, find_prometheus
+from bot.sandbox.story.screen import Screen, Waiting, text_input
+from bot.sandbox.story.stack import INSTALL_PROMETHEUS, SandboxStack, read_playbooks
+from bot.sandbox.story.transcript import Thread
 
 PROMETHEUS_VARIABLE: Final = "SHIPTHREAD_SANDBOX_PROMETHEUS"
 """The Prometheus binary to run (default: ``prometheus`` on PATH, else ``/usr/bin/prometheus``)."""
 POLL_S: Final = 0.2
+SETTLE_S: Final = 3.0
+"""How long a wait goes on once what it awaits can no longer come: a reply the bot sent just before a
+card's redraw may still land after it (the notifier sends a phase change first when Slack's allowance
+is short)."""
+APPROVING: Final = ("Requested", "Awaiting approval")
+"""The card's phases while approvals are asked: phases only move forward, so past them no stage is asked."""
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 CHANNEL: Final = story_files.CHANNELS["deploys"]
 GOOD, BAD, NEXT = "1.4.2", "1.5.0-bad", "1.5.1"
@@ -71,6 +72,17 @@ class Expect:
     what: str
     check: Callable[[], str | None]
     """None when met; otherwise what is seen instead (for the failure message)."""
+    hopeless: Callable[[], bool] | None = None
+    """True once it can no longer be met: the story then fails after ``SETTLE_S``, not at its timeout."""
+
+
+def _phase(card: str) -> str | None:
+    """The phase a card shows (``Phase: ⏳ Awaiting approval`` → ``Awaiting approval``), None if none."""
+    for line in card.splitlines():
+        _, label, shown = line.partition("Phase: ")
+        if label:
+            return shown.partition(" ")[2].strip() or None
+    return None
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -101,11 +113,14 @@ class Story:
         if answer.status != 200:
             raise StoryFailed(self.step, "Slack's request to be acked (HTTP 200)", f"HTTP {answer.status}")
 
-    async def press(self, user: str, thread: str, label: str) -> None:
+    async def press(self, user: str, thread: str, label: str, *, on: str | None = None) -> None:
+        """``user`` presses the newest [label] in the thread; with ``on``, the newest on a message
+        that shows those words, waiting for that message (an older one's button may still be drawn)."""
         name = self.screen.directory.users.get(user, user)
         self.step = f"{name} presses [{label}]"
-        await self.until(Expect(f"a [{label}] button in the thread", lambda: self._has_button(thread, label)))
-        button = self.screen.button(self._thread(thread), label)
+        where = f"a [{label}] button " + (f"on a message showing “{on}”" if on else "in the thread")
+        await self.until(Expect(where, lambda: self._has_button(thread, label, on)))
+        button = self.screen.button(self._thread(thread), label, on)
         assert button is not None
         self.screen.say(self.style.bold(f"{name} presses [{label}]"))
         answer = await self.driver.click_button(button.channel, button.message_ts, button.action_id, user)
@@ -134,10 +149,17 @@ class Story:
         async def check() -> str | None:
             return expect.check()
 
-        await self.until_async(expect.what, check, timeout)
+        await self.until_async(expect.what, check, timeout, expect.hopeless)
 
-    async def until_async(self, what: str, check: Callable[[], object], timeout: float = 30.0) -> None:
+    async def until_async(
+        self,
+        what: str,
+        check: Callable[[], object],
+        timeout: float = 30.0,
+        hopeless: Callable[[], bool] | None = None,
+    ) -> None:
         start = time.monotonic()
+        given_up: float | None = None  # since when ``hopeless`` holds
         waiting = Waiting(self.screen.out, f"waiting for {what}", self.screen.tty)
         self.screen.waiting = waiting
         try:
@@ -149,7 +171,9 @@ class Story:
                 if seen is None:
                     waiting.finish(f"✔ ({elapsed:.1f} s)")
                     return
-                if elapsed > timeout:
+                if given_up is None and hopeless is not None and hopeless():
+                    given_up = time.monotonic()
+                if elapsed > timeout or (given_up is not None and time.monotonic() - given_up > SETTLE_S):
                     waiting.clear()
                     raise StoryFailed(self.step, what, str(seen))
                 waiting.update(elapsed / timeout)
@@ -164,11 +188,11 @@ class Story:
         assert thread is not None, ts
         return thread
 
-    def _has_button(self, ts: str, label: str) -> str | None:
+    def _has_button(self, ts: str, label: str, on: str | None = None) -> str | None:
         thread = self.screen.thread_of(ts)
         if thread is None:
             return "no such thread"
-        if self.screen.button(thread, label):
+        if self.screen.button(thread, label, on):
             return None
         labels = [b.label for b in self.screen.buttons(thread)]
         return f"buttons {labels}" if labels else "no buttons"
@@ -201,12 +225,21 @@ class Story:
 
         await self.until(Expect(f"the card to say “{label}”", check), timeout)
 
-    async def thread_says(self, ts: str, words: str, timeout: float = 30.0) -> None:
+    async def thread_says(
+        self, ts: str, words: str, timeout: float = 30.0, while_phase: tuple[str, ...] = ()
+    ) -> None:
+        """Wait for ``words`` in the thread; with ``while_phase``, only while the card is in one of those."""
+
         def check() -> str | None:
             text = self.screen.text(self._thread(ts))
             return None if words.lower() in text.lower() else f"the thread: {_short(text, 500)}"
 
-        await self.until(Expect(f"the thread to show “{words}”", check), timeout)
+        def hopeless() -> bool:
+            phase = _phase(self.screen.card(self._thread(ts)))
+            return phase is not None and not any(phase.startswith(p) for p in while_phase)
+
+        what = f"the thread to show “{words}”"
+        await self.until(Expect(what, check, hopeless if while_phase else None), timeout)
 
     async def told(self, user: str, *words: str, timeout: float = 15.0) -> None:
         """Wait for a new ephemeral to ``user`` naming all ``words``."""
@@ -263,8 +296,9 @@ class Story:
         await self.command(ALICE, f"checkout {GOOD} to production")
         second = await self.new_thread("checkout", GOOD, "production")
         await self.press(BOB, second, "Approve")
-        await self.thread_says(second, "stage 2")
-        await self.press(CAROL, second, "Approve")
+        await self.thread_says(second, "stage 2", while_phase=APPROVING)
+        # Until the engine has handled bob's click, stage 1's request may still show its [Approve].
+        await self.press(CAROL, second, "Approve", on="stage 2")
         await self.thread_says(second, "Canary step 1", timeout=30)
         await self.thread_says(second, "Canary step 2", timeout=40)
         await self.card_says(second, "Succeeded", timeout=60)
@@ -288,7 +322,7 @@ class Story:
         await self.told(ALICE, *words)
 
 
-def _prometheus() -> str | None:
+def prometheus_binary() -> str | None:
     chosen = os.environ.get(PROMETHEUS_VARIABLE)
     if chosen is not None:
         return chosen if os.access(chosen, os.X_OK) else None
@@ -333,7 +367,7 @@ def story_command(playbooks: str | None = None, config: str | None = None, out: 
     tty = out.isatty()
     style = Style(tty)
     began = time.monotonic()
-    binary = _prometheus()
+    binary = prometheus_binary()
     if binary is None:
         out.write(f"Prometheus is not installed: {INSTALL_PROMETHEUS}\n")
         try:

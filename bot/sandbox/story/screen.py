@@ -20,18 +20,10 @@ from typing import Any, Final, TextIO
 
 import aiohttp
 
-from bot.sandbox.transcript import (
-    Button,
-    ButtonNumbers,
-    Options,
-    Thread,
-    live_lines,
-    progress_line,
-    render_message,
-    render_thread,
-    threads_of,
-)
-from bot.sandbox.transcript_mrkdwn import Directory, Style
+from bot.sandbox.story.block_kit import Button, ButtonNumbers, Options
+from bot.sandbox.story.mrkdwn import Directory, Style
+from bot.sandbox.story.progress import progress_line
+from bot.sandbox.story.transcript import Thread, live_lines, render_message, render_thread, threads_of
 
 JSONDict = dict[str, Any]
 CLEAR_LINE: Final = "\r\033[K"
@@ -211,9 +203,15 @@ class Screen:
     def buttons(self, thread: Thread) -> list[Button]:
         return list(render_thread(thread, self.options(colour=False)).buttons)
 
-    def button(self, thread: Thread, label: str) -> Button | None:
-        """The newest button labelled ``label`` in the thread (what a person would press)."""
-        found = [b for b in self.buttons(thread) if b.label.lower() == label.lower()]
+    def button(self, thread: Thread, label: str, on: str | None = None) -> Button | None:
+        """The newest button labelled ``label`` in the thread (what a person would press); with ``on``,
+        only on a message that shows those words (the stage-2 request, not stage 1's, still drawn)."""
+        opts = self.options(colour=False)
+        found: list[Button] = []
+        for i, message in enumerate(thread.messages()):
+            drawn = render_message(message, opts, channel=thread.channel, reply=i > 0)
+            if on is None or on.lower() in "\n".join(drawn.lines).lower():
+                found += [b for b in drawn.buttons if b.label.lower() == label.lower()]
         return found[-1] if found else None
 
     def numbered(self) -> Mapping[int, Button]:

@@ -17,38 +17,26 @@ Ctrl-C (``with SandboxStack(...)``).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import yaml
 
-from bot.sandbox import story_files
 from bot.sandbox.demo_service import DemoService, Workload, create_demo_app
-from bot.sandbox.jenkins import create_jenkins_app
+from bot.sandbox.jenkins import create_jenkins_app, parameterized_job_xml
 from bot.sandbox.jenkins import emulator_of as jenkins_of
-from bot.sandbox.jenkins_config import parameterized_job_xml
 from bot.sandbox.kubernetes import create_kubernetes_app
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import create_slack_app
+from bot.sandbox.story import files as story_files
+from bot.sandbox.story.processes import PrometheusProcess, ServeProcess, StackError, request_json, spawn_serve
 
 INSTALL_PROMETHEUS: Final = "sudo apt-get install -y --no-install-recommends prometheus"
 BOT_TOKEN: Final = "xoxb-sandbox"
@@ -57,216 +45,6 @@ JENKINS_TOKEN: Final = "sandbox-token"
 JENKINS_TIME_SCALE: Final = 0.5
 """A two-second emulated build takes one real second."""
 KUBERNETES_TIME_SCALE: Final = 0.5
-HTTP_TIMEOUT_S: Final = 5.0
-_SERVING: Final = re.compile(r"serving on [^:\s]+:(\d+)")
-
-
-class StackError(RuntimeError):
-    """Something the sandbox needs could not be started; the message says what and why."""
-
-
-def find_prometheus(path: str | None = None) -> str | None:
-    """The ``prometheus`` binary on ``path`` (default ``$PATH``), else the Debian package's."""
-    found = shutil.which("prometheus", path=path)
-    if found:
-        return found
-    return "/usr/bin/prometheus" if path is None and os.access("/usr/bin/prometheus", os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _request(method: str, url: str, body: Any = None, attempts: int = 3) -> tuple[int, Any]:
-    """One JSON request with a timeout, retried on connection errors and 5xx; (status, JSON)."""
-    data = None if body is None else json.dumps(body).encode()
-    problem = ""
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(0.2 * attempt)
-        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 -- our own servers
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
-                text = response.read().decode()
-                return response.status, json.loads(text) if text.strip() else None
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500:
-                text = exc.read().decode(errors="replace")
-                with contextlib.suppress(ValueError):
-                    return exc.code, json.loads(text)
-                return exc.code, text
-            problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            problem = str(exc)
-    raise StackError(f"{method} {url}: {problem}")
-
-
-# -- Prometheus ------------------------------------------------------------------------------------
-
-
-class PrometheusProcess:
-    """The Debian ``prometheus`` on a free port, scraping ``targets`` every second; stopped by PID."""
-
-    def __init__(self, binary: str, targets: list[str]) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.targets = targets
-        self._dir = Path(tempfile.mkdtemp(prefix="shipthread-sandbox-prom-"))
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> PrometheusProcess:
-        config = self._dir / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "demo-service",
-                            "scrape_interval": "1s",
-                            "static_configs": [{"targets": self.targets}],
-                        }
-                    ],
-                }
-            )
-        )
-        log = self._dir / "prometheus.log"
-        with log.open("wb") as out:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={self._dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--storage.tsdb.retention.time=1d",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise StackError(f"prometheus exited at start: {log.read_text()[-1500:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise StackError(f"prometheus was not ready within {timeout:.0f} s")
-
-    def wait_for_data(self, query: str, timeout: float = 30.0) -> None:
-        """Wait until ``query`` returns a sample of 1: the first scrapes take a few seconds, and a guard
-        started before them would judge a service it cannot see yet."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, answer = _request("GET", url)
-            result = ((answer or {}).get("data") or {}).get("result") or [] if status == 200 else []
-            if result and float(result[0]["value"][1]) == 1.0:
-                return
-            time.sleep(0.2)
-        raise StackError(f"prometheus saw no {query} within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(5)
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-# -- shipthread serve ------------------------------------------------------------------------------
-
-
-@dataclass
-class ServeProcess:
-    """``python -m bot serve`` on a free port; its stderr (JSON log lines) kept for diagnosis."""
-
-    process: subprocess.Popen[str]
-    port: int
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def events_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/slack/events"
-
-    def tail(self, count: int = 15) -> list[str]:
-        """The last log lines, warnings and errors first (what explains a failure)."""
-        noted = [line for line in self.lines if '"level": "warning"' in line or '"level": "error"' in line]
-        return noted[-count:] + self.lines[-count:]
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        return self.process.returncode
-
-
-def start_serve(folder: Path, environ: Mapping[str, str], timeout: float = 40.0) -> ServeProcess:
-    """Start serve and wait until it says where it listens; ``StackError`` with its log otherwise."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--upgrade",
-            "--poll-interval",
-            "0.2",
-            "--drain",
-            "5",
-        ],
-        env={**os.environ, **environ},
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    port: list[int] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(line.rstrip("\n"))
-            found = _SERVING.search(line)
-            if found and not port:
-                port.append(int(found[1]))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, name="sandbox-serve-log", daemon=True).start()
-    if not ready.wait(timeout) or not port:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(5)
-        raise StackError("shipthread serve did not start:\n" + "\n".join(lines[-30:]))
-    return ServeProcess(process, port[0], lines)
-
-
-# -- the world the playbooks expect ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -351,7 +129,7 @@ class SandboxStack:
     """Starts everything in order and stops it all in ``close()`` (also as a context manager).
 
     ``playbooks``/``config``: a person's own files (``--playbooks DIR --config FILE``); None: the
-    sandbox's (``story_files``). ``prometheus``: the binary (None: run without; the story then
+    sandbox's (``files``). ``prometheus``: the binary (None: run without; the story then
     leaves out what needs a guard).
     """
 
@@ -417,12 +195,20 @@ class SandboxStack:
         prometheus_url = "http://127.0.0.1:9"  # nothing listens: a guard would see an error, never data
         if self.prometheus_binary is not None:
             target = self.demo.url.removeprefix("http://")
-            self.prometheus = PrometheusProcess(self.prometheus_binary, [target]).start()
+            self.prometheus = PrometheusProcess(self.prometheus_binary, [target]).launch()
             prometheus_url = self.prometheus.url
-            # Every workload seen serving (count == number of workloads, all up) before serve starts.
+        # Serve's seconds of imports pass while Prometheus starts and scrapes; it is ready only with both.
+        self.serve = spawn_serve(self.folder, self._serve_environ(books, prometheus_url))
+        if self.prometheus is not None:
+            # Every workload seen serving (count == number of workloads, all up) before a deployment:
+            # a guard started earlier would judge a service it cannot see yet.
             expected = len(set(workloads))
-            self.prometheus.wait_for_data(f"count(demo_service_up == 1) == bool {expected}")
-        environ = {
+            self.prometheus.wait_ready().wait_for_data(f"count(demo_service_up == 1) == bool {expected}")
+        self.serve.wait_serving()
+
+    def _serve_environ(self, books: list[dict[str, Any]], prometheus_url: str) -> dict[str, str]:
+        assert self.slack is not None and self.jenkins is not None
+        return {
             "SHIPTHREAD_CONFIG": str(self._write_config(books)),
             "SHIPTHREAD_PLAYBOOKS": str(self.folder / "playbooks"),
             "SHIPTHREAD_DATABASE_URL": f"sqlite+aiosqlite:///{self.folder / 'shipthread.db'}",
@@ -434,7 +220,6 @@ class SandboxStack:
             "JENKINS_TOKEN": JENKINS_TOKEN,
             "PROMETHEUS_URL": prometheus_url,
         }
-        self.serve = start_serve(self.folder, environ)
 
     def _playbooks(self) -> list[dict[str, Any]]:
         out = self.folder / "playbooks"
@@ -474,7 +259,7 @@ class SandboxStack:
     def _add_approvers(self, doc: Mapping[str, Any]) -> None:
         """Every user id an approver group names becomes a person of the workspace (``as U01…``)."""
         assert self.slack is not None
-        status, workspace = _request("GET", f"{self.slack.url}/_sandbox/workspace")
+        status, workspace = request_json("GET", f"{self.slack.url}/_sandbox/workspace")
         known = {str(u.get("id")) for u in (workspace or {}).get("users", [])} if status == 200 else set()
         wanted = {
             str(member)
@@ -484,7 +269,7 @@ class SandboxStack:
         }
         if wanted:
             users = [{"id": uid, "name": uid.lower()} for uid in sorted(wanted)]
-            _request("POST", f"{self.slack.url}/_sandbox/users", {"users": users})
+            request_json("POST", f"{self.slack.url}/_sandbox/users", {"users": users})
 
     def _create_world(self, books: list[dict[str, Any]]) -> None:
         assert self.slack is not None and self.jenkins is not None and self.kubernetes is not None
@@ -501,7 +286,7 @@ class SandboxStack:
         for channel in new:
             self.channels[channel["name"]] = channel["id"]
         if new:
-            status, answer = _request("POST", f"{self.slack.url}/_sandbox/channels", {"channels": new})
+            status, answer = request_json("POST", f"{self.slack.url}/_sandbox/channels", {"channels": new})
             if status >= 400:
                 raise StackError(f"cannot create the channels {new}: {answer}")
         for target in dict.fromkeys(self.targets):
@@ -511,7 +296,7 @@ class SandboxStack:
         """The workload as it runs before Shipthread's first deployment (a 409 means it exists)."""
         assert self.kubernetes is not None
         base = self.kubernetes.url
-        _request("POST", f"{base}/api/v1/namespaces", {"metadata": {"name": t.namespace}})
+        request_json("POST", f"{base}/api/v1/namespaces", {"metadata": {"name": t.namespace}})
         # A canary's main Deployment selects track=stable, so it never adopts the canary's pods.
         labels = {"app": t.deployment, "track": "stable"} if t.canary else {"app": t.deployment}
         image = t.image.replace("{version}", story_files.STABLE_VERSION)
@@ -531,7 +316,9 @@ class SandboxStack:
                 },
             },
         }
-        status, answer = _request("POST", f"{base}/apis/apps/v1/namespaces/{t.namespace}/deployments", body)
+        status, answer = request_json(
+            "POST", f"{base}/apis/apps/v1/namespaces/{t.namespace}/deployments", body
+        )
         if status >= 400 and status != 409:
             raise StackError(f"cannot create Deployment {t.namespace}/{t.deployment}: {answer}")
 
