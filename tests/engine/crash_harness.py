@@ -55,7 +55,6 @@ async def main(mode: str, service: str, version: str, timeout: float) -> int:
         dict(os.environ),
         slack if os.environ.get("SLACK_API_URL") else RecordingChat(),
         use_scheduler=True,
-        guard_resolution_s=0.05,
         poll_interval_s=0.05,
         on_transition=crash,
     )
@@ -90,11 +89,16 @@ async def main(mode: str, service: str, version: str, timeout: float) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """One run from the command line (``tests.engine.prefork`` calls it in each fork)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["after", "before", "none"], required=True)
     parser.add_argument("--service", default="checkout")
     parser.add_argument("--version", default="2.0.0")
     parser.add_argument("--timeout", type=float, default=60.0)
-    args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.mode, args.service, args.version, args.timeout)))
+    args = parser.parse_args(argv)
+    return asyncio.run(main(args.mode, args.service, args.version, args.timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

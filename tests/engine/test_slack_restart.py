@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.phases import Phase
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator, emulator_of
-from bot.sandbox.slack_blocks import check_message_blocks
+from bot.sandbox.slack import SlackEmulator, check_message_blocks, emulator_of
 from bot.slack.card import phase_label
 from tests.adapters.slack_support import (
     Thread,
@@ -30,7 +30,9 @@ from tests.adapters.slack_support import (
     normalised_keys,
     read_whole_thread,
 )
-from tests.engine.test_crash import _run_until_finished, _stack_files
+from tests.engine.prefork import Prefork
+from tests.engine.test_crash import ROOT, _run_until_finished, _stack_files
+from tests.support.prometheus import PrometheusServer
 
 TOKEN = "xoxb-sandbox"
 
@@ -59,7 +61,16 @@ def assert_one_finished_thread(thread: Thread) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference_thread(tmp_path_factory, prometheus) -> Iterator[Thread]:
+def harness() -> Iterator[Prefork]:
+    """The process each harness run is forked from (``tests.engine.prefork``)."""
+    with Prefork(ROOT) as prefork:
+        yield prefork
+
+
+@pytest.fixture(scope="module")
+def reference_thread(
+    tmp_path_factory: pytest.TempPathFactory, prometheus: PrometheusServer, harness: Prefork
+) -> Iterator[Thread]:
     """The thread an uninterrupted run of the same deployment leaves."""
     from bot.sandbox.jenkins import create_jenkins_app
     from bot.sandbox.kubernetes import create_kubernetes_app
@@ -71,7 +82,7 @@ def reference_thread(tmp_path_factory, prometheus) -> Iterator[Thread]:
         ServerThread(SlackEmulator().app, name="slack") as slack,
     ):
         environ = _stack_files(tmp_path_factory.mktemp("reference"), prometheus, jenkins, k8s, new_run())
-        assert _run_until_finished("none", {**environ, **_slack_env(slack)}) == []
+        assert _run_until_finished(harness, "none", {**environ, **_slack_env(slack)}) == []
         thread = _thread(slack)
     assert_one_finished_thread(thread)
     # Every stage of the canary has its reply: approval, build, each step's rollout and guard window.
@@ -82,11 +93,18 @@ def reference_thread(tmp_path_factory, prometheus) -> Iterator[Thread]:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("mode", ["after", "before"])
 def test_a_thread_survives_sigkill_at_every_transition(
-    mode, reference_thread, tmp_path, prometheus, jenkins_server, k8s_server, run
+    mode: str,
+    reference_thread: Thread,
+    harness: Prefork,
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
 ) -> None:
     with ServerThread(SlackEmulator().app, name="slack") as slack:
         environ = _stack_files(tmp_path, prometheus, jenkins_server, k8s_server, run)
-        killed = _run_until_finished(mode, {**environ, **_slack_env(slack)})
+        killed = _run_until_finished(harness, mode, {**environ, **_slack_env(slack)})
         assert len(killed) >= 20
         thread = _thread(slack)
         calls = emulator_of(slack.app).calls()
