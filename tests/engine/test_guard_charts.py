@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from bot.config import load_settings
 from bot.container import chart_poster
 from bot.domain.chart import VerdictChart
 from bot.domain.commands import Deploy
+from bot.domain.deployment import Deployment
 from bot.domain.phases import Phase
+from bot.engine.charts import VerdictCharts
 from bot.ports import ChartPoster
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import SlackEmulator, emulator_of
@@ -34,6 +37,7 @@ from tests.engine.stack import (
     playbook,
     write_stack_files,
 )
+from tests.support.prometheus import PrometheusServer
 
 TOKEN = "xoxb-sandbox"
 
@@ -60,7 +64,16 @@ def faults(slack: ServerThread, payload: dict[str, Any]) -> None:
         pass
 
 
-async def breach(tmp_path, prometheus, jenkins_server, k8s_server, run, *, fault=None, options=None):
+async def breach(
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
+    *,
+    fault: dict[str, Any] | None = None,
+    options: ChartOptions | None = None,
+) -> tuple[Deployment, VerdictCharts, list[dict[str, Any]], list[dict[str, Any]], float]:
     """Deploy a version whose 5xx ratio breaches; returns (deployment, charts, emulator files)."""
     book = playbook("checkout", run)
     with ServerThread(SlackEmulator().app, name="slack") as slack:
@@ -98,7 +111,13 @@ async def breach(tmp_path, prometheus, jenkins_server, k8s_server, run, *, fault
                     if dep.phase is Phase.ROLLED_BACK or dep.phase.terminal:
                         break
                     assert time.monotonic() < deadline, f"stuck in {dep.phase}"
-                    await runtime.engine.tick()
+                    if dep.phase is Phase.ROLLING_BACK:
+                        # Only the rollback moves on from here: a guard tick would let the
+                        # post-rollback watch finish a 0.6 s window of its own while the rollout
+                        # runs, and post its own chart beside the breach's.
+                        await runtime.engine.ticks.poll(did)
+                    else:
+                        await runtime.engine.tick()
                     await asyncio.sleep(0.05)
                 started = time.monotonic()
                 assert await charts.drain(20)
@@ -112,7 +131,11 @@ async def breach(tmp_path, prometheus, jenkins_server, k8s_server, run, *, fault
 
 
 async def test_a_breach_puts_exactly_one_chart_into_its_thread(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
 ) -> None:
     dep, charts, files, thread, _ = await breach(tmp_path, prometheus, jenkins_server, k8s_server, run)
     assert dep.phase is Phase.ROLLED_BACK and "5xx ratio" in (dep.reason or "")
@@ -134,7 +157,13 @@ async def test_a_breach_puts_exactly_one_chart_into_its_thread(
     ids=["upload-refused", "upload-hangs", "render-too-slow"],
 )
 async def test_a_chart_that_fails_never_stalls_or_changes_the_deployment(
-    tmp_path, prometheus, jenkins_server, k8s_server, run, fault, options
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
+    fault: dict[str, Any] | None,
+    options: ChartOptions | None,
 ) -> None:
     if options is None:
         options = ChartOptions(timeout_s=1.0, thread_wait_s=5.0, retry=FAST_RETRY)
