@@ -23,26 +23,26 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_the_commands():
+def test_help_lists_the_commands() -> None:
     result = _run("--help")
     assert result.returncode == 0
     for command in ("playbook", "db", "sandbox"):
         assert command in result.stdout
 
 
-def test_console_script_is_installed():
+def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "shipthread"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("shipthread ")
 
 
-def test_unknown_subcommand_is_a_usage_error_not_a_traceback():
+def test_unknown_subcommand_is_a_usage_error_not_a_traceback() -> None:
     result = _run("deploy-now")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
-def test_an_error_message_never_carries_a_token_it_quotes():
+def test_an_error_message_never_carries_a_token_it_quotes() -> None:
     # The database name here is a GitHub token shape: the error quotes the URL, the redactor masks it.
     token = "ghp_" + "a1B2c3D4e5" * 4
     result = _run("db", "upgrade", "--url", f"postgresql+asyncpg://bot:hunter2pw@127.0.0.1:1/{token}")
@@ -51,14 +51,14 @@ def test_an_error_message_never_carries_a_token_it_quotes():
     assert token not in result.stderr and "hunter2pw" not in result.stderr
 
 
-def test_validate_the_shipped_playbooks():
+def test_validate_the_shipped_playbooks() -> None:
     result = _run("playbook", "validate", "playbooks/")
     assert result.returncode == 0, result.stderr
     schema = json.loads(_run("playbook", "schema").stdout)
     assert schema["title"] == "Shipthread playbook" and "properties" in schema
 
 
-def test_sandbox_emulators_prints_one_line_each_and_serves_real_clients():
+def test_sandbox_emulators_prints_one_line_each_and_serves_real_clients() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "sandbox", "emulators", "--host", "127.0.0.1"],
         cwd=ROOT,
@@ -66,8 +66,9 @@ def test_sandbox_emulators_prints_one_line_each_and_serves_real_clients():
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     try:
-        urls = {}
+        urls: dict[str, str] = {}
         deadline = time.monotonic() + 30
         while len(urls) < 3 and time.monotonic() < deadline:
             line = proc.stdout.readline()
@@ -91,7 +92,7 @@ def test_sandbox_emulators_prints_one_line_each_and_serves_real_clients():
         proc.stderr.close()
 
 
-def test_emulators_on_a_port_base(tmp_path):
+def test_emulators_on_a_port_base(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as sock:  # find three free ports in a row, roughly
@@ -106,6 +107,7 @@ def test_emulators_on_a_port_base(tmp_path):
         text=True,
         env=env,
     )
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     try:
         first = proc.stdout.readline().split()
         if not first:  # a port of the range was taken: the command says so and exits 1

@@ -90,7 +90,7 @@ def hadolint_binary() -> str:
 # --- hadolint ---------------------------------------------------------------------------------------
 
 
-def test_hadolint_passes_with_no_rule_ignored():
+def test_hadolint_passes_with_no_rule_ignored() -> None:
     result = subprocess.run(
         [hadolint_binary(), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
         capture_output=True,
@@ -104,7 +104,7 @@ def test_hadolint_passes_with_no_rule_ignored():
     assert not any((ROOT / name).exists() for name in (".hadolint.yaml", ".hadolint.yml"))
 
 
-def test_hadolint_really_reads_this_dockerfile(tmp_path: Path):
+def test_hadolint_really_reads_this_dockerfile(tmp_path: Path) -> None:
     """The check above can fail: the same Dockerfile running as root is refused."""
     rooted = tmp_path / "Dockerfile"
     rooted.write_text(DOCKERFILE.read_text().replace("USER 10001:10001", "USER root"))
@@ -123,7 +123,7 @@ def test_hadolint_really_reads_this_dockerfile(tmp_path: Path):
 # --- what the image promises ------------------------------------------------------------------------
 
 
-def test_the_image_is_built_in_one_stage_and_run_from_another():
+def test_the_image_is_built_in_one_stage_and_run_from_another() -> None:
     built, run = stages()[0], stages()[-1]
 
     assert len(stages()) == 2
@@ -133,7 +133,7 @@ def test_the_image_is_built_in_one_stage_and_run_from_another():
     assert "slim" in run[0][1]
 
 
-def test_the_image_runs_serve_as_a_numeric_non_root_user():
+def test_the_image_runs_serve_as_a_numeric_non_root_user() -> None:
     [user] = final("USER")
     uid, _, gid = user.partition(":")
 
@@ -145,7 +145,7 @@ def test_the_image_runs_serve_as_a_numeric_non_root_user():
     assert final("WORKDIR")[-1] == "/data", "the default ./shipthread.db lands on the volume"
 
 
-def test_config_and_playbooks_are_mounted_where_the_bot_looks(tmp_path: Path):
+def test_config_and_playbooks_are_mounted_where_the_bot_looks(tmp_path: Path) -> None:
     env = final_stage_env()
     config = tmp_path / "shipthread.yaml"
     config.write_text("approval_ttl: 2h\n")
@@ -159,7 +159,7 @@ def test_config_and_playbooks_are_mounted_where_the_bot_looks(tmp_path: Path):
     assert "playbooks" not in copied and "config" not in copied, "mounted, not baked in"
 
 
-def test_no_secret_in_any_layer_or_in_the_build_context():
+def test_no_secret_in_any_layer_or_in_the_build_context() -> None:
     names = " ".join(args for kw, args in instructions() if kw in ("ENV", "ARG", "LABEL"))
     ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     rules = [line for line in ignore if line and not line.startswith("#")]
@@ -210,7 +210,7 @@ def run_check(port: int) -> tuple[int, float]:
 
 def test_the_healthcheck_passes_on_a_healthy_bot_and_fails_otherwise(
     health_server: tuple[ServerThread, dict[str, int]],
-):
+) -> None:
     server, answer = health_server
     answer["status"] = 200
     assert run_check(server.port)[0] == 0
@@ -224,7 +224,7 @@ def test_the_healthcheck_passes_on_a_healthy_bot_and_fails_otherwise(
     assert run_check(closed_port)[0] != 0
 
 
-def test_the_healthcheck_gives_up_on_a_bot_that_never_answers():
+def test_the_healthcheck_gives_up_on_a_bot_that_never_answers() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)

@@ -28,14 +28,15 @@ import pytest
 import yaml
 
 from bot.adapters.kubernetes import ClusterAccess, KubernetesCluster
-from bot.config import SECRET_VARIABLES, ConfigProblems, load_settings
+from bot.config import SECRET_VARIABLES, load_settings
 from bot.container import cluster_access
+from bot.errors import ConfigProblems
 from bot.playbooks import cross_validate, load_playbooks
 from bot.ports import RolloutPhase, Target
 from bot.sandbox.kubernetes import create_kubernetes_app
 from bot.sandbox.server import ServerThread
 from bot.serve import ServeOptions
-from tests.adapters.test_kubernetes import NEW, NS, OLD, Emulator, adapter, find_kubectl, settle
+from tests.support.k8s_emulator import NEW, NS, OLD, Emulator, adapter, find_kubectl, settle
 from tests.test_dockerfile import final_stage_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +186,9 @@ async def drive_every_strategy(cluster: KubernetesCluster) -> None:
     await done(BLUE_GREEN)
 
 
-async def test_the_role_grants_exactly_what_the_adapter_uses(emulator: Emulator, built: list[dict[str, Any]]):
+async def test_the_role_grants_exactly_what_the_adapter_uses(
+    emulator: Emulator, built: list[dict[str, Any]]
+) -> None:
     emulator.deployment("checkout", OLD, replicas=2)
     emulator.deployment("cart", OLD, replicas=4, labels={"app": "cart", "track": "stable"})
     emulator.service("cart", {"app": "cart"})
@@ -213,7 +216,7 @@ async def test_the_role_grants_exactly_what_the_adapter_uses(emulator: Emulator,
         )
 
 
-def test_each_target_namespace_has_the_role_bound_to_the_bot(built: list[dict[str, Any]]):
+def test_each_target_namespace_has_the_role_bound_to_the_bot(built: list[dict[str, Any]]) -> None:
     playbooks = load_playbooks(DEPLOY / "playbooks")
     targets = {pb.target(env).namespace for pb in playbooks.values() for env in pb.environments}
     account = the(built, "ServiceAccount")["metadata"]
@@ -249,7 +252,9 @@ def server() -> Iterator[ServerThread]:
         yield srv
 
 
-def kubectl(server: ServerThread, tmp_path: Path, *args: str, stdin: str | None = None) -> Any:
+def kubectl(
+    server: ServerThread, tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [kubectl_binary(), f"--server={server.url}", *args],
         input=stdin,
@@ -270,7 +275,7 @@ def stored(server: ServerThread, tmp_path: Path) -> list[str]:
 
 def test_the_manifests_pass_a_server_dry_run_and_create_nothing(
     server: ServerThread, tmp_path: Path, built: list[dict[str, Any]]
-):
+) -> None:
     result = kubectl(server, tmp_path, "apply", "--dry-run=server", "-k", str(DEPLOY))
 
     assert result.returncode == 0, result.stderr
@@ -281,7 +286,7 @@ def test_the_manifests_pass_a_server_dry_run_and_create_nothing(
     assert stored(server, tmp_path) == []
 
 
-def test_the_secret_example_is_valid_and_only_a_shape(server: ServerThread, tmp_path: Path):
+def test_the_secret_example_is_valid_and_only_a_shape(server: ServerThread, tmp_path: Path) -> None:
     example = (DEPLOY / "secret.example.yaml").read_text()
     secret = yaml.safe_load(example)
     deployment = yaml.safe_load((DEPLOY / "deployment.yaml").read_text())
@@ -306,7 +311,7 @@ def test_the_secret_example_is_valid_and_only_a_shape(server: ServerThread, tmp_
     )
 
 
-def test_a_role_rule_without_verbs_fails_the_dry_run(server: ServerThread, tmp_path: Path):
+def test_a_role_rule_without_verbs_fails_the_dry_run(server: ServerThread, tmp_path: Path) -> None:
     """The dry run is a real check: the emulator validates RBAC objects as the API server does."""
     broken = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -324,7 +329,7 @@ def test_a_role_rule_without_verbs_fails_the_dry_run(server: ServerThread, tmp_p
 # --- the Deployment runs the image as built -----------------------------------------------------------
 
 
-def test_the_deployment_is_hardened_and_matches_the_image(built: list[dict[str, Any]]):
+def test_the_deployment_is_hardened_and_matches_the_image(built: list[dict[str, Any]]) -> None:
     deployment = the(built, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -367,7 +372,7 @@ _SEVERAL_REPLICAS = re.compile(
 """A comment offering more than one bot per database: the lease makes a second engine refuse to start."""
 
 
-def test_the_deployment_runs_one_engine_and_says_so():
+def test_the_deployment_runs_one_engine_and_says_so() -> None:
     """One replica, replaced by Recreate (a rolling update would start the new pod while the old one
     holds the lease), and no comment in the manifests suggesting several replicas can share the work."""
     deployment = yaml.safe_load((DEPLOY / "deployment.yaml").read_text())
@@ -399,7 +404,7 @@ def comment_blocks(text: str) -> list[list[str]]:
     return blocks
 
 
-def test_secrets_reach_the_pod_only_as_references(built: list[dict[str, Any]]):
+def test_secrets_reach_the_pod_only_as_references(built: list[dict[str, Any]]) -> None:
     [container] = the(built, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
 
@@ -419,7 +424,7 @@ def test_secrets_reach_the_pod_only_as_references(built: list[dict[str, Any]]):
 # --- the config and playbooks in the ConfigMaps ---------------------------------------------------------
 
 
-def test_the_shipped_config_and_playbooks_load_as_serve_loads_them(built: list[dict[str, Any]]):
+def test_the_shipped_config_and_playbooks_load_as_serve_loads_them(built: list[dict[str, Any]]) -> None:
     config_maps = {cm["metadata"]["name"].rsplit("-", 1)[0]: cm for cm in of_kind(built, "ConfigMap")}
     settings = load_settings(DEPLOY / "config" / "shipthread.yaml", environ={})
     playbooks = load_playbooks(DEPLOY / "playbooks")
@@ -433,7 +438,7 @@ def test_the_shipped_config_and_playbooks_load_as_serve_loads_them(built: list[d
     assert settings.database_url.startswith("sqlite+aiosqlite:////data/")
 
 
-def test_a_cluster_is_reached_one_way_only(tmp_path: Path):
+def test_a_cluster_is_reached_one_way_only(tmp_path: Path) -> None:
     config = tmp_path / "shipthread.yaml"
     config.write_text("clusters:\n  local:\n    in_cluster: true\n    server: https://10.0.0.1\n")
 
@@ -441,7 +446,7 @@ def test_a_cluster_is_reached_one_way_only(tmp_path: Path):
         load_settings(config, environ={})
 
 
-def test_playbooks_load_from_a_config_map_volume(tmp_path: Path):
+def test_playbooks_load_from_a_config_map_volume(tmp_path: Path) -> None:
     """kubelet writes a ConfigMap volume as ``..<timestamp>/`` with the files, a ``..data`` link to it
     and one link per key: the bot reads each playbook once, through its link."""
     version = tmp_path / "..2026_01_01_00_00_00.000000001"

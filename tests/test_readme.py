@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot import cli, reference
+from bot import cli, config, reference
 from bot.domain.playbook import Duration
 from tests.support.prometheus import missing_server
 
@@ -115,7 +115,7 @@ def test_schema_tables_show_path_type_default_allowed_and_description() -> None:
 def test_config_table_leaves_secrets_to_the_environment_table() -> None:
     text = _readme()
     assert "`secrets" not in text
-    for variable in reference.config.SECRET_VARIABLES:
+    for variable in config.SECRET_VARIABLES:
         assert f"| `{variable}` | secret |" in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +28,7 @@ def holding(
     return Holding(holder, at, at + TTL)
 
 
-def running(*pids: int):  # type: ignore[no-untyped-def]
+def running(*pids: int) -> Callable[[int], bool]:
     return lambda pid: pid in pids
 
 

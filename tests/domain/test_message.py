@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.message import Code, Mention, Message, Text, is_user_id, join
+from bot.domain.message import Code, Mention, Message, Segment, Text, is_user_id, join
 from bot.domain.mrkdwn import render
 
 HOSTILE = "<!channel> <!here> <@U0ALICE> <https://evil.example|click> &lt; <!subteam^S1>"
 
 
-def test_a_mention_and_hostile_text_are_both_right_in_one_message():
+def test_a_mention_and_hostile_text_are_both_right_in_one_message() -> None:
     message = Message.of("production is already locked by ", Mention("U0BOB"), ": ", Text(HOSTILE))
     assert render(message) == (
         "production is already locked by <@U0BOB>: &lt;!channel&gt; &lt;!here&gt; &lt;@U0ALICE&gt; "
@@ -36,11 +36,11 @@ def test_a_mention_and_hostile_text_are_both_right_in_one_message():
         ("U0BOB\n", "@U0BOB\n"),
     ],
 )
-def test_only_a_slack_shaped_id_becomes_a_mention(user_id: str, rendered: str):
+def test_only_a_slack_shaped_id_becomes_a_mention(user_id: str, rendered: str) -> None:
     assert render(Message.of(Mention(user_id))) == rendered
 
 
-def test_code_is_escaped_and_cannot_be_closed_early():
+def test_code_is_escaped_and_cannot_be_closed_early() -> None:
     assert (
         render(Message.of("use ", Code("/rollback web to <version>")))
         == "use `/rollback web to &lt;version&gt;`"
@@ -50,7 +50,7 @@ def test_code_is_escaped_and_cannot_be_closed_early():
     assert str(Message.of("use ", Code("/deploy cancel d-1"))) == "use /deploy cancel d-1"
 
 
-def test_messages_compose():
+def test_messages_compose() -> None:
     who = Message.of("by ", Mention("U0BOB"))
     assert "locked " + who + "." == Message.of("locked by ", Mention("U0BOB"), ".")
     assert Message.of("a", "b", Text(""), "c") == Message.of("abc") == Message((Text("abc"),))
@@ -61,7 +61,7 @@ def test_messages_compose():
     assert str(Message.of(" or ").join(["a", "b", "c"])) == "a or b or c"
 
 
-def test_user_id_shape():
+def test_user_id_shape() -> None:
     assert is_user_id("U0ALICE") and is_user_id("W0ALICE")
     assert not is_user_id("U0") and not is_user_id("C0DEPLOYS") and not is_user_id("U0ALICE ")
 
@@ -75,7 +75,7 @@ segments = st.one_of(
 
 
 @given(st.lists(segments, max_size=8))
-def test_nothing_but_mentions_of_ids_is_ever_markup(parts):
+def test_nothing_but_mentions_of_ids_is_ever_markup(parts: list[Segment]) -> None:
     message = Message.of(*parts)
     rendered = render(message)
     ids = {p.user_id for p in parts if isinstance(p, Mention) and is_user_id(p.user_id)}

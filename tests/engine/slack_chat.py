@@ -12,7 +12,7 @@ from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
 from bot.config import Settings
 from bot.container import Runtime, slack_notifier
 from bot.domain.notifications import Notification
-from bot.slack.thread import plan
+from tests.support.renderer import planner
 
 
 class SlackChat:
@@ -27,7 +27,7 @@ class SlackChat:
         """Build the notifier on the runtime's database (``options`` None: pacing and timeout
         from config, as in production), hand it to the runtime to close, and start it."""
         self.notifier = slack_notifier(
-            settings, runtime.store.engine, plan, channel_for=runtime.engine.ctx.channel, options=options
+            settings, runtime.store.engine, planner, channel_for=runtime.engine.ctx.channel, options=options
         )
         runtime.notifier = self.notifier
         await self.notifier.start()

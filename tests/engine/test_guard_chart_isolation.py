@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from bot.domain.chart import VerdictChart
 from bot.domain.commands import Deploy
-from bot.domain.events import GuardHeld
+from bot.domain.deployment import Deployment
+from bot.domain.events import Event, GuardHeld
 from bot.domain.notifications import GuardTick
 from bot.domain.phases import Phase
-from tests.engine.stack import RATIO, create_k8s_deployment, make_stack, playbook
+from bot.domain.playbook import Playbook
+from bot.sandbox.server import ServerThread
+from tests.engine.stack import RATIO, Stack, create_k8s_deployment, make_stack, playbook
+from tests.engine.typed import deployment_of
+from tests.support.prometheus import PrometheusServer
 from tests.support.promwrite import Series, push
 
 
@@ -30,20 +36,31 @@ class Charts:
         self.posted.append(chart)
 
 
+def playbooks_of(stack: Stack) -> dict[str, Playbook]:
+    """The engine's own table of playbooks, which this test changes under it on purpose."""
+    playbooks = stack.engine.ctx.playbooks
+    assert isinstance(playbooks, dict)
+    return playbooks
+
+
 async def test_a_chart_plan_that_raises_does_not_stop_the_other_deployments_ticks(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
-):
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
+) -> None:
     books = []
     for service in ("checkout", "payments"):
         book = playbook(service, run, interval=0.5, window=5.0, on_breach="lock", jenkins=False)
         books.append(book)
-    hidden: dict[str, object] = {}
+    hidden: dict[str, Playbook] = {}
     held: list[str] = []
 
-    def hook(when: str, dep, event) -> None:  # type: ignore[no-untyped-def]
+    def hook(when: str, dep: Deployment, event: Event) -> None:
         if when == "after" and isinstance(event, GuardHeld) and dep.service == "checkout":
             held.append(dep.id)
-            hidden["checkout"] = stack.engine.ctx.playbooks.pop("checkout")
+            hidden["checkout"] = playbooks_of(stack).pop("checkout")
 
     stack = await make_stack(
         tmp_path, prometheus, jenkins_server, k8s_server, books, run=run, charts=Charts(), on_transition=hook
@@ -62,7 +79,7 @@ async def test_a_chart_plan_that_raises_does_not_stop_the_other_deployments_tick
 
         write()
         ids = [
-            (await stack.engine.deploy(Deploy(service, "1.1.0"), "U0ALICE")).deployment.id
+            deployment_of(await stack.engine.deploy(Deploy(service, "1.1.0"), "U0ALICE")).id
             for service in ("checkout", "payments")
         ]
         deadline = time.monotonic() + 20
@@ -91,5 +108,5 @@ async def test_a_chart_plan_that_raises_does_not_stop_the_other_deployments_tick
         await stack.engine.ticks.charts.drain(5.0)
         assert stack.engine.ticks.charts.failed == 1  # the chart was given up on, and counted
     finally:
-        stack.engine.ctx.playbooks.update(hidden)  # type: ignore[attr-defined]
+        playbooks_of(stack).update(hidden)
         await stack.runtime.close()

@@ -8,28 +8,43 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
 
 import pytest
 
 from bot.domain.commands import Deploy
+from bot.domain.deployment import Deployment
 from bot.domain.measurements import TickOutcome
 from bot.domain.notifications import GuardTick, GuardVerdict
 from bot.domain.phases import Phase
+from bot.sandbox.server import ServerThread
 from tests.engine.feed import Feed
-from tests.engine.stack import RATIO, create_k8s_deployment, k8s_image, playbook
+from tests.engine.stack import RATIO, Stack, create_k8s_deployment, k8s_image, playbook
 from tests.engine.test_scenarios import IMAGE
+from tests.engine.typed import deployment_of
 
 SETTLE = 2.0
 """The checks' look-back: ``max_over_time(...[2s])`` settles for 2 s after each change."""
 
+StackOfBook: TypeAlias = Callable[[dict[str, Any]], Awaitable[Stack]]
+"""This module's ``stack_of``: a stack on the emulators for one playbook."""
 
-@pytest.fixture
-async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
+
+@asynccontextmanager
+async def emulator_stacks(request: pytest.FixtureRequest) -> AsyncIterator[StackOfBook]:
+    """Builds stacks on the emulators and Prometheus for one playbook each (its Deployment at 1.0.0),
+    closed on leaving: the ``stack_of`` of this module and of ``test_guard_settling_notice``."""
     from tests.engine.stack import make_stack
 
-    built = []
+    tmp_path, prometheus, jenkins_server, k8s_server, run = (
+        request.getfixturevalue(name)
+        for name in ("tmp_path", "prometheus", "jenkins_server", "k8s_server", "run")
+    )
+    built: list[Stack] = []
 
-    async def build(book):
+    async def build(book: dict[str, Any]) -> Stack:
         stack = await make_stack(tmp_path, prometheus, jenkins_server, k8s_server, [book], run=run)
         built.append(stack)
         create_k8s_deployment(k8s_server.url, book["service"], IMAGE.format("1.0.0"))
@@ -38,6 +53,12 @@ async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
     yield build
     for stack in built:
         await stack.runtime.close()
+
+
+@pytest.fixture
+async def stack_of(request: pytest.FixtureRequest) -> AsyncIterator[StackOfBook]:
+    async with emulator_stacks(request) as build:
+        yield build
 
 
 SLACK = 0.75
@@ -51,13 +72,13 @@ def ranged(run: str, track: bool = False, over: str = "max_over_time") -> str:
     return f"max({over}({RATIO}{{{selector}}}[{int(SETTLE)}s]))"
 
 
-def feed_for(stack, tracks: tuple[str, ...] = ()) -> Feed:
+def feed_for(stack: Stack, tracks: tuple[str, ...] = ()) -> Feed:
     base = {"__name__": RATIO, "service": "checkout", "run": stack.run}
     labels = {t: {**base, "track": t} for t in tracks} if tracks else {"all": base}
     return Feed(stack.prometheus.url, labels)
 
 
-async def test_a_fix_released_during_an_incident_is_not_rolled_back(run, stack_of):
+async def test_a_fix_released_during_an_incident_is_not_rolled_back(run: str, stack_of: StackOfBook) -> None:
     book = playbook("checkout", run)
     book["guards"]["http"]["checks"][0]["query"] = ranged(run)
     stack = await stack_of(book)
@@ -66,19 +87,21 @@ async def test_a_fix_released_during_an_incident_is_not_rolled_back(run, stack_o
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
 
-        def fixed(dep):
+        def fixed(dep: Deployment) -> bool:
             if dep.phase in (Phase.DEPLOYING, Phase.VERIFYING):
                 feed.values["all"] = 0.0  # 1.1.0 takes the traffic and is clean
             return dep.phase.terminal
 
-        dep = await stack.drive(outcome.deployment.id, fixed)
+        dep = await stack.drive(deployment_of(outcome).id, fixed)
     assert dep.phase is Phase.SUCCEEDED, dep.reason
     ticks = [n for n in stack.chat.notifications if isinstance(n, GuardTick)]
     assert ticks and all(t.outcome is TickOutcome.PASS for t in ticks)
     assert ticks[-1].tick == ticks[-1].expected_ticks == 3  # the whole window, after settling
 
 
-async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_the_limit(run, stack_of):
+async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_the_limit(
+    run: str, stack_of: StackOfBook
+) -> None:
     interval, failure_limit = 0.2, 1
     book = playbook("checkout", run, interval=interval, window=3.0, failure_limit=failure_limit)
     book["guards"]["http"]["checks"][0]["query"] = ranged(run)
@@ -89,13 +112,13 @@ async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_th
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
 
-        def regressed(dep):
+        def regressed(dep: Deployment) -> bool:
             if dep.phase is Phase.VERIFYING and not switched:
                 feed.values["all"] = 0.3
                 switched.append(time.monotonic())
             return dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
 
-        dep = await stack.drive(outcome.deployment.id, regressed, step=0.02)
+        dep = await stack.drive(deployment_of(outcome).id, regressed, step=0.02)
     caught = time.monotonic() - switched[0]
     assert "5xx ratio" in (dep.reason or "")
     # Exactly failure_limit + 1 failing ticks, none before: the first tick after settling fails.
@@ -107,8 +130,8 @@ async def test_a_regression_after_a_clean_history_is_caught_within_settle_and_th
 
 
 async def test_a_before_baseline_sees_only_the_old_version_when_the_rollout_outlasts_its_range(
-    k8s_server, run, stack_of
-):
+    k8s_server: ServerThread, run: str, stack_of: StackOfBook
+) -> None:
     from bot.sandbox.kubernetes import kubernetes_sandbox
 
     book = playbook("checkout", run)
@@ -129,7 +152,7 @@ async def test_a_before_baseline_sees_only_the_old_version_when_the_rollout_outl
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.4.0"), "U0ALICE")
         dep = await stack.drive(
-            outcome.deployment.id,
+            deployment_of(outcome).id,
             lambda d: (
                 d.phase is Phase.DEPLOYING and k8s_image(stack.k8s_url, "checkout") == IMAGE.format("1.4.0")
             ),
@@ -144,7 +167,9 @@ async def test_a_before_baseline_sees_only_the_old_version_when_the_rollout_outl
     assert "vs before 0.01" in (dep.reason or ""), dep.reason
 
 
-async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails(run, stack_of):
+async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails(
+    run: str, stack_of: StackOfBook
+) -> None:
     book = playbook("checkout", run)
     book["guards"]["http"]["checks"][0]["query"] = ranged(run)
     stack = await stack_of(book)
@@ -153,14 +178,14 @@ async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.3.0"), "U0ALICE")
 
-        def bad_then_back(dep):
+        def bad_then_back(dep: Deployment) -> bool:
             if dep.phase is Phase.VERIFYING:
                 feed.values["all"] = 0.4  # 1.3.0 is broken
             if dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
                 feed.values["all"] = 0.0  # 1.0.0 is back and healthy
             return dep.phase.terminal
 
-        dep = await stack.drive(outcome.deployment.id, bad_then_back, step=0.02)
+        dep = await stack.drive(deployment_of(outcome).id, bad_then_back, step=0.02)
         assert dep.phase is Phase.ROLLED_BACK, dep.reason
         await stack.end_watches()
     after = [n for n in stack.chat.notifications if isinstance(n, GuardTick) and n.post_rollback]
@@ -170,7 +195,7 @@ async def test_after_a_rollback_to_a_healthy_version_no_post_rollback_tick_fails
     assert await stack.store.active_locks("production") == []
 
 
-def canary_book(run: str) -> dict:
+def canary_book(run: str) -> dict[str, Any]:
     book = playbook("checkout", run, strategy="canary", steps=(25, 50))
     book["guards"]["http"]["checks"] = [
         {
@@ -184,20 +209,20 @@ def canary_book(run: str) -> dict:
     return book
 
 
-async def test_a_canary_worse_than_stable_breaches_a_stable_baseline(run, stack_of):
+async def test_a_canary_worse_than_stable_breaches_a_stable_baseline(run: str, stack_of: StackOfBook) -> None:
     stack = await stack_of(canary_book(run))
     feed = feed_for(stack, ("canary", "stable"))
     feed.history(10, {"stable": 0.03, "canary": 0.05})
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "2.0.0"), "U0ALICE")
-        dep = await stack.finish(outcome.deployment.id)
+        dep = await stack.finish(deployment_of(outcome).id)
     assert dep.phase is Phase.ROLLED_BACK, dep.reason
     assert "vs stable 0.03" in (dep.reason or "") and "max_increase 0.01" in (dep.reason or "")
     ticks = [n for n in stack.chat.notifications if isinstance(n, GuardTick) and not n.post_rollback]
     assert ticks[-1].step == 0 and ticks[-1].outcome is TickOutcome.FAIL
 
 
-async def test_a_canary_as_good_as_a_noisy_stable_passes(run, stack_of):
+async def test_a_canary_as_good_as_a_noisy_stable_passes(run: str, stack_of: StackOfBook) -> None:
     # Each tick reads stable's last sample, which is 0.02 or 0.04 at random (2:1), so the ticks see the
     # noise itself (a max over a range of samples alternating faster than the range would flatten it
     # to 0.04). 0.03 is within max_increase of both.
@@ -211,12 +236,12 @@ async def test_a_canary_as_good_as_a_noisy_stable_passes(run, stack_of):
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "2.1.0"), "U0ALICE")
 
-        def promoted(dep):
+        def promoted(dep: Deployment) -> bool:
             if dep.step >= 2:
                 feed.values["stable"] = 0.03  # promoted: the stable track runs 2.1.0 now
             return dep.phase.terminal
 
-        dep = await stack.drive(outcome.deployment.id, promoted)
+        dep = await stack.drive(deployment_of(outcome).id, promoted)
     assert dep.phase is Phase.SUCCEEDED, dep.reason
     passes = [n for n in stack.chat.notifications if isinstance(n, GuardVerdict) and n.verdict == "pass"]
     assert len(passes) == 3  # two canary steps and the promoted version

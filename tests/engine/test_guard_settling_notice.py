@@ -7,36 +7,30 @@ Real Prometheus with backdated history and a live feed (``tests.engine.feed``), 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from bot.domain.commands import Deploy
+from bot.domain.deployment import Deployment
 from bot.domain.notifications import GuardSettling, GuardTick
 from bot.domain.phases import Phase
 from bot.slack.outgoing import RenderContext
 from bot.slack.thread import plan
-from tests.engine.stack import create_k8s_deployment, playbook
-from tests.engine.test_guard_settling import SETTLE, feed_for, ranged
-from tests.engine.test_scenarios import IMAGE
+from tests.engine.stack import playbook
+from tests.engine.test_guard_settling import SETTLE, StackOfBook, emulator_stacks, feed_for, ranged
+from tests.engine.typed import deployment_of
 
 
 @pytest.fixture
-async def stack_of(tmp_path, prometheus, jenkins_server, k8s_server, run):
-    from tests.engine.stack import make_stack
-
-    built = []
-
-    async def build(book):
-        stack = await make_stack(tmp_path, prometheus, jenkins_server, k8s_server, [book], run=run)
-        built.append(stack)
-        create_k8s_deployment(k8s_server.url, book["service"], IMAGE.format("1.0.0"))
-        return stack
-
-    yield build
-    for stack in built:
-        await stack.runtime.close()
+async def stack_of(request: pytest.FixtureRequest) -> AsyncIterator[StackOfBook]:
+    async with emulator_stacks(request) as build:
+        yield build
 
 
-async def test_a_settling_window_says_what_it_waits_for_once_before_its_first_tick(run, stack_of):
+async def test_a_settling_window_says_what_it_waits_for_once_before_its_first_tick(
+    run: str, stack_of: StackOfBook
+) -> None:
     book = playbook("checkout", run)
     book["guards"]["http"]["checks"][0]["query"] = ranged(run)
     stack = await stack_of(book)
@@ -44,7 +38,7 @@ async def test_a_settling_window_says_what_it_waits_for_once_before_its_first_ti
     feed.history(10, {"all": 0.0})
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE")
-        dep = await stack.finish(outcome.deployment.id)
+        dep = await stack.finish(deployment_of(outcome).id)
     assert dep.phase is Phase.SUCCEEDED, dep.reason
     said = stack.chat.notifications
     notices = [n for n in said if isinstance(n, GuardSettling)]
@@ -72,7 +66,9 @@ async def test_a_settling_window_says_what_it_waits_for_once_before_its_first_ti
     assert "⏳" not in " ".join(b["text"]["text"] for b in window.blocks if b.get("type") == "section")
 
 
-async def test_a_before_baseline_compares_with_the_value_at_the_change_time(run, stack_of):
+async def test_a_before_baseline_compares_with_the_value_at_the_change_time(
+    run: str, stack_of: StackOfBook
+) -> None:
     book = playbook("checkout", run, interval=0.2, window=1.0)
     book["guards"]["http"]["checks"] = [
         {"name": "5xx ratio", "query": ranged(run), "max": 0.5, "baseline": "before", "max_ratio": 2}
@@ -83,12 +79,12 @@ async def test_a_before_baseline_compares_with_the_value_at_the_change_time(run,
     async with feed.running():
         outcome = await stack.engine.deploy(Deploy("checkout", "1.2.0"), "U0ALICE")
 
-        def worse(dep):
+        def worse(dep: Deployment) -> bool:
             if dep.phase in (Phase.DEPLOYING, Phase.VERIFYING):
                 feed.values["all"] = 0.03  # 1.2.0: three times as many, far below the absolute max
             return dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) or dep.phase.terminal
 
-        dep = await stack.drive(outcome.deployment.id, worse, step=0.02)
+        dep = await stack.drive(deployment_of(outcome).id, worse, step=0.02)
     # Evaluated now, the baseline would be 1.2.0's own 0.03 (x1, a pass): only the value at the
     # change time, 1.0.0's 0.01, makes this a breach.
     assert dep.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), dep.reason

@@ -26,6 +26,7 @@ from bot.sandbox.jenkins import BuildScript, create_jenkins_app, emulator_of
 from bot.sandbox.server import ServerThread
 from bot.store.models import Base
 from tests.engine.stack import Stack, build_from_files, create_k8s_deployment, playbook, write_stack_files
+from tests.engine.typed import deployment_of
 from tests.support.postgres import PostgresCluster, unavailable_reason
 from tests.support.prometheus import PrometheusServer
 
@@ -150,12 +151,12 @@ async def test_no_secret_in_logs_chat_or_database_after_full_deployments(
 
     failed = await stack.engine.deploy(Deploy("checkout", "1.1.0"), "U0ALICE", "C0DEPLOYS")
     assert failed.ok, failed.message
-    assert (await stack.finish(failed.deployment.id)).phase is Phase.FAILED
+    assert (await stack.finish(deployment_of(failed).id)).phase is Phase.FAILED
     shipped = await stack.engine.deploy(Deploy("checkout", "1.1.1"), "U0ALICE", "C0DEPLOYS")
     approved = await stack.engine.deploy(Deploy("payments", "2.0.0"), "U0ALICE", "C0DEPLOYS")
-    assert (await stack.engine.approve(approved.deployment.id, "U0BOB")).ok
+    assert (await stack.engine.approve(deployment_of(approved).id, "U0BOB")).ok
     for outcome in (shipped, approved):
-        assert (await stack.finish(outcome.deployment.id)).phase is Phase.SUCCEEDED
+        assert (await stack.finish(deployment_of(outcome).id)).phase is Phase.SUCCEEDED
 
     # The failed build's tail was posted, and it is still useful: the failure reads as it was.
     tails = [

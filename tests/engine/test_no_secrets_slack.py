@@ -26,13 +26,12 @@ from bot.domain.notifications import BuildProgress, DeploymentOpened, PhaseChang
 from bot.domain.phases import Phase
 from bot.domain.redact import Redactor
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator, emulator_of
-from bot.sandbox.slack_blocks import check_message_blocks
-from bot.slack.thread import plan
+from bot.sandbox.slack import SlackEmulator, check_message_blocks, emulator_of
 from bot.store.db import create_engine
 from bot.store.migrate import upgrade
 from bot.store.models import SlackMessageRow, SlackThreadRow
 from bot.store.threads import ThreadStore
+from tests.support.renderer import planner
 
 SECRET = "Pa&ss<w0rd>99"
 AT = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
@@ -62,7 +61,7 @@ async def test_a_secret_with_markup_characters_reaches_neither_slack_nor_the_thr
 ) -> None:
     chat = SlackNotifier(
         store,
-        plan,
+        planner,
         token="xoxb-sandbox",
         base_url=f"{slack.url}/api/",
         channel_for=lambda d: "#deploys",

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +19,14 @@ import pytest
 from bot.container import Runtime
 from bot.domain.commands import Deploy, Rollback
 from bot.domain.lease import TTL
-from bot.ports import LeaseHeld
+from bot.errors import LeaseHeld
 from bot.sandbox.chat import RecordingChat
 from bot.sandbox.jenkins import emulator_of
+from bot.sandbox.server import ServerThread
 from bot.store.lease import DatabaseLease
 from tests.engine.stack import build_from_files, playbook, write_stack_files
 from tests.support.postgres import PostgresCluster, unavailable_reason
+from tests.support.prometheus import PrometheusServer
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_a_second_engine_on_one_database_refuses_to_start_and_names_the_first(
-    backend, request, tmp_path, prometheus, jenkins_server, k8s_server, run
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
 ) -> None:
     environ: dict[str, Any] = write_stack_files(
         tmp_path, prometheus.url, jenkins_server, k8s_server.url, [playbook("checkout", run)]
@@ -78,7 +87,11 @@ class Later:
 
 
 async def test_an_engine_that_lost_its_lease_refuses_every_command_and_says_so(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
 ) -> None:
     service = f"lease{run}"[:30]
     environ = write_stack_files(

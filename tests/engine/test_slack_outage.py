@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +28,12 @@ from bot.config import load_settings
 from bot.domain.commands import Deploy
 from bot.domain.phases import Phase
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator, emulator_of
-from bot.sandbox.slack_blocks import check_message_blocks
+from bot.sandbox.slack import SlackEmulator, check_message_blocks, emulator_of
 from bot.slack.card import phase_label
 from tests.adapters.slack_support import canary_thread_keys, card_phase, normalised_keys, read_whole_thread
 from tests.engine.slack_chat import SlackChat
 from tests.engine.stack import RATIO, build_from_files, create_k8s_deployment, playbook, write_stack_files
+from tests.support.prometheus import PrometheusServer
 from tests.support.promwrite import Series, push
 
 TOKEN = "xoxb-sandbox"
@@ -59,7 +60,11 @@ def control(slack: ServerThread, verb: str, payload: dict[str, Any] | None = Non
 
 @pytest.mark.timeout(180)
 async def test_a_30s_slack_outage_mid_deployment_stalls_nothing_and_the_thread_catches_up(
-    tmp_path, prometheus, jenkins_server, k8s_server, run
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
 ) -> None:
     # Four guard windows of 4 s: the deployment lives through the 500s into the hangs, and ends
     # (about 17 s in, on an idle machine) before Slack is back.
@@ -78,7 +83,7 @@ async def test_a_30s_slack_outage_mid_deployment_stalls_nothing_and_the_thread_c
         push(prometheus.url, [Series(labels, [(int(time.time() * 1000), 0.0)])])
         chat = SlackChat()
         runtime = await build_from_files(
-            environ, chat, use_scheduler=True, guard_resolution_s=0.05, poll_interval_s=0.05
+            environ, chat, use_scheduler=True, poll_interval_s=0.05
         )
         await chat.wire(runtime, load_settings(environ["SHIPTHREAD_CONFIG"], environ))
         assert chat.notifier is not None

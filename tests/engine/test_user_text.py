@@ -10,8 +10,9 @@ markup but the mentions we meant, built from the ids of the people who acted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,9 @@ from bot.domain.commands import Cancel, Deploy, Lock, ParseError, Rollback, Unlo
 from bot.domain.message import Message
 from bot.domain.notifications import EnvLocked, EnvUnlocked, Refused, RollbackStarted
 from bot.domain.phases import Phase
+from bot.sandbox.server import ServerThread
 from tests.engine.stack import Stack, create_k8s_deployment, make_stack, playbook
+from tests.support.prometheus import PrometheusServer
 
 CHANNEL = "C0DEPLOYS"
 REQUESTER = "U0FRANK"
@@ -60,7 +63,13 @@ TEMPLATES = [
 
 
 @pytest.fixture
-async def stack(tmp_path, prometheus, jenkins_server, k8s_server, run):
+async def stack(
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    jenkins_server: ServerThread,
+    k8s_server: ServerThread,
+    run: str,
+) -> AsyncIterator[Stack]:
     book = playbook("checkout", run, requires_staging=True, approvals=[{"group": "sre", "count": 1}])
     book["environments"]["staging"]["approvals"] = [{"group": "sre", "count": 1}]
     ghost = playbook("ghost", run)  # its Deployment does not exist: the cluster cannot be read
@@ -146,7 +155,7 @@ def _problems(said: list[Any]) -> list[str]:
     return problems
 
 
-async def test_hostile_text_in_every_field_never_becomes_markup(stack):
+async def test_hostile_text_in_every_field_never_becomes_markup(stack: Stack) -> None:
     said = Said(stack)
     engine = stack.engine
     stack.ratio("checkout", 0.0)

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.deployment import Deployment, Strategy
-from bot.domain.lease import TTL
+from bot.domain.lease import TTL, Holding
 from bot.domain.phases import Phase
-from bot.ports import DuplicateDeployment, LeaseHeld, LeaseLost
+from bot.errors import Busy, DuplicateDeployment, LeaseHeld, LeaseLost
 from bot.store import migrate
 from bot.store.db import create_engine
 from bot.store.lease import DatabaseLease, pid_running
-from bot.store.repository import Busy, Repository
+from bot.store.repository import Repository
 
 T0 = datetime(2024, 7, 1, 12, 0, 0, 250000, tzinfo=UTC)
 
@@ -57,6 +57,13 @@ async def engines(database_url: str) -> AsyncIterator[Callable[[], AsyncEngine]]
         await engine.dispose()
 
 
+async def held(lease: DatabaseLease) -> Holding:
+    """The lease as stored now, which the test expects someone to hold."""
+    holding = await lease.current()
+    assert holding is not None, "nobody holds the lease"
+    return holding
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -70,7 +77,9 @@ def dead_pid() -> int:
     return int(proc.stdout)
 
 
-async def test_a_second_engine_is_refused_with_the_holder_named(engines, clock) -> None:
+async def test_a_second_engine_is_refused_with_the_holder_named(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     first = DatabaseLease(engines(), clock, host="bot-0")
     await first.acquire()
     second = DatabaseLease(engines(), clock, host="bot-0")
@@ -85,18 +94,22 @@ async def test_a_second_engine_is_refused_with_the_holder_named(engines, clock) 
     assert held is not None and held.holder == first.holder
 
 
-async def test_release_lets_the_next_engine_start_at_once(engines, clock) -> None:
+async def test_release_lets_the_next_engine_start_at_once(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     first = DatabaseLease(engines(), clock)
     await first.acquire()
     await first.release()
     second = DatabaseLease(engines(), clock)
     await second.acquire()
-    assert (await second.current()).holder == second.holder  # type: ignore[union-attr]
+    assert (await held(second)).holder == second.holder
     await first.release()  # no longer first's: releasing again takes nothing from second
-    assert (await second.current()).holder == second.holder  # type: ignore[union-attr]
+    assert (await held(second)).holder == second.holder
 
 
-async def test_heartbeats_keep_it_and_a_missed_ttl_loses_it(engines, clock) -> None:
+async def test_heartbeats_keep_it_and_a_missed_ttl_loses_it(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     first = DatabaseLease(engines(), clock, host="bot-0")
     await first.acquire()
     other_host = DatabaseLease(engines(), clock, host="bot-1")
@@ -107,23 +120,25 @@ async def test_heartbeats_keep_it_and_a_missed_ttl_loses_it(engines, clock) -> N
             await other_host.acquire()
     clock.advance(seconds=TTL.total_seconds())
     await other_host.acquire()
-    assert (await other_host.current()).holder.host == "bot-1"  # type: ignore[union-attr]
+    assert (await held(other_host)).holder.host == "bot-1"
     with pytest.raises(LeaseLost, match="host bot-1"):
         await first.renew()
 
 
-async def test_a_dead_process_on_this_host_is_taken_over_at_once(engines, clock) -> None:
+async def test_a_dead_process_on_this_host_is_taken_over_at_once(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     # What the crash tests do: SIGKILL, then start again straight away on the same database.
     crashed = DatabaseLease(engines(), clock, host="bot-0", pid=dead_pid())
     await crashed.acquire()
     clock.advance(seconds=1)
     restarted = DatabaseLease(engines(), clock, host="bot-0")
     await restarted.acquire()
-    assert (await restarted.current()).holder == restarted.holder  # type: ignore[union-attr]
+    assert (await held(restarted)).holder == restarted.holder
 
 
 async def test_an_engine_in_another_pid_namespace_under_our_host_name_waits_for_the_ttl(
-    engines, clock
+    engines: Callable[[], AsyncEngine], clock: ManualClock
 ) -> None:
     # Two containers with `--network host`: one host name, one kernel, both pid 1, each in its own
     # PID namespace. The second must not read the first's pid 1 as "an earlier process of ours".
@@ -135,12 +150,14 @@ async def test_an_engine_in_another_pid_namespace_under_our_host_name_waits_for_
         await second.acquire()
     clock.advance(seconds=TTL.total_seconds())
     await second.acquire()
-    assert (await second.current()).holder == second.holder  # type: ignore[union-attr]
+    assert (await held(second)).holder == second.holder
     with pytest.raises(LeaseLost):
         await first.renew()
 
 
-async def test_the_lease_records_this_kernel_boot_and_pid_namespace(engines, clock) -> None:
+async def test_the_lease_records_this_kernel_boot_and_pid_namespace(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     lease = DatabaseLease(engines(), clock)
     await lease.acquire()
     held = await lease.current()
@@ -149,7 +166,9 @@ async def test_the_lease_records_this_kernel_boot_and_pid_namespace(engines, clo
     assert held.holder.pid_namespace == os.stat("/proc/self/ns/pid").st_ino
 
 
-async def test_a_dead_pid_on_another_host_means_nothing_there(engines, clock) -> None:
+async def test_a_dead_pid_on_another_host_means_nothing_there(
+    engines: Callable[[], AsyncEngine], clock: ManualClock
+) -> None:
     elsewhere = DatabaseLease(engines(), clock, host="bot-1", pid=dead_pid())
     await elsewhere.acquire()
     with pytest.raises(LeaseHeld, match="host bot-1"):
@@ -157,7 +176,9 @@ async def test_a_dead_pid_on_another_host_means_nothing_there(engines, clock) ->
 
 
 @pytest.mark.parametrize("taken", ["free", "dead"])
-async def test_engines_starting_together_have_exactly_one_winner(engines, clock, taken) -> None:
+async def test_engines_starting_together_have_exactly_one_winner(
+    engines: Callable[[], AsyncEngine], clock: ManualClock, taken: str
+) -> None:
     if taken == "dead":
         await DatabaseLease(engines(), clock, pid=dead_pid()).acquire()
     leases = [DatabaseLease(engines(), clock) for _ in range(6)]
@@ -165,7 +186,7 @@ async def test_engines_starting_together_have_exactly_one_winner(engines, clock,
     winners = [lease for lease, result in zip(leases, results, strict=True) if result is None]
     assert len(winners) == 1, results
     assert all(isinstance(r, LeaseHeld) for r in results if r is not None), results
-    assert (await leases[0].current()).holder == winners[0].holder  # type: ignore[union-attr]
+    assert (await held(leases[0])).holder == winners[0].holder
 
 
 def test_a_zombie_is_not_running(tmp_path: Path) -> None:
@@ -181,7 +202,7 @@ def test_a_zombie_is_not_running(tmp_path: Path) -> None:
     assert not pid_running(proc.pid)
 
 
-async def test_the_one_active_index_is_busy_not_a_taken_id(engines) -> None:
+async def test_the_one_active_index_is_busy_not_a_taken_id(engines: Callable[[], AsyncEngine]) -> None:
     # The orchestrator draws a new id on DuplicateDeployment only: the index must not look like one.
     repo = Repository(engines())
     active = Deployment(

@@ -15,6 +15,7 @@ from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from bot.domain.redact import masked_url
 from bot.errors import ConfigError, ShipthreadError, TransientError
 from bot.store import db, migrate
 from bot.store.models import Base
@@ -35,7 +36,7 @@ TABLES = {
     "slack_refs",
     "slack_threads",
 }
-HEAD = "0006"
+HEAD = "0007"
 
 
 async def table_names(url: str) -> set[str]:
@@ -168,7 +169,7 @@ def test_urls_get_their_async_driver(given: str, normal: str) -> None:
 
 
 def test_masked_url_hides_the_password() -> None:
-    masked = db.masked_url("postgresql+asyncpg://bot:t0p%40secret@db:5432/ship")
+    masked = masked_url("postgresql+asyncpg://bot:t0p%40secret@db:5432/ship")
     assert masked == "postgresql+asyncpg://bot:***@db:5432/ship"
 
 

@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain.deployment import Deployment, Strategy
 from bot.domain.phases import Phase
-from bot.errors import NotFound
+from bot.errors import Busy, NotFound, StaleDeployment
 from bot.ports import PendingEffect, Store
 from bot.store import db, migrate
-from bot.store.repository import Busy, Repository, StaleDeployment, _deployment_values
+from bot.store.repository import Repository
+from bot.store.rows import deployment_values
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -230,7 +231,7 @@ async def test_0002_upgrades_a_0001_database_and_downgrades_again(database_url: 
     async def insert(dep: Deployment) -> None:
         async with engine.begin() as conn:
             table = await conn.run_sync(lambda c: sa.Table("deployments", sa.MetaData(), autoload_with=c))
-            values = {k: v for k, v in _deployment_values(dep).items() if k in table.c}
+            values = {k: v for k, v in deployment_values(dep).items() if k in table.c}
             await conn.execute(table.insert().values(**values))
 
     async def start_building(dep_id: str) -> None:
