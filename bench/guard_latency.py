@@ -1,6 +1,6 @@
 """Benchmark: from a breach becoming visible in Prometheus to the rollback being issued.
 
-Runs the real engine (real APScheduler timer, real Prometheus, Jenkins and Kubernetes emulators)
+Runs the real engine (its real due timer, real Prometheus, Jenkins and Kubernetes emulators)
 through a rolling deployment; once the deployment is being verified, a 5xx ratio above the guard's
 threshold is written to Prometheus and read back (the moment it is visible), and the clock stops
 when the engine issues the rollback (the guard's ``RollbackStarted`` notice, sent as the rollback
