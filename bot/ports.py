@@ -9,7 +9,6 @@ crash finds the change it already made instead of making it twice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,8 +22,8 @@ from bot.domain.deployment import Deployment
 from bot.domain.locks import Lock
 from bot.domain.measurements import Measurement
 from bot.domain.notifications import Notification
+from bot.domain.template import render_promql
 from bot.domain.watch import GuardWatch
-from bot.errors import PermanentError, ShipthreadError
 
 # --- CI (Jenkins) -------------------------------------------------------------------------------
 
@@ -169,16 +168,6 @@ class Cluster(Protocol):
 
 # --- Metrics (Prometheus) ------------------------------------------------------------------------
 
-PLACEHOLDER = re.compile(r"\{(service|env|namespace|version|track)\}")
-"""Placeholders of check templates; PromQL's own ``{label="x"}`` braces are left alone."""
-
-_PROMQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
-
-
-def promql_string(value: str) -> str:
-    """``value`` escaped for the inside of a PromQL double-quoted string."""
-    return value.translate(_PROMQL_ESCAPES)
-
 
 @dataclass(frozen=True, slots=True)
 class GuardQuery:
@@ -208,8 +197,7 @@ class GuardQuery:
         return dict(self.params).get(name)
 
     def rendered(self) -> str:
-        values = {k: promql_string(v) for k, v in self.params}
-        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
+        return render_promql(self.template, dict(self.params), keep_missing=True)
 
 
 class Metrics(Protocol):
@@ -290,8 +278,46 @@ class StoredEvent:
     at: datetime
 
 
-class DuplicateDeployment(PermanentError):
-    """A deployment with this id is already stored (ids come from the caller, who draws another)."""
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One deployment's transition to store (``Store.save_transitions``): the new deployment if the
+    stored one is still at ``expected_version_no``, its event, its effects and its next due time."""
+
+    deployment: Deployment
+    expected_version_no: int
+    event_type: str
+    event_payload: Mapping[str, Any]
+    at: datetime
+    effects: Sequence[PendingEffect] = ()
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueWork:
+    """What the timer takes at one instant: the deployments and watches whose due time has come."""
+
+    deployments: tuple[Deployment, ...] = ()
+    watches: tuple[GuardWatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentDue:
+    """A deployment's next due time, stored only if the deployment is still at ``version_no``
+    (a transition meanwhile stored its own due time with it)."""
+
+    deployment_id: str
+    version_no: int
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchDue:
+    """A watch's next due time, stored only if the watch still has ``ticks`` in window ``windows``."""
+
+    watch_id: int
+    windows: int
+    ticks: int
+    due_at: datetime | None
 
 
 class Store(Protocol):
@@ -314,10 +340,11 @@ class Store(Protocol):
         at: datetime,
         effects: Sequence[PendingEffect] = (),
         completes: Sequence[str] = (),
+        due_at: datetime | None = None,
     ) -> None:
-        """Store the new deployment (only if still at ``expected_version_no``), the event, the
-        effects to run, and mark done the effects (``completes``) whose result the event is, in one
-        transaction; raises a TransientError subclass when stale."""
+        """Store the new deployment (only if still at ``expected_version_no``) with when it is next
+        due, the event, the effects to run, and mark done the effects (``completes``) whose result
+        the event is, in one transaction; raises a TransientError subclass when stale."""
         ...
 
     async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]: ...
@@ -371,19 +398,35 @@ class Store(Protocol):
 
     async def get_key(self, key: str) -> KeyResult | None: ...
 
-    async def add_watch(self, watch: GuardWatch) -> GuardWatch: ...
+    async def add_watch(self, watch: GuardWatch) -> GuardWatch:
+        """Store a new watch, due at its start (the timer works out the rest)."""
+        ...
 
-    async def save_watch(self, watch: GuardWatch) -> None: ...
+    async def save_watch(self, watch: GuardWatch, due_at: datetime | None = None) -> None:
+        """Overwrite a watch; ``due_at`` None keeps its due time (an ended watch has none)."""
+        ...
 
     async def active_watches(self) -> list[GuardWatch]: ...
 
+    async def save_transitions(self, transitions: Sequence[Transition]) -> None:
+        """``save_transition`` for many deployments in one transaction, all or nothing (the guard
+        tick's outcomes); raises a TransientError subclass when any one is stale."""
+        ...
 
-class LeaseHeld(ShipthreadError):
-    """Another live engine holds the database: this one must not run (the message names it)."""
+    async def get_deployments(self, deployment_ids: Sequence[str]) -> list[Deployment]:
+        """The stored deployments among ``deployment_ids``, in one query (unknown ids are left out)."""
+        ...
 
+    async def take_due(self, now: datetime, limit: int = 1000) -> DueWork:
+        """Unfinished deployments and watching watches due at ``now``, earliest first."""
+        ...
 
-class LeaseLost(ShipthreadError):
-    """The engine's lease was taken over (it missed its heartbeats): it must stop working."""
+    async def reschedule(
+        self, deployments: Sequence[DeploymentDue], watches: Sequence[WatchDue]
+    ) -> datetime | None:
+        """Store the next due times of work that did not change, in one transaction; returns the
+        earliest due time now stored (None: nothing is due ever, until an event)."""
+        ...
 
 
 class EngineLease(Protocol):

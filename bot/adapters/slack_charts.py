@@ -41,7 +41,8 @@ Renderer = Callable[[VerdictChart], bytes]
 
 def render_png(chart: VerdictChart) -> bytes:
     """``bot.adapters.charts.render_png``, imported off start-up's path: matplotlib costs over a
-    second of start-up and ~40 MB, so the poster loads it in its worker (``_load_matplotlib``)."""
+    second of start-up and ~40 MB, so the poster loads it in its worker at its first chart
+    (``_load_matplotlib``, outside ``render_timeout_s``)."""
     from bot.adapters import charts
 
     return charts.render_png(chart)
@@ -85,14 +86,13 @@ class SlackChartPoster:
         self._on_call = on_call
         self._runner = BlockingRunner("charts", 1)
         self._loaded: asyncio.Future[None] | None = None
-        """matplotlib being imported in the worker (begun by ``start`` or the first chart)."""
+        """matplotlib being imported in the worker (begun by the first chart)."""
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         self.rendered_s: list[float] = []
         """How long each chart took to draw (the last few), for operators and benchmarks."""
 
     async def start(self) -> None:
-        self._load()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
         self._client = ObservedWebClient(
             self._on_call,

@@ -2,9 +2,10 @@
 
 ``Engine`` is what the Slack layer and the CLI talk to. ``start()`` first takes the engine lease (one
 engine per database: a second one refuses to start and names the holder, ``bot.domain.lease``), then
-rebuilds everything time-driven from the store: it finishes the effects a crash interrupted, resumes
-polling every unfinished deployment, begins queued requests whose slot is free, and starts the guard
-timer and the lease's heartbeat. ``stop()`` gives the lease up.
+recovers: it finishes the effects a crash interrupted, counts votes stored just before it, begins
+queued requests whose slot is free, and starts the one timer (``bot.engine.due_timer``), which
+carries on from the due times stored with every deployment and watch, and the lease's heartbeat.
+``stop()`` lets the running round finish and gives the lease up.
 
 An engine whose lease another engine took over (``LeaseLost``: it missed its heartbeats for a TTL)
 must not act again: its timer stops, every command is refused with an answer that says why, and
@@ -15,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from datetime import datetime
 
 from bot.domain import lease as lease_rule
 from bot.domain.commands import Deploy, Rollback
@@ -24,13 +24,18 @@ from bot.domain.locks import Lock
 from bot.domain.message import Message
 from bot.domain.phases import Phase
 from bot.engine.context import Context
+from bot.engine.due_round import DueRound
+from bot.engine.due_timer import DueTimer
 from bot.engine.effects import Effects
 from bot.engine.orchestrator import IdSource, Orchestrator, Outcome, Timer, TransitionHook
-from bot.engine.scheduler import Scheduler
 from bot.engine.ticks import Ticks
-from bot.ports import EngineLease, LeaseLost
+from bot.errors import LeaseLost, ShipthreadError
+from bot.ports import EngineLease
 
 log = logging.getLogger("shipthread.engine")
+
+RECOVERY_EFFECTS_AT_ONCE = 8
+"""Deployments whose interrupted effects a restart finishes at once (the adapters bound their pools)."""
 
 
 class Engine:
@@ -40,26 +45,21 @@ class Engine:
         *,
         timer: Timer | None = None,
         on_transition: TransitionHook | None = None,
-        guard_resolution_s: float = 0.25,
         use_scheduler: bool = True,
         lease: EngineLease | None = None,
         new_id: IdSource | None = None,
     ) -> None:
         self.ctx = ctx
         self.lease = lease
-        self.scheduler: Scheduler | None = None
+        self.scheduler: DueTimer | None = None
         if timer is None and use_scheduler:
-            timer = self.scheduler = Scheduler(
-                self._poll,
-                self._guard_tick,
-                poll_interval_s=ctx.policy.poll_interval_s,
-                guard_resolution_s=guard_resolution_s,
-            )
-        self.orchestrator = Orchestrator(ctx, timer=timer, on_transition=on_transition, new_id=new_id)
-        self.effects = Effects(ctx, self.orchestrator)
-        self.orchestrator.perform = self.effects.perform
+            timer = self.scheduler = DueTimer(self._round, ctx.clock)
+        self.effects = Effects(ctx)
+        self.orchestrator = Orchestrator(
+            ctx, perform=self.effects.perform, timer=timer, on_transition=on_transition, new_id=new_id
+        )
         self.ticks = Ticks(ctx, self.orchestrator)
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self.rounds = DueRound(ctx, self.orchestrator, self.ticks)
         self._stopping = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._lease_problem: str | None = None
@@ -82,12 +82,11 @@ class Engine:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop the timer and let the ticks already running finish (so none dies half-way)."""
         self._stopping = True
-        # Let running ticks finish first: APScheduler's shutdown cancels the jobs still running,
-        # which would cut a tick off between two writes. New turns see _stopping and return at once.
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=grace_s)
+        # The timer lets its running round finish (never cutting a tick off between two writes);
+        # new rounds see _stopping and do nothing.
         if self.scheduler is not None:
-            self.scheduler.shutdown()
+            await self.scheduler.stop(grace_s)
+        await self.rounds.drain(grace_s)  # the polls a round started run beside it
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
@@ -150,39 +149,46 @@ class Engine:
         )
 
     async def recover(self) -> None:
-        """Resume every unfinished deployment from its stored progress; run no effect twice."""
-        await self.orchestrator.run_effects()
+        """Resume every unfinished deployment from its stored progress; run no effect twice.
+
+        Nothing to rebuild for the timer: each deployment and watch carries its due time, and the
+        timer's first round takes whatever fell due while the engine was down.
+        """
+        await self._finish_interrupted_effects()
         active = await self.ctx.store.active_deployments()
         for dep in active:
-            if dep.phase is not Phase.REQUESTED:
-                self.orchestrator.timer.follow(dep.id)
+            if dep.phase is Phase.AWAITING_APPROVAL:
+                # A vote stored just before a crash, its event not: count it now, not at the expiry.
+                try:
+                    await self.orchestrator.settle_votes(dep.id)
+                except ShipthreadError as exc:  # its poll says so again; recovery goes on
+                    log.warning("%s: its votes could not be counted at start-up: %s", dep.id, exc)
         # A request stored just before a crash (or queued behind one that ended meanwhile) starts now.
-        slots = {(d.service, d.env) for d in active}
+        # Only a slot holding a request can have one to start (``start_next`` checks the rest under
+        # the slot's lock), so a restart with many deployments under way reads no slot twice.
+        slots = {(d.service, d.env) for d in active if d.phase is Phase.REQUESTED}
         for service, env in sorted(slots):
             await self.orchestrator.start_next(service, env)
         log.info("recovered %d unfinished deployment(s)", len(active))
 
-    async def _poll(self, deployment_id: str) -> None:
-        await self._track(self.ticks.poll(deployment_id), f"poll of {deployment_id}")
+    async def _finish_interrupted_effects(self) -> None:
+        """The outbox's pending effects, each deployment's in order, several deployments at once:
+        a crash with many deployments mid-step left one effect each, and each waits on Jenkins or
+        the cluster, so doing them one after another made the restart as slow as all of them."""
+        pending = await self.ctx.store.pending_effects()
+        gate = asyncio.Semaphore(RECOVERY_EFFECTS_AT_ONCE)
 
-    async def _guard_tick(self) -> None:
-        await self._track(self.ticks.guard_tick(), "guard tick")
+        async def finish(deployment_id: str) -> None:
+            async with gate:
+                await self.orchestrator.run_effects(deployment_id)
 
-    async def _track(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        """Run a timer job, known to ``stop`` while it runs; a failure is logged, never fatal."""
-        if self._stopping:
-            work.close()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            await work
-        except Exception:
-            log.exception("%s failed", what)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
+        await asyncio.gather(*(finish(i) for i in dict.fromkeys(p.deployment_id for p in pending)))
+
+    async def _round(self) -> datetime | None:
+        """One round of due work for the timer (nothing once the engine stops or lost its lease)."""
+        if self._stopping or self._lease_problem is not None:
+            return None
+        return await self.rounds()
 
     # -- what people do (the Slack layer calls these) ----------------------------------------------
 
@@ -236,7 +242,11 @@ class Engine:
     # -- for tests and the sandbox: drive time by hand -------------------------------------------
 
     async def tick(self) -> None:
-        """One round of every poll and the guard (what the timer does over one interval)."""
+        """One round of every poll and the guard, as if everything were due (tests drive time so).
+
+        The timer's rounds (``bot.engine.due_round``) take only what is due; a tick asks each
+        deployment and each guard window anyway, and each decides from its stored progress.
+        """
         if self._lease_problem is not None:
             return  # another engine works this database now
         for dep in await self.ctx.store.active_deployments():

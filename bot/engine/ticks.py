@@ -1,4 +1,4 @@
-"""Time-driven work: polling builds and rollouts, expiring approvals, ticking the QoS guard.
+"""Time-driven work: ticking the QoS guard (and, through ``bot.engine.polls``, polling the rest).
 
 Everything here reads the stored deployment and decides from stored timestamps and counters, so a
 tick after a restart continues exactly where the last one stopped. The guard tick evaluates every
@@ -9,58 +9,41 @@ metrics adapter can send one query per check shape instead of one per deployment
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain import approvals, guard
+from bot.domain import breach, guard
+from bot.domain import watch_transitions as watch_rules
 from bot.domain.deployment import Deployment, Strategy
-from bot.domain.effects import PromoteCanary, StartRollback, StartRollout, SwitchTraffic, TriggerBuild
 from bot.domain.events import (
-    ApprovalExpired,
-    BuildFailed,
-    BuildStarted,
-    BuildSucceeded,
-    Event,
     GuardBreached,
-    GuardHeld,
     GuardTicked,
-    RollbackCompleted,
-    RollbackFailed,
-    RolloutCompleted,
-    RolloutFailed,
 )
 from bot.domain.measurements import Measurement, QueryFailed
 from bot.domain.notifications import (
     SKIPPED,
-    BuildProgress,
     CheckResult,
     EnvUnlocked,
     GuardSettling,
     GuardTick,
     GuardVerdict,
-    Notification,
-    RolloutProgress,
 )
 from bot.domain.phases import Phase
-from bot.domain.playbook import BreachAction, GuardSpec
-from bot.domain.watch import GuardWatch, WatchStatus
+from bot.domain.playbook import GuardSpec
+from bot.domain.watch import GuardWatch
+from bot.engine import due_times
 from bot.engine.charts import VerdictCharts, Window, settled_at, watch_owner
-from bot.engine.context import Context, GuardPlan, approvals_opened_at
+from bot.engine.context import Context, GuardPlan
 from bot.engine.orchestrator import BOT, Orchestrator
+from bot.engine.polls import SAID_MEMORY, Notices, Polls
 from bot.errors import ShipthreadError
-from bot.ports import BuildRef, BuildState, GuardQuery, RolloutPhase
+from bot.ports import GuardQuery
 
 log = logging.getLogger("shipthread.ticks")
 
-_SAID_MEMORY = 4096
-"""How many (deployment, notice kind) pairs ``_say`` remembers to avoid repeating itself."""
-
-STEP_EFFECTS = frozenset(
-    t.__name__ for t in (TriggerBuild, StartRollout, PromoteCanary, SwitchTraffic, StartRollback)
-)
-"""Effects whose result the next step waits for. A pending notice (a Slack outage) never stalls a
-deployment: only a pending change to Jenkins or the cluster does."""
+_COLOUR_MEMORY = SAID_MEMORY
+"""How many blue-green deployments' colours ``_colour`` remembers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,123 +62,44 @@ class Ticks:
     def __init__(self, ctx: Context, orchestrator: Orchestrator) -> None:
         self.ctx = ctx
         self.orch = orchestrator
-        self._last_said: dict[str, object] = {}
+        self.notices = Notices(ctx)
+        self.polls = Polls(ctx, orchestrator, self.notices)
         self._colours: dict[str, str] = {}
         self.charts = VerdictCharts(ctx)
 
-    # -- one deployment: approvals, build, rollout -------------------------------------------------
-
     async def poll(self, deployment_id: str) -> None:
-        """Move one deployment on from what the outside world says now."""
-        await self.orch.run_effects(deployment_id)
-        dep = await self.ctx.store.get_deployment(deployment_id)
-        if dep is None or dep.phase.terminal:
-            self.orch.timer.forget(deployment_id)
-            return
-        if any(p.effect_type in STEP_EFFECTS for p in await self.ctx.store.pending_effects(deployment_id)):
-            return  # a CI or cluster change is still being retried: its result decides what comes next
-        try:
-            if dep.phase is Phase.AWAITING_APPROVAL:
-                settled = await self.orch.settle_votes(dep.id)
-                if settled is not None and settled.phase is Phase.AWAITING_APPROVAL:
-                    await self._expire(settled)
-            elif dep.phase is Phase.BUILDING:
-                await self._poll_build(dep)
-            elif dep.phase is Phase.DEPLOYING:
-                await self._poll_rollout(dep)
-            elif dep.phase is Phase.ROLLING_BACK:
-                await self._poll_rollback(dep)
-        except ShipthreadError as exc:
-            log.warning("%s: poll failed, next tick retries: %s", dep.id, exc)
-
-    async def _expire(self, dep: Deployment) -> None:
-        ttl = self.ctx.playbook(dep.service).approval_ttl(dep.env, self.ctx.policy.approval_ttl)
-        if approvals.is_expired(await approvals_opened_at(self.ctx, dep), ttl, self.ctx.clock.now()):
-            await self.orch.try_handle(dep.id, ApprovalExpired())
-
-    async def _poll_build(self, dep: Deployment) -> None:
-        pb = self.ctx.playbook(dep.service)
-        job = pb.job_path(dep.version, dep.env)
-        if job is None or dep.build_queue_item is None:
-            return
-        status = await self.ctx.ci.status(BuildRef(job, dep.build_queue_item, dep.build_number))
-        number = status.ref.number
-        if number is not None and number != dep.build_number:
-            dep = await self.orch.try_handle(dep.id, BuildStarted(number=number)) or dep
-        if status.state is BuildState.SUCCEEDED:
-            await self._say(
-                dep, BuildProgress(dep, status.state.value, status.url, 1.0, None, number, status.result)
-            )
-            await self.orch.try_handle(dep.id, BuildSucceeded(number=number))
-        elif status.state.finished:
-            tail = await self._console_tail(status.ref) if number is not None else None
-            what = f"build #{number}" if number is not None else "the queued build"
-            await self._say(
-                dep, BuildProgress(dep, status.state.value, status.url, None, tail, number, status.result)
-            )
-            await self.orch.try_handle(
-                dep.id, BuildFailed(reason=f"{what} {status.result or status.state.value}")
-            )
-        else:
-            limit = pb.jenkins.build_timeout.total_seconds() if pb.jenkins else None
-            if limit is not None and status.elapsed_s > limit:
-                await self.ctx.ci.abort(status.ref)
-                await self.orch.try_handle(
-                    dep.id,
-                    BuildFailed(reason=f"build #{number} ran longer than {int(limit)}s and was aborted"),
-                )
-                return
-            progress = status.progress
-            bucket = (status.state.value, None if progress is None else int(progress * 10))
-            note = BuildProgress(dep, status.state.value, status.url, progress, None, number)
-            await self._say(dep, note, bucket)
-
-    async def _console_tail(self, ref: BuildRef) -> str | None:
-        try:
-            return await self.ctx.ci.console_tail(ref)
-        except ShipthreadError as exc:
-            return f"(console unavailable: {exc})"
-
-    async def _poll_rollout(self, dep: Deployment) -> None:
-        status = await self.ctx.cluster.rollout(self.ctx.target_of(dep))
-        weights = self.ctx.canary_steps(dep)
-        weight = weights[dep.step] if dep.strategy is Strategy.CANARY and dep.step < len(weights) else None
-        if status.phase is RolloutPhase.DONE:
-            await self.orch.try_handle(dep.id, RolloutCompleted(step=dep.step))
-        elif status.phase is RolloutPhase.FAILED:
-            await self.orch.try_handle(dep.id, RolloutFailed(reason=status.message or "the rollout failed"))
-        else:
-            note = RolloutProgress(dep, dep.step, weight, status.message, status.ready, status.desired)
-            await self._say(dep, note, (dep.step, status.ready, status.desired))
-
-    async def _poll_rollback(self, dep: Deployment) -> None:
-        status = await self.ctx.cluster.rollout(self.ctx.target_of(dep))
-        restored = dep.version if dep.is_rollback else dep.previous_version
-        if status.phase is RolloutPhase.DONE:
-            await self.orch.try_handle(dep.id, RollbackCompleted(version=restored or "the previous revision"))
-        elif status.phase is RolloutPhase.FAILED:
-            await self.orch.try_handle(
-                dep.id, RollbackFailed(reason=f"the rollback's rollout failed: {status.message}")
-            )
-
-    async def _say(self, dep: Deployment, note: Notification, bucket: object = None) -> None:
-        """Tell the chat, but only when something a person would notice changed."""
-        key = f"{dep.id}:{type(note).__name__}"
-        marker = (dep.phase, dep.step, bucket if bucket is not None else repr(note))
-        if self._last_said.get(key) == marker:
-            return
-        self._last_said[key] = marker
-        while len(self._last_said) > _SAID_MEMORY:  # forget the oldest; a repeat notice is harmless
-            del self._last_said[next(iter(self._last_said))]
-        await self.ctx.tell(note)
+        """Move one deployment on from what the outside world says now (``bot.engine.polls``)."""
+        await self.polls.poll(deployment_id)
 
     # -- the QoS guard --------------------------------------------------------------------------------
 
-    async def guard_tick(self) -> None:
-        """Evaluate every guard that is due, in one batch of queries."""
+    async def guard_tick(
+        self, deployments: Sequence[Deployment] | None = None, watches: Sequence[GuardWatch] | None = None
+    ) -> None:
+        """Evaluate every guard that is due, in one batch of queries.
+
+        ``deployments`` and ``watches``: the ones the timer found due (default: every active one,
+        which is what ``Engine.tick`` asks for); each is ticked only if its window's tick is due.
+        """
         now = self.ctx.clock.now()
+        if deployments is None:
+            deployments = await self.ctx.store.active_deployments()
+        if watches is None:
+            watches = await self.ctx.store.active_watches()
+        due = await self._windows_due(deployments, now) + await self._watches_due(watches, now)
+        if not due:
+            return
+        wanted = [q for d in due for q in d.plan.wanted()]
+        try:
+            results = await self.ctx.metrics.evaluate(wanted)
+        except ShipthreadError as exc:  # adapters answer QueryFailed, but never let a tick die silently
+            results = {q: QueryFailed(str(exc)) for q in wanted}
+        await self._act(due, results, now)
+
+    async def _windows_due(self, deployments: Sequence[Deployment], now: datetime) -> list[_Due]:
+        """The deployments' windows whose tick is due; the others are concluded or told they settle."""
         due: list[_Due] = []
-        for dep in await self.ctx.store.active_deployments():
+        for dep in deployments:
             if dep.phase is not Phase.VERIFYING or dep.paused or dep.guard_started_at is None:
                 continue
             spec = self.ctx.guard(dep)
@@ -210,7 +114,12 @@ class Ticks:
                 due.append(_Due(spec, plan, deployment=dep, before=dep.previous_version))
             elif dep.guard_ticks == 0:
                 await self._settling(dep, spec, dep.guard_started_at, dep.previous_version, False)
-        for watch in await self.ctx.store.active_watches():
+        return due
+
+    async def _watches_due(self, watches: Sequence[GuardWatch], now: datetime) -> list[_Due]:
+        """The post-rollback watches whose tick is due; the others are told they settle."""
+        due: list[_Due] = []
+        for watch in watches:
             spec = self._watch_spec(watch)
             if (
                 spec is not None
@@ -229,30 +138,28 @@ class Ticks:
                 if rolled_back is not None:  # a /rollback's own version is the restored one
                     removed = rolled_back.previous_version if rolled_back.is_rollback else rolled_back.version
                 due.append(_Due(spec, self.ctx.watch_plan(watch, spec, now), watch=watch, before=removed))
-        if not due:
-            return
-        wanted = [q for d in due for q in d.plan.wanted()]
-        try:
-            results = await self.ctx.metrics.evaluate(wanted)
-        except ShipthreadError as exc:  # adapters answer QueryFailed, but never let a tick die silently
-            results = {q: QueryFailed(str(exc)) for q in wanted}
-        for item in due:
-            measured: dict[str, Measurement] = {
-                name: results.get(q, QueryFailed("not evaluated")) for name, q in item.plan.queries.items()
-            }
-            baselines = (
-                None
-                if item.plan.baselines is None
-                else {
-                    name: results.get(q, QueryFailed("not evaluated"))
-                    for name, q in item.plan.baselines.items()
-                }
-            )
-            verdict = guard.tick_verdict(item.spec, measured, baselines, item.plan.elapsed, item.before)
-            checked = _results(item.spec, item.plan.queries, verdict)
-            if item.deployment is not None:
-                await self._deployment_tick(item.deployment, item.spec, verdict, now, checked)
-            elif item.watch is not None:
+        return due
+
+    async def _act(self, due: list[_Due], results: Mapping[GuardQuery, Measurement], now: datetime) -> None:
+        """Judge each window from the batch's answers, store the ticks, tell, and act on verdicts."""
+        judged = [(item, _verdict(item, results)) for item in due]
+        # Every deployment's tick is stored in one transaction, then each is told and concluded.
+        ticked = [(item, verdict) for item, verdict in judged if item.deployment is not None]
+        stored = await self.orch.handle_all(
+            [
+                (item.deployment.id, GuardTicked(outcome=verdict.outcome))
+                for item, verdict in ticked
+                if item.deployment
+            ]
+        )
+        for (item, verdict), new in zip(ticked, stored, strict=True):
+            if new is not None:
+                await self._deployment_ticked(
+                    new, item.spec, verdict, now, _results(item.spec, item.plan.queries, verdict)
+                )
+        for item, verdict in judged:
+            if item.watch is not None:
+                checked = _results(item.spec, item.plan.queries, verdict)
                 await self._watch_tick(item.watch, item.spec, verdict, now, checked)
 
     async def _settling(
@@ -273,7 +180,7 @@ class Ticks:
             step=None if post_rollback else dep.step,
             window_started_at=started,
         )
-        await self._say(dep, note, (post_rollback, started))
+        await self.notices.say(dep, note, (post_rollback, started))
 
     async def _watch_settling(self, watch: GuardWatch, spec: GuardSpec) -> None:
         rolled_back = await self.ctx.store.get_deployment(watch.deployment_id)
@@ -281,18 +188,18 @@ class Ticks:
             removed = rolled_back.previous_version if rolled_back.is_rollback else rolled_back.version
             await self._settling(rolled_back, spec, watch.started_at, removed, True)
 
-    async def _deployment_tick(
+    async def _deployment_ticked(
         self,
-        dep: Deployment,
+        new: Deployment,
         spec: GuardSpec,
         verdict: guard.TickVerdict,
         now: datetime,
         results: tuple[CheckResult, ...] = (),
     ) -> None:
-        new = await self.orch.try_handle(dep.id, GuardTicked(outcome=verdict.outcome))
-        if new is None or new.guard_started_at is None:
+        """After a deployment's tick was stored: chart it, tell the thread, act on the window."""
+        if new.guard_started_at is None:
             return
-        self.charts.tick(dep.id, new.guard_started_at, now, verdict.outcome)
+        self.charts.tick(new.id, new.guard_started_at, now, verdict.outcome)
         await self.ctx.tell(
             GuardTick(
                 new,
@@ -317,20 +224,10 @@ class Ticks:
             dep.guard_ticks, dep.guard_failed_ticks, dep.guard_inconclusive_ticks, dep.guard_started_at
         )
         window = guard.window_verdict(spec, state, now)
-        reason = _with_checks(window.reason, verdict) if verdict is not None else window.reason
-        event: Event
-        if window.status is guard.WindowStatus.FAIL:
-            if spec.on_breach is BreachAction.ROLLBACK:
-                event = GuardBreached(reason=reason)
-            else:
-                event = GuardHeld(reason=reason, lock=True)
-        elif window.status is guard.WindowStatus.INCONCLUSIVE:
-            event = GuardHeld(reason=reason)
-        elif window.status is guard.WindowStatus.PASS:
-            if not self._pause_over(dep, now):
-                return False
-            event = self.orch.next_step_event(dep)
-        else:
+        reason = breach.with_checks(window.reason, verdict) if verdict is not None else window.reason
+        canary = self.ctx.environment(dep).canary
+        event = breach.window_event(dep, window, reason, spec.on_breach, canary, now)
+        if event is None:
             return False
         await self.ctx.tell(
             GuardVerdict(
@@ -362,15 +259,9 @@ class Ticks:
         self.charts.at_verdict(dep.id, changed, status, False, planned)
         return True
 
-    def _pause_over(self, dep: Deployment, now: datetime) -> bool:
-        canary = self.ctx.environment(dep).canary
-        if dep.strategy is not Strategy.CANARY or canary is None or dep.step >= len(canary.steps):
-            return True
-        started = dep.guard_started_at or now
-        return now >= started + canary.steps[dep.step].pause
-
     async def _no_guard(self, dep: Deployment, now: datetime) -> None:
-        if not self._pause_over(dep, now):
+        canary = self.ctx.environment(dep).canary
+        if not breach.pause_over(dep, canary, now):
             return
         # The step moves on as after a pass, but nothing judged it: say "skipped", never "passed".
         await self.ctx.tell(
@@ -382,7 +273,7 @@ class Ticks:
                 window_started_at=dep.guard_started_at,
             )
         )
-        await self.orch.try_handle(dep.id, self.orch.next_step_event(dep))
+        await self.orch.try_handle(dep.id, breach.next_step_event(dep, len(canary.steps) if canary else 0))
 
     async def _colour(self, dep: Deployment) -> str | None:
         """The colour a blue-green deployment brought up (what ``{track}`` means for it)."""
@@ -395,15 +286,12 @@ class Ticks:
             colour = (record.result or {}).get("color") if record else None
             if isinstance(colour, str):
                 self._colours[dep.id] = cached = colour
-                while len(self._colours) > _SAID_MEMORY:
+                while len(self._colours) > _COLOUR_MEMORY:
                     del self._colours[next(iter(self._colours))]
         return cached
 
     def _watch_spec(self, watch: GuardWatch) -> GuardSpec | None:
-        try:
-            return self.ctx.playbook(watch.service).guard_for(watch.env)
-        except LookupError:
-            return None
+        return due_times.watch_spec(self.ctx, watch)
 
     async def _watch_tick(
         self,
@@ -414,7 +302,7 @@ class Ticks:
         results: tuple[CheckResult, ...] = (),
     ) -> None:
         """A tick of the post-rollback window: a clean window lifts the guard lock by itself."""
-        watch = watch.ticked(verdict.outcome)
+        watch = watch_rules.apply(watch, watch_rules.WatchTicked(verdict.outcome), now).watch
         self.charts.tick(watch_owner(watch), watch.started_at, now, verdict.outcome)
         dep = await self.ctx.store.get_deployment(watch.deployment_id)
         if dep is not None:
@@ -430,49 +318,40 @@ class Ticks:
                     window_started_at=watch.started_at,
                 )
             )
-        state = guard.WindowState(watch.ticks, watch.failed, watch.inconclusive, watch.started_at)
-        window = guard.window_verdict(spec, state, now)
-        if window.status is guard.WindowStatus.RUNNING:
-            await self.ctx.store.save_watch(watch)
+        ending = watch_rules.window_event(watch, spec, now, verdict)
+        if ending is None:
+            await self.ctx.store.save_watch(watch, due_times.watch_due(self.ctx, watch, fresh=False))
             return
-        if window.status is guard.WindowStatus.PASS:
-            if watch.lock_id is not None:
-                await self.ctx.store.release_lock(watch.lock_id, BOT, now)
-            await self.ctx.store.save_watch(
-                replace(watch, status=WatchStatus.CLEARED, last_reason=window.reason)
-            )
-            if dep is not None:
+        decision = watch_rules.apply(watch, ending, now)
+        if watch_rules.WatchAction.RELEASE_LOCK in decision.actions and watch.lock_id is not None:
+            # Before the watch is stored as cleared: a crash in between leaves a watching watch
+            # that lifts the lock again, never a cleared one whose lock nobody lifts.
+            await self.ctx.store.release_lock(watch.lock_id, BOT, now)
+        next_due = due_times.watch_due(self.ctx, decision.watch, fresh=True)
+        await self.ctx.store.save_watch(decision.watch, next_due)
+        status = ending.status.value
+        for action in decision.actions:
+            if action is watch_rules.WatchAction.TELL_VERDICT and dep is not None:
+                reason = ending.reason
+                if isinstance(ending, watch_rules.WindowFailing):
+                    reason = f"{reason}; {watch.env} stays locked and the guard keeps watching"
                 await self.ctx.tell(
-                    GuardVerdict(
-                        dep, "pass", window.reason, post_rollback=True, window_started_at=watch.started_at
+                    GuardVerdict(dep, status, reason, post_rollback=True, window_started_at=watch.started_at)
+                )
+                self._chart_watch(watch, spec, dep, status, now)
+            elif action is watch_rules.WatchAction.TELL_UNLOCKED:
+                await self.ctx.tell(
+                    EnvUnlocked(
+                        watch.env,
+                        watch.service,
+                        "guard",
+                        f"{watch.version} stayed clean for the post-rollback window",
+                        BOT,
+                        self.ctx.channel(dep) if dep else None,
+                        watch.deployment_id,
+                        watch.lock_id,
                     )
                 )
-                self._chart_watch(watch, spec, dep, "pass", now)
-            await self.ctx.tell(
-                EnvUnlocked(
-                    watch.env,
-                    watch.service,
-                    "guard",
-                    f"{watch.version} stayed clean for the post-rollback window",
-                    BOT,
-                    self.ctx.channel(dep) if dep else None,
-                    watch.deployment_id,
-                    watch.lock_id,
-                )
-            )
-            return
-        # Still failing (or not measurable): keep the lock, say why once, and watch another window.
-        first = watch.windows == 1 or watch.last_reason is None
-        why = _with_checks(window.reason, verdict)
-        await self.ctx.store.save_watch(watch.next_window(now, why))
-        if dep is not None and first:
-            reason = f"{why}; {watch.env} stays locked and the guard keeps watching"
-            await self.ctx.tell(
-                GuardVerdict(
-                    dep, window.status.value, reason, post_rollback=True, window_started_at=watch.started_at
-                )
-            )
-            self._chart_watch(watch, spec, dep, window.status.value, now)
 
     def _chart_watch(
         self, watch: GuardWatch, spec: GuardSpec, dep: Deployment, verdict: str, now: datetime
@@ -488,10 +367,17 @@ class Ticks:
         self.charts.at_verdict(watch_owner(watch), watch.started_at, verdict, True, planned)
 
 
-def _with_checks(reason: str, verdict: guard.TickVerdict) -> str:
-    """The window's reason with the checks that were not clean at the last tick (what a person needs)."""
-    bad = [c.message for c in verdict.checks if c.status is not guard.CheckStatus.PASS]
-    return f"{reason}: {'; '.join(bad)}" if bad else reason
+def _verdict(item: _Due, results: Mapping[GuardQuery, Measurement]) -> guard.TickVerdict:
+    """One window's tick verdict from the batch's answers."""
+    measured: dict[str, Measurement] = {
+        name: results.get(q, QueryFailed("not evaluated")) for name, q in item.plan.queries.items()
+    }
+    baselines = (
+        None
+        if item.plan.baselines is None
+        else {name: results.get(q, QueryFailed("not evaluated")) for name, q in item.plan.baselines.items()}
+    )
+    return guard.tick_verdict(item.spec, measured, baselines, item.plan.elapsed, item.before)
 
 
 def _results(

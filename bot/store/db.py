@@ -63,14 +63,6 @@ def normalize_url(url: str) -> str:
     return parse_url(url).render_as_string(hide_password=False)
 
 
-def masked_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``: the only form of a URL fit to print or log."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable database URL>"
-
-
 def is_sqlite(url: str) -> bool:
     return parse_url(url).get_backend_name() == "sqlite"
 

@@ -25,7 +25,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.domain import lease as rule
-from bot.ports import Clock, EngineLease, LeaseHeld, LeaseLost
+from bot.errors import LeaseHeld, LeaseLost
+from bot.ports import Clock, EngineLease
 from bot.store import sql
 from bot.store.models import ENGINE_LEASE, EngineLeaseRow
 

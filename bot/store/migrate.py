@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.domain.redact import masked_url
 from bot.errors import PermanentError, ShipthreadError, TransientError
 from bot.store import db
 from bot.store.models import Base
@@ -75,7 +76,7 @@ async def upgrade(url: str | None = None) -> str:
                 return await connection.run_sync(_upgrade_on, config)
         except DBAPIError as exc:
             raise PermanentError(
-                f"migrating the database at {db.masked_url(resolved)} failed: {_reason(exc, resolved)}"
+                f"migrating the database at {masked_url(resolved)} failed: {_reason(exc, resolved)}"
             ) from exc
         finally:
             await connection.close()
@@ -115,7 +116,7 @@ def upgrade_command(url: str | None) -> int:
     """``shipthread db upgrade [--url URL]``: migrate, say where the database now stands, return 0."""
     resolved = resolve_url(url)
     revision = asyncio.run(upgrade(resolved))
-    print(f"database at {db.masked_url(resolved)} is at revision {revision}")
+    print(f"database at {masked_url(resolved)} is at revision {revision}")
     return 0
 
 
@@ -139,7 +140,7 @@ def _compare(connection: Connection) -> list[Any]:
 
 
 async def _connect(engine: AsyncEngine, url: str) -> AsyncConnection:
-    where = db.masked_url(url)
+    where = masked_url(url)
     try:
         return await engine.connect()
     except (OSError, TimeoutError) as exc:

@@ -92,6 +92,8 @@ a migration: a new phase must come with a new migration, and a test says so when
 """
 
 ONE_ACTIVE_INDEX = "uq_deployments_service_env_active"
+_HAS_DUE = text("due_at IS NOT NULL")
+"""Only rows with a due time are indexed by it: the unfinished ones the timer takes from."""
 _ONE_ACTIVE_WHERE = text("phase NOT IN ({})".format(", ".join(f"'{p}'" for p in NOT_EXCLUSIVE_PHASES)))
 
 
@@ -115,6 +117,7 @@ class DeploymentRow(Base):
             sqlite_where=_ONE_ACTIVE_WHERE,
             postgresql_where=_ONE_ACTIVE_WHERE,
         ),
+        Index("ix_deployments_due_at", "due_at", sqlite_where=_HAS_DUE, postgresql_where=_HAS_DUE),
     )
 
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -142,6 +145,8 @@ class DeploymentRow(Base):
     guard_inconclusive_ticks: Mapped[int] = mapped_column(Integer)
     paused: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    """When the engine's timer next looks at it (``bot.domain.due``); NULL: only an event moves it."""
 
 
 class DeploymentEventRow(Base):
@@ -254,7 +259,10 @@ class GuardWatchRow(Base):
     """A post-rollback watch (``bot.domain.watch.GuardWatch``): the guard looking after a rollback."""
 
     __tablename__ = "guard_watches"
-    __table_args__ = (Index("ix_guard_watches_service_env", "service", "env"),)
+    __table_args__ = (
+        Index("ix_guard_watches_service_env", "service", "env"),
+        Index("ix_guard_watches_due_at", "due_at", sqlite_where=_HAS_DUE, postgresql_where=_HAS_DUE),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deployment_id: Mapped[str] = mapped_column(String(ID), ForeignKey("deployments.id"))
@@ -269,6 +277,8 @@ class GuardWatchRow(Base):
     failed: Mapped[int] = mapped_column(Integer)
     inconclusive: Mapped[int] = mapped_column(Integer)
     last_reason: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    """When its next tick (or settling notice) is due; NULL once it ended."""
 
 
 ENGINE_LEASE = "engine"
