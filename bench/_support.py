@@ -138,6 +138,17 @@ def service(i: int) -> str:
     return f"svc{i:04d}"
 
 
+def kubernetes_target(name: str) -> dict[str, Any]:
+    """A playbook's ``kubernetes`` section: the Deployment ``create_workloads`` makes for ``name``."""
+    return {
+        "cluster": "main",
+        "namespace": "shop",
+        "deployment": name,
+        "container": "app",
+        "image": f"registry.example.com/{name}:{{version}}",
+    }
+
+
 def guarded_playbook(
     name: str, run: str, *, interval: float, window: float, jenkins: bool, failure_limit: int = 0
 ) -> dict[str, Any]:
@@ -152,14 +163,7 @@ def guarded_playbook(
     ]
     book: dict[str, Any] = {
         "service": name,
-        "kubernetes": {
-            "cluster": "main",
-            "namespace": "shop",
-            "deployment": name,
-            "container": "app",
-            "image": f"registry.example.com/{name}:{{version}}",
-            "rollout_timeout": 120,
-        },
+        "kubernetes": kubernetes_target(name) | {"rollout_timeout": 120},
         "guards": {
             "http": {
                 "interval": interval,
@@ -196,11 +200,16 @@ def write_stack(
         if "jenkins" in book:
             emulator.create_job(book["jenkins"]["job"], job_xml("SHIPTHREAD_KEY", "VERSION"))
     create_workloads(kubernetes_url, [book["service"] for book in books])
+    return stack_environ(folder, jenkins_url=jenkins.url, prometheus_url=prometheus_url)
+
+
+def stack_environ(folder: Path, *, jenkins_url: str, prometheus_url: str) -> dict[str, str]:
+    """The environment an engine runs with on the stack written in ``folder`` (its SQLite store there)."""
     return {
         "SHIPTHREAD_CONFIG": str(folder / "shipthread.yaml"),
         "SHIPTHREAD_PLAYBOOKS": str(folder / "playbooks"),
         "SHIPTHREAD_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'shipthread.db'}",
-        "JENKINS_URL": jenkins.url,
+        "JENKINS_URL": jenkins_url,
         "JENKINS_USER": "shipthread",
         "JENKINS_TOKEN": "sandbox-token",
         "PROMETHEUS_URL": prometheus_url,
@@ -225,8 +234,9 @@ def emulated_stack(
         yield env, StoreReader(env["SHIPTHREAD_DATABASE_URL"])
 
 
-def create_workloads(url: str, names: list[str]) -> None:
-    """Each service's Deployment as an operator would have it before Shipthread's first deploy."""
+def create_workloads(url: str, names: list[str], version: str = "1") -> None:
+    """Each service's Deployment as an operator would have it before Shipthread's first deploy (its
+    image ``registry.example.com/<service>:<version>``), in a new namespace ``shop``."""
     from kubernetes import client as k8s
 
     # The client's models are typed; plain dicts are what it also takes (and what the tests send).
@@ -236,7 +246,7 @@ def create_workloads(url: str, names: list[str]) -> None:
         core.create_namespace({"metadata": {"name": "shop"}})
         apps: Any = k8s.AppsV1Api(api)
         for name in names:
-            labels = {"app": name}
+            labels, image = {"app": name}, f"registry.example.com/{name}:{version}"
             apps.create_namespaced_deployment(
                 "shop",
                 {
@@ -246,9 +256,7 @@ def create_workloads(url: str, names: list[str]) -> None:
                         "selector": {"matchLabels": labels},
                         "template": {
                             "metadata": {"labels": labels},
-                            "spec": {
-                                "containers": [{"name": "app", "image": f"registry.example.com/{name}:1"}]
-                            },
+                            "spec": {"containers": [{"name": "app", "image": image}]},
                         },
                     },
                 },

@@ -46,6 +46,8 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _support import create_workloads, kubernetes_target, stack_environ  # noqa: E402 -- bench/ is on sys.path: this runs as a script
+
 from bot.sandbox.jenkins import create_jenkins_app, parameterized_job_xml  # noqa: E402
 from bot.sandbox.jenkins import emulator_of as jenkins_of  # noqa: E402
 from bot.sandbox.kubernetes import create_kubernetes_app  # noqa: E402
@@ -214,22 +216,12 @@ def stack_files(
     folder: Path, jenkins: ServerThread, kubernetes: ServerThread, slack: ServerThread
 ) -> dict[str, str]:
     (folder / "playbooks").mkdir(parents=True, exist_ok=True)
-    from kubernetes import client as k8s
-
-    api = k8s.ApiClient(k8s.Configuration(host=kubernetes.url))
-    k8s.CoreV1Api(api).create_namespace({"metadata": {"name": "shop"}})
-    for i in range(SERVICES):
-        name = f"svc{i}"
+    names = [f"svc{i}" for i in range(SERVICES)]
+    for name in names:
         book = {
             "service": name,
             "jenkins": {"job": f"{name}-build", "parameters": {"VERSION": "{version}"}},
-            "kubernetes": {
-                "cluster": "main",
-                "namespace": "shop",
-                "deployment": name,
-                "container": "app",
-                "image": f"registry.example.com/{name}:{{version}}",
-            },
+            "kubernetes": kubernetes_target(name),
             "environments": {
                 "production": {"channel": "C0DEPLOYS", "approvals": [{"group": "sre", "count": 1}]}
             },
@@ -238,24 +230,7 @@ def stack_files(
         jenkins_of(jenkins.app).create_job(
             f"{name}-build", parameterized_job_xml("SHIPTHREAD_KEY", "VERSION")
         )
-        labels = {"app": name}
-        k8s.AppsV1Api(api).create_namespaced_deployment(
-            "shop",
-            {
-                "metadata": {"name": name, "labels": labels},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "containers": [{"name": "app", "image": f"registry.example.com/{name}:1.0.0"}]
-                        },
-                    },
-                },
-            },
-        )
-    api.close()
+    create_workloads(kubernetes.url, names, version="1.0.0")
     (folder / "shipthread.yaml").write_text(
         yaml.safe_dump(
             {
@@ -265,13 +240,7 @@ def stack_files(
         )
     )
     return {
-        "SHIPTHREAD_CONFIG": str(folder / "shipthread.yaml"),
-        "SHIPTHREAD_PLAYBOOKS": str(folder / "playbooks"),
-        "SHIPTHREAD_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'shipthread.db'}",
-        "JENKINS_URL": jenkins.url,
-        "JENKINS_USER": "shipthread",
-        "JENKINS_TOKEN": "sandbox-token",
-        "PROMETHEUS_URL": "http://127.0.0.1:9",
+        **stack_environ(folder, jenkins_url=jenkins.url, prometheus_url="http://127.0.0.1:9"),
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": f"{slack.url}/api/",

@@ -11,21 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bot.sandbox.child_processes import free_port as free_port  # re-exported: tests import it from here
+from bot.sandbox.child_processes import stop_by_pid, wait_ready
 
 
 def find_prometheus() -> str | None:
@@ -91,29 +86,16 @@ class PrometheusServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self._dir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            time.sleep(0.05)
+        if wait_ready(self._proc, f"{self.url}/-/ready", timeout):
+            return self
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited: {(self._dir / 'prometheus.log').read_text()[-2000:]}")
         self.stop()
         raise RuntimeError(f"prometheus not ready within {timeout}s")
 
     def stop(self) -> None:
         """Stop it by PID (SIGTERM, then SIGKILL) and remove its data."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(5)
+        stop_by_pid(self._proc)
         if getattr(self, "_log", None):
             self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)

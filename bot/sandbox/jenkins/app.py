@@ -8,6 +8,7 @@ Import it through ``bot.sandbox.jenkins``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Unpack
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ from bot.sandbox.jenkins.control import (
     control_reset,
     control_script,
 )
-from bot.sandbox.jenkins.core import DEFAULT_VERSION
+from bot.sandbox.jenkins.core import JenkinsOptions
 from bot.sandbox.jenkins.emulator import JenkinsEmulator
 from bot.sandbox.jenkins.middleware import (
     JENKINS_EMULATOR,
@@ -33,38 +34,14 @@ from bot.sandbox.jenkins.middleware import (
 
 
 def create_jenkins_app(
-    *,
-    user: str = "shipthread",
-    token: str = "sandbox-token",  # noqa: S107 - the sandbox's well-known token, not a secret
-    time_scale: float = 1.0,
-    password: str | None = None,
-    anonymous_read: bool = False,
-    crumb_exempt_api_token: bool = False,
-    default_duration: float = 2.0,
-    default_queue_wait: float = 0.5,
-    queue_item_ttl: float = 300.0,
-    root_url: str | None = None,
-    jobs: Mapping[str, str | None] | None = None,
-    version: str = DEFAULT_VERSION,
+    *, jobs: Mapping[str, str | None] | None = None, **options: Unpack[JenkinsOptions]
 ) -> web.Application:
     """An aiohttp app that answers like Jenkins; its state is ``emulator_of(app)``.
 
     ``jobs`` maps full job names to config.xml (None: an empty freestyle job) to create at start.
     Durations and waits are emulated seconds; see the module docstring for ``time_scale``.
     """
-    emulator = JenkinsEmulator(
-        user=user,
-        token=token,
-        password=password,
-        time_scale=time_scale,
-        anonymous_read=anonymous_read,
-        crumb_exempt_api_token=crumb_exempt_api_token,
-        default_duration=default_duration,
-        default_queue_wait=default_queue_wait,
-        queue_item_ttl=queue_item_ttl,
-        root_url=root_url,
-        version=version,
-    )
+    emulator = JenkinsEmulator(**options)
     for name, config_xml in (jobs or {}).items():
         emulator.create_job(name, config_xml)
     app = web.Application(middlewares=[fault_middleware, security_middleware])

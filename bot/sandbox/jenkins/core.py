@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import deque
+from typing import TypedDict
 
 from bot.sandbox.clock import EmulatedClock
 from bot.sandbox.jenkins.calls import Call, Fail, Reply, not_found, parse_delay, redirect, submitted_form
@@ -30,6 +31,23 @@ from bot.sandbox.jenkins.steering import BuildScript, Fault
 
 DEFAULT_VERSION = "2.479.3"
 """The Jenkins LTS release the emulator claims to be (``X-Jenkins``)."""
+
+
+class JenkinsOptions(TypedDict, total=False):
+    """``JenkinsCore``'s keyword arguments, for ``create_jenkins_app`` to pass on without listing them
+    again; the defaults live in the constructor."""
+
+    user: str
+    token: str
+    password: str | None
+    time_scale: float
+    anonymous_read: bool
+    crumb_exempt_api_token: bool
+    default_duration: float
+    default_queue_wait: float
+    queue_item_ttl: float
+    root_url: str | None
+    version: str
 
 
 class JenkinsCore:

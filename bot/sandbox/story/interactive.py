@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import sys
 import threading
-from pathlib import Path
 from typing import Final, TextIO
 
 from bot.sandbox.slack import SlackDriver
@@ -175,16 +174,10 @@ def interactive_command(
     out.write("Starting the sandbox…\n")
     out.flush()
     try:
-        with SandboxStack(
-            prometheus=binary,
-            playbooks=Path(playbooks) if playbooks else None,
-            config=Path(config) if config else None,
-        ) as stack:
-            assert stack.serve is not None
+        with SandboxStack.of_command(binary, playbooks, config) as stack:
             tty = out.isatty()
             screen = Screen(stack.slack_url, out, colour=tty, numbered=True)
-            driver = SlackDriver(stack.serve.events_url, stack.signing_secret, stack.slack_url)
-            asyncio.run(Prompt(screen, driver, out).run())
+            asyncio.run(Prompt(screen, stack.driver(), out).run())
     except StackError as exc:
         print(f"shipthread: the sandbox could not start: {exc}", file=sys.stderr)
         return 1

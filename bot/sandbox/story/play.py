@@ -379,15 +379,10 @@ def story_command(playbooks: str | None = None, config: str | None = None, out: 
     out.write("Prometheus and shipthread serve…\n" if binary else "and shipthread serve…\n")
     out.flush()
     try:
-        with SandboxStack(
-            prometheus=binary,
-            playbooks=Path(playbooks) if playbooks else None,
-            config=Path(config) if config else None,
-        ) as stack:
+        with SandboxStack.of_command(binary, playbooks, config) as stack:
             assert stack.serve is not None
             screen = Screen(stack.slack_url, out, colour=tty, tty=tty)
-            driver = SlackDriver(stack.serve.events_url, stack.signing_secret, stack.slack_url)
-            story = Story(stack, screen, driver, guarded=stack.guarded)
+            story = Story(stack, screen, stack.driver(), guarded=stack.guarded)
             try:
                 asyncio.run(story.play())
             except StoryFailed as failure:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from typing import Any, Final
 
 import yaml
 
+from bot.sandbox.child_processes import free_port, stop_by_pid, wait_ready
+
 HTTP_TIMEOUT_S: Final = 5.0
 _SERVING: Final = re.compile(r"serving on [^:\s]+:(\d+)")
 
@@ -43,12 +44,6 @@ def find_prometheus(path: str | None = None) -> str | None:
     if found:
         return found
     return "/usr/bin/prometheus" if path is None and os.access("/usr/bin/prometheus", os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request_json(method: str, url: str, body: Any = None, attempts: int = 3) -> tuple[int, Any]:
@@ -129,17 +124,10 @@ class PrometheusProcess:
     def wait_ready(self, timeout: float = 20.0) -> PrometheusProcess:
         assert self._proc is not None, "launch() first"
         log = self._dir / "prometheus.log"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise StackError(f"prometheus exited at start: {log.read_text()[-1500:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
+        if wait_ready(self._proc, f"{self.url}/-/ready", timeout):
+            return self
+        if self._proc.poll() is not None:
+            raise StackError(f"prometheus exited at start: {log.read_text()[-1500:]}")
         self.stop()
         raise StackError(f"prometheus was not ready within {timeout:.0f} s")
 
@@ -157,13 +145,7 @@ class PrometheusProcess:
         raise StackError(f"prometheus saw no {query} within {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(5)
+        stop_by_pid(self._proc)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -218,13 +200,7 @@ class ServeProcess:
         return noted[-count:] + self.lines[-count:]
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        stop_by_pid(self.process, timeout)
         return self.process.returncode
 
 

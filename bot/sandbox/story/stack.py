@@ -34,7 +34,7 @@ from bot.sandbox.jenkins import create_jenkins_app, parameterized_job_xml
 from bot.sandbox.jenkins import emulator_of as jenkins_of
 from bot.sandbox.kubernetes import create_kubernetes_app
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import create_slack_app
+from bot.sandbox.slack import SlackDriver, create_slack_app
 from bot.sandbox.story import files as story_files
 from bot.sandbox.story.processes import PrometheusProcess, ServeProcess, StackError, request_json, spawn_serve
 
@@ -170,10 +170,24 @@ class SandboxStack:
     ) -> None:
         self.close()
 
+    @classmethod
+    def of_command(cls, prometheus: str | None, playbooks: str | None, config: str | None) -> SandboxStack:
+        """The stack a command line asked for (``--playbooks DIR --config FILE``, or the sandbox's)."""
+        return cls(
+            prometheus=prometheus,
+            playbooks=Path(playbooks) if playbooks else None,
+            config=Path(config) if config else None,
+        )
+
     @property
     def slack_url(self) -> str:
         assert self.slack is not None
         return self.slack.url
+
+    def driver(self) -> SlackDriver:
+        """What people do in Slack, sent to serve as Slack sends it (signed); after ``start()``."""
+        assert self.serve is not None, "start() first"
+        return SlackDriver(self.serve.events_url, self.signing_secret, self.slack_url)
 
     def start(self) -> None:
         # Rate limits off: the story is about Shipthread's behaviour, not about waiting out Slack tiers.
