@@ -137,6 +137,11 @@ class LiveState:
 
 
 class Cluster(Protocol):
+    async def preload(self) -> None:
+        """Load now what the first call would load lazily (a client's API classes), off the event
+        loop: the engine calls it once at start, before recovery. Nothing to load: do nothing."""
+        ...
+
     async def live(self, target: Target) -> LiveState: ...
 
     async def set_image(self, target: Target, image: str, key: str) -> None:

@@ -109,7 +109,7 @@ class DueRound:
             return
         self.orch.timer.wake(at)
 
-    async def _safely(self, work: Awaitable[None], what: str) -> None:
+    async def _safely(self, work: Awaitable[object], what: str) -> None:
         """One piece of a round: a failure is logged and retried at its next due time, never fatal."""
         try:
             await work

@@ -66,6 +66,9 @@ class Engine:
 
     async def start(self) -> None:
         """Take the lease (``LeaseHeld`` if another engine runs here), recover, start the timer."""
+        # The cluster client's lazy imports (~0.8 s for kubernetes) happen here, in its thread pool,
+        # not on the loop in the middle of recovery's first rollout poll.
+        await self.ctx.cluster.preload()
         if self.lease is not None:
             await self.lease.acquire()
             try:

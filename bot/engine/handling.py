@@ -208,9 +208,13 @@ class Handler:
             log.info("ignored stale event: %s", exc)
             return None
 
-    async def run_effects(self, deployment_id: str | None = None) -> None:
-        """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each."""
-        for item in await self.ctx.store.pending_effects(deployment_id):
+    async def run_effects(self, deployment_id: str | None = None) -> list[PendingEffect]:
+        """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each.
+
+        Returns the effects that were pending (empty: there was nothing to do, so a caller that read
+        the deployment before needs not read it again)."""
+        pending = await self.ctx.store.pending_effects(deployment_id)
+        for item in pending:
             if item.key in self._running:
                 continue
             self._running.add(item.key)
@@ -218,10 +222,10 @@ class Handler:
                 dep = await self._load(item.deployment_id)
                 effect = effect_from_payload(item.effect_type, item.payload)
                 result = await self._perform(dep, effect)
-                if result is not None:
-                    # What the effect learnt: stored with the effect marked done, in one transaction.
-                    await self.try_handle(dep.id, result, item.key)
-                await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
+                # What the effect learnt is stored with the effect marked done, in one transaction;
+                # only an effect without a result (or whose result came too late) is marked on its own.
+                if result is None or await self.try_handle(dep.id, result, item.key) is None:
+                    await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
             except TransientError as exc:
                 log.warning("effect %s will be retried: %s", item.key, exc)
                 await self._effect_failed(item.key, str(exc))
@@ -231,6 +235,7 @@ class Handler:
                 await self._effect_failed(item.key, f"{type(exc).__name__}: {exc}")
             finally:
                 self._running.discard(item.key)
+        return pending
 
     async def _effect_failed(self, key: str, error: str) -> None:
         await self.ctx.store.effect_failed(key, error[:2000], self.ctx.clock.now())

@@ -10,6 +10,7 @@ the same progress twice (polls and guard ticks share it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from bot.domain import approvals
 from bot.domain.deployment import Deployment, Strategy
@@ -29,7 +30,7 @@ from bot.domain.phases import Phase
 from bot.engine.context import Context, approvals_opened_at
 from bot.engine.orchestrator import Orchestrator
 from bot.errors import ShipthreadError
-from bot.ports import BuildRef, BuildState, RolloutPhase
+from bot.ports import BuildRef, BuildState, PendingEffect, RolloutPhase
 
 log = logging.getLogger("shipthread.ticks")
 
@@ -41,6 +42,10 @@ STEP_EFFECTS = frozenset(
 )
 """Effects whose result the next step waits for. A pending notice (a Slack outage) never stalls a
 deployment: only a pending change to Jenkins or the cluster does."""
+
+
+def _step_pending(pending: Iterable[PendingEffect]) -> bool:
+    return any(p.effect_type in STEP_EFFECTS for p in pending)
 
 
 class Notices:
@@ -72,12 +77,18 @@ class Polls:
 
     async def poll(self, deployment_id: str) -> None:
         """Move one deployment on from what the outside world says now."""
-        await self.orch.run_effects(deployment_id)
+        # The deployment first, then its outbox: when the outbox held nothing, the deployment read
+        # before it is current and nothing is pending, so neither is read twice (the usual poll).
         dep = await self.ctx.store.get_deployment(deployment_id)
+        if await self.orch.run_effects(deployment_id):
+            # Effects ran: they may have moved it on, failed (still pending) or queued more.
+            dep = await self.ctx.store.get_deployment(deployment_id)
+            if dep is not None and not dep.phase.terminal and _step_pending(
+                await self.ctx.store.pending_effects(deployment_id)
+            ):
+                return  # a CI or cluster change is still being retried: its result decides what comes next
         if dep is None or dep.phase.terminal:
             return
-        if any(p.effect_type in STEP_EFFECTS for p in await self.ctx.store.pending_effects(deployment_id)):
-            return  # a CI or cluster change is still being retried: its result decides what comes next
         try:
             if dep.phase is Phase.AWAITING_APPROVAL:
                 settled = await self.orch.settle_votes(dep.id)

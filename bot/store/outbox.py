@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.redact import Redactor
 from bot.errors import NotFound
@@ -55,7 +54,10 @@ class OutboxEntry:
     last_failed_at: datetime | None
 
 
-async def queue_effects(session: AsyncSession, effects: Sequence[PendingEffect], redactor: Redactor) -> None:
+_OUTBOX = cast(Table, OutboxRow.__table__)
+
+
+async def queue_effects(session: sql.Executor, effects: Sequence[PendingEffect], redactor: Redactor) -> None:
     """Insert ``effects`` into the outbox, in order; a key already queued is left as it is.
 
     One statement per effect, so ``seq`` follows the order of ``effects`` on every backend.
@@ -142,22 +144,22 @@ class OutboxQueries(StoreBase):
     # -- outbox -----------------------------------------------------------------------------------
 
     async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]:
-        """Effects not yet done (of ``deployment_id``, or all), in the order they were decided."""
-        query = select(OutboxRow).where(OutboxRow.done_at.is_(None))
+        """Effects not yet done (of ``deployment_id``, or all), in the order they were decided.
+
+        Core on a bare connection: every poll and transition asks this, and the ORM's cost showed.
+        """
+        query = select(_OUTBOX).where(_OUTBOX.c.done_at.is_(None))
         if deployment_id is not None:
-            query = query.where(OutboxRow.deployment_id == deployment_id)
-        async with self._sessions() as session:
-            rows = await session.scalars(query.order_by(OutboxRow.created_at, OutboxRow.seq))
+            query = query.where(_OUTBOX.c.deployment_id == deployment_id)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query.order_by(_OUTBOX.c.created_at, _OUTBOX.c.seq))
             return [convert.to_effect(row) for row in rows]
 
     async def effect_done(self, key: str, at: datetime) -> None:
         """Mark the effect done (the first time only). An unknown key is ignored."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.key == key, OutboxRow.done_at.is_(None))
-                .values(done_at=at)
-                .execution_options(synchronize_session=False)
+        async with self._engine.begin() as conn:  # Core: once per effect performed
+            await conn.execute(
+                update(_OUTBOX).where(_OUTBOX.c.key == key, _OUTBOX.c.done_at.is_(None)).values(done_at=at)
             )
 
     async def effect_failed(self, key: str, error: str, at: datetime) -> None:

@@ -85,7 +85,7 @@ def event_params(
     }
 
 
-async def update_one(session: AsyncSession, transition: Transition, redactor: Redactor) -> None:
+async def update_one(session: sql.Executor, transition: Transition, redactor: Redactor) -> None:
     """The guarded UPDATE of one deployment; ``StaleDeployment`` if it was not at its version."""
     result = await session.execute(UPDATE_DEPLOYMENT, deployment_params(transition, redactor))
     if sql.rowcount(result) != 1:

@@ -120,6 +120,9 @@ class MemoryCluster:
 
     # --- the port -------------------------------------------------------------------------------------
 
+    async def preload(self) -> None:
+        """Nothing to load: the stand-in is plain Python already imported."""
+
     async def live(self, target: Target) -> LiveState:
         color = None
         if target.strategy == "blue-green":
