@@ -144,7 +144,7 @@ class SlackNotifier:
         self._clock = monotonic
         self._on_delivered = on_delivered
         self._on_call = on_call
-        self._pacer = Pacer(self.options.pacing)
+        self._pacer = Pacer(self.options.pacing, started_at=monotonic())
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per thread, its lock and how many hold or wait for it (dropped at zero)."""
         self._wakeup = asyncio.Event()

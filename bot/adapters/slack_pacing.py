@@ -82,8 +82,17 @@ class Bucket:
 class Pacer:
     """Gates per channel and the workspace's edit bucket, on a monotonic clock given per call."""
 
-    def __init__(self, pacing: Pacing) -> None:
+    def __init__(self, pacing: Pacing, *, started_at: float | None = None) -> None:
+        """``started_at``: this process's start, when a post is taken to have just gone out.
+
+        A process cannot know what the one before it posted just before it died (a crash loop
+        restarts in a fraction of a second): with ``started_at`` every channel's first post waits
+        one post interval from the start, so restarts together never post to a channel faster
+        than one process may. (The edit bucket starts full: Slack's edit limit is a minute's
+        window per workspace, which a crash loop is far from filling with 5-edit bursts.)
+        """
         self.pacing = pacing
+        self._post_floor = 0.0 if started_at is None else started_at + 1.0 / pacing.posts_per_second
         self._post_next: dict[str, float] = {}
         self._post_blocked: dict[str, float] = {}
         self._updates = Bucket(pacing.updates_per_minute / 60.0, pacing.update_burst)
@@ -94,7 +103,7 @@ class Pacer:
 
     def post_wait(self, channel: str, now: float) -> float:
         """Seconds until a post to ``channel`` may go (0: it may, and the slot is taken)."""
-        ready = max(self._post_next.get(channel, 0.0), self._post_blocked.get(channel, 0.0))
+        ready = max(self._post_next.get(channel, self._post_floor), self._post_blocked.get(channel, 0.0))
         if now < ready:
             return ready - now
         self._post_next[channel] = now + 1.0 / self.pacing.posts_per_second

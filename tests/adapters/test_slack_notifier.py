@@ -386,3 +386,12 @@ async def test_every_slack_call_and_429_of_the_notifier_is_counted_for_metrics(
     assert limited == 1
     assert sample(metrics, "shipthread_slack_ratelimited_total", method="chat.update") == limited
     assert sample(metrics, "shipthread_slack_calls_total", method="chat.update", outcome="ratelimited") == 1
+
+
+def test_a_restarted_pacer_assumes_its_predecessor_just_posted() -> None:
+    # A crash loop restarts in a fraction of a second: the posts of successive processes together
+    # must stay within one process's pace (the SIGKILL restart test saw 429s otherwise).
+    pacer = Pacer(Pacing(posts_per_second=1.0), started_at=10.0)
+    assert pacer.post_wait("C1", 10.2) == pytest.approx(0.8)  # one interval from the start
+    assert pacer.post_wait("C2", 11.0) == 0.0
+    assert pacer.post_wait("C1", 11.0) == 0.0 and pacer.post_wait("C1", 11.0) == pytest.approx(1.0)
