@@ -193,6 +193,33 @@ def engine_policy(settings: Settings, poll_interval_s: float | None = None) -> E
     return policy if poll_interval_s is None else replace(policy, poll_interval_s=poll_interval_s)
 
 
+def _jenkins(settings: Settings, retry: RetryPolicy | None, masks: Redactor) -> JenkinsCI:
+    """The Jenkins adapter from config (``build`` has checked that its URL is set)."""
+    secrets = settings.secrets
+    user = secrets.jenkins_user.get_secret_value() if secrets.jenkins_user else ""
+    token = secrets.jenkins_token.get_secret_value() if secrets.jenkins_token else ""
+    return JenkinsCI(
+        str(settings.jenkins.url).rstrip("/"),
+        user,
+        token,
+        timeout_s=settings.jenkins.timeout.total_seconds(),
+        policy=retry,
+        redactor=masks,
+    )
+
+
+def _prometheus(
+    settings: Settings, retry: RetryPolicy | None, workers: int | None = None
+) -> PrometheusMetrics:
+    """A Prometheus adapter from config (``build`` has checked that its URL is set); ``workers``
+    overrides the adapter's own default thread count."""
+    url = str(settings.prometheus.url).rstrip("/")
+    timeout_s = settings.prometheus.timeout.total_seconds()
+    if workers is None:
+        return PrometheusMetrics(url, timeout_s=timeout_s, policy=retry)
+    return PrometheusMetrics(url, timeout_s=timeout_s, policy=retry, workers=workers)
+
+
 def build(
     settings: Settings,
     playbooks: Mapping[str, Playbook],
@@ -215,40 +242,17 @@ def build(
         raise ConfigError("jenkins.url (or JENKINS_URL) is not set")
     if settings.prometheus.url is None:
         raise ConfigError("prometheus.url (or PROMETHEUS_URL) is not set")
-    secrets = settings.secrets
-    user = secrets.jenkins_user.get_secret_value() if secrets.jenkins_user else ""
-    token = secrets.jenkins_token.get_secret_value() if secrets.jenkins_token else ""
     # One redactor for every way out: logs (process-wide), the store's free text, Jenkins' console.
     masks = redactor(settings)
     logs.install(masks)
     store = Repository(create_engine(settings.database_url), redactor=masks)
-    ci = JenkinsCI(
-        str(settings.jenkins.url).rstrip("/"),
-        user,
-        token,
-        timeout_s=settings.jenkins.timeout.total_seconds(),
-        policy=retry,
-        redactor=masks,
-    )
+    ci = _jenkins(settings, retry, masks)
     cluster = KubernetesCluster(cluster_access(settings), policy=retry)
-    metrics = PrometheusMetrics(
-        str(settings.prometheus.url).rstrip("/"),
-        timeout_s=settings.prometheus.timeout.total_seconds(),
-        policy=retry,
-    )
+    metrics = _prometheus(settings, retry)
     # Charts get an adapter of their own with one thread: a burst of range queries on a slow
     # Prometheus queues there, never in front of the guard's queries (whose retry deadline counts
     # the time spent queued). Only built when charts are.
-    chart_metrics = (
-        PrometheusMetrics(
-            str(settings.prometheus.url).rstrip("/"),
-            timeout_s=settings.prometheus.timeout.total_seconds(),
-            policy=retry,
-            workers=1,
-        )
-        if charts is not None
-        else None
-    )
+    chart_metrics = _prometheus(settings, retry, workers=1) if charts is not None else None
     directory = ConfigDirectory(settings.approver_groups, resolve_handle)
     clock = clock or SystemClock()
     ctx = Context(

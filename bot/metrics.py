@@ -34,7 +34,17 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._slack_requests(self.registry)
+        self._deployments(self.registry)
+        self._outbound_calls(self.registry)
+        self._outbox(self.registry)
+        self._event_loop(self.registry)
+        self._lag_max = 0.0
+
+    # -- instruments, by what they describe -----------------------------------------------------------
+
+    def _slack_requests(self, r: CollectorRegistry) -> None:
+        """What Slack sent us: answers, their latency, repeats dropped."""
         self.acks = Counter(
             "shipthread_slack_acks",
             "Slack requests answered, by kind and HTTP status",
@@ -54,6 +64,9 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+
+    def _deployments(self, r: CollectorRegistry) -> None:
+        """Deployments: transitions stored, unfinished ones by phase, the guard's verdicts."""
         self.transitions = Counter(
             "shipthread_deployment_transitions",
             "Deployment transitions stored, by the phase reached",
@@ -69,6 +82,9 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+
+    def _outbound_calls(self, r: CollectorRegistry) -> None:
+        """Our calls out: Slack Web API calls, and every adapter's retries and failures."""
         self.slack_calls = Counter(
             "shipthread_slack_calls",
             "Slack Web API calls made, by method and outcome (ok, error, ratelimited, unanswered)",
@@ -93,12 +109,18 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+
+    def _outbox(self, r: CollectorRegistry) -> None:
+        """The outbox of effects waiting to be carried out (read from the store at scrape time)."""
         self.outbox_depth = Gauge("shipthread_outbox_depth", "Effects waiting in the outbox", registry=r)
         self.outbox_oldest = Gauge(
             "shipthread_outbox_oldest_age_seconds",
             "Age of the oldest effect waiting in the outbox",
             registry=r,
         )
+
+    def _event_loop(self, r: CollectorRegistry) -> None:
+        """The event loop's lag (``bot.looplag``)."""
         self.loop_lag = Histogram(
             "shipthread_event_loop_lag_seconds",
             "How late the event loop ran a periodic callback (the time something else held it)",
@@ -117,7 +139,6 @@ class Metrics:
             "The largest event-loop lag measured since the process started",
             registry=r,
         )
-        self._lag_max = 0.0
 
     # -- hooks --------------------------------------------------------------------------------------
 

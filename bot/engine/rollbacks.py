@@ -76,19 +76,27 @@ class Rollbacks(Handler):
         if isinstance(plan, Outcome):
             return plan
         if plan.phase in ROLLBACKABLE:
-            new = await self.try_handle(
-                plan.id, RollbackRequested(user=user, reason=reason, to_version=cmd.to_version)
+            return await self._undo_live(ask, plan)
+        return await self._start_rollback(ask, plan)
+
+    async def _undo_live(self, ask: _Ask, live: Deployment) -> Outcome:
+        """Roll back the live deployment (the state machine does the undoing)."""
+        user, channel, reason, to_version = ask.user, ask.channel, ask.reason, ask.cmd.to_version
+        new = await self.try_handle(
+            live.id, RollbackRequested(user=user, reason=reason, to_version=to_version)
+        )
+        if new is None:
+            return await self._refuse(
+                user, channel, "rollback", live.id, f"{live.id} can no longer be rolled back"
             )
-            if new is None:
-                return await self._refuse(
-                    user, channel, "rollback", plan.id, f"{plan.id} can no longer be rolled back"
-                )
-            await self._audit(
-                user, "rollback", channel, plan.id, "accepted", reason=reason, to=cmd.to_version
-            )
-            return Outcome(True, Message.of("rolling back ", Code(plan.id)), new)
-        dep = plan
-        await self._audit(user, "rollback", channel, dep.id, "accepted", reason=reason, to=dep.version)
+        await self._audit(user, "rollback", channel, live.id, "accepted", reason=reason, to=to_version)
+        return Outcome(True, Message.of("rolling back ", Code(live.id)), new)
+
+    async def _start_rollback(self, ask: _Ask, dep: Deployment) -> Outcome:
+        """Open and start a new (stored, requested) ``/rollback`` deployment."""
+        ctx = self.ctx
+        user, channel = ask.user, ask.channel
+        await self._audit(user, "rollback", channel, dep.id, "accepted", reason=ask.reason, to=dep.version)
         await ctx.tell(DeploymentOpened(dep, ctx.channel(dep) or channel or ""))
         try:
             dep = await self._begin(dep)
@@ -102,7 +110,9 @@ class Rollbacks(Handler):
                 )
             dep = stored  # started meanwhile by the slot's queue: it runs, once
         return Outcome(
-            True, Message.of(Code(dep.id), f": rolling {cmd.service} in {env} back to {dep.version}"), dep
+            True,
+            Message.of(Code(dep.id), f": rolling {ask.cmd.service} in {ask.env} back to {dep.version}"),
+            dep,
         )
 
     async def _rollback_plan(self, ask: _Ask) -> Outcome | Deployment:
