@@ -12,7 +12,8 @@ first: replies need its ``ts``), edits send only the latest content (coalesced),
 go before normal ones and guard-tick redraws last (``bot.adapters.slack_pacing``). Each post is
 marked as attempted in the database first and carries message metadata, so a post whose answer
 was lost (a crash, a timeout) is found again in the thread and adopted instead of posted twice
-(``bot.adapters.slack_lookup``).
+(``bot.adapters.slack_lookup``). The sender picks what goes when; the call itself and what its
+failure means for the next one are ``bot.adapters.slack_delivery``'s.
 
 Failures (``bot.adapters.slack_wire`` names them): a 429 blocks what it names for
 ``Retry-After``; 5xx, timeouts and connection errors leave the message pending, and the sender
@@ -21,7 +22,8 @@ as the process lives; a refused token (``invalid_auth``...) backs the whole send
 no message up; Slack's permanent refusals (``invalid_blocks``, ``msg_too_long``...) are recorded
 on the message and logged, not retried until its content changes. A refusal about the channel
 (``not_in_channel``, ``channel_not_found``) parks the message until the channel is fixed: the
-channels are relisted on a timer, and a parked channel the bot is now in gets its messages back.
+channels are relisted on a timer, and a parked channel the bot is now in gets its messages back
+(``bot.adapters.slack_channel_watch``).
 """
 
 from __future__ import annotations
@@ -40,23 +42,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import slack_wire
 from bot.adapters.retrying import RetryPolicy, retry
-from bot.adapters.slack_channels import PAGE_SIZE, ChannelDirectory, label
+from bot.adapters.slack_channel_watch import ChannelWatch
+from bot.adapters.slack_channels import PAGE_SIZE
+from bot.adapters.slack_delivery import Delivered, Delivery
 from bot.adapters.slack_lookup import EVENT_TYPE as EVENT_TYPE
-from bot.adapters.slack_lookup import find_posted, metadata
 from bot.adapters.slack_pacing import Pacer, Pacing
-from bot.adapters.slack_wire import (
-    CHANNEL_ERRORS,
-    CallObserver,
-    ObservedWebClient,
-    RateLimited,
-    WorkspaceRefused,
-)
 from bot.adapters.slack_wire import TRANSIENT_ERRORS as TRANSIENT_ERRORS
+from bot.adapters.slack_wire import CallObserver, ObservedWebClient
 from bot.adapters.slack_wire import SlackRefused as SlackRefused
 from bot.domain.deployment import Deployment
 from bot.domain.notifications import DeploymentOpened, EnvLocked, EnvUnlocked, Notification
 from bot.domain.redact import Redactor
-from bot.errors import PermanentError, TransientError
 from bot.slack.outgoing import CARD, Ephemeral, Plan, RenderContext
 from bot.store.threads import NO_CHANNEL, Desired, OutMessage, ThreadStore
 
@@ -68,11 +64,6 @@ ChannelFor = Callable[[Deployment], str | None]
 """Where a deployment's thread goes when it opens without a ``DeploymentOpened`` delivered."""
 Redact = Callable[[Any], Any]
 """Secrets out of a text or a JSON-like value or a notification (``Redactor.redact_data``)."""
-Delivered = Callable[[OutMessage, int, float], None]
-"""Told (message, revision now shown, monotonic time) after each successful post or edit."""
-
-CHANNEL_MISSING = "channel_not_found"
-"""Slack's name for a channel that cannot be found, also kept when a name does not resolve."""
 
 
 def _thread_named(notification: Notification) -> str | None:
@@ -142,29 +133,48 @@ class SlackNotifier:
         self._grafana_url = grafana_url
         self._now = now
         self._clock = monotonic
-        self._on_delivered = on_delivered
         self._on_call = on_call
         self._pacer = Pacer(self.options.pacing, started_at=monotonic())
+        self._delivery = self._new_delivery(on_delivered)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per thread, its lock and how many hold or wait for it (dropped at zero)."""
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
-        self.channels: ChannelDirectory | None = None
-        self._resolved: dict[str, str] = {}
         self._sender: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._completions = 0
         self._finished: dict[str, int] = {}
         """Per thread, the completion count when its last delivery ended (pruned each round)."""
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._not_before: dict[int, float] = {}
-        self._attempted: set[int] = set()
-        self._failures = 0
-        self._down_until = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
-        self._refresh_tried = 0.0
         self._stopping = False
+        self._channels = self._new_channel_watch()
+
+    def _new_delivery(self, on_delivered: Delivered | None) -> Delivery:
+        return Delivery(
+            self.store,
+            self._api,
+            self._pacer,
+            lookup_pages=self.options.lookup_pages,
+            backoff_s=self.options.outage_backoff_s,
+            backoff_cap_s=self.options.outage_backoff_cap_s,
+            now=self._now,
+            clock=self._clock,
+            on_delivered=on_delivered,
+        )
+
+    def _new_channel_watch(self) -> ChannelWatch:
+        return ChannelWatch(
+            self.store,
+            self._list_channels,
+            bot_name=self.options.bot_name,
+            pages=self._pacer.listings,
+            refresh_s=self.options.channels_refresh_s,
+            now=self._now,
+            clock=self._clock,
+            backoff=self._delivery.backoff,  # a channel that cannot be resolved: Slack is failing
+            wake=self._wakeup.set,
+        )
 
     # -- the Chat port ---------------------------------------------------------------------------
 
@@ -263,10 +273,7 @@ class SlackNotifier:
             session=self._session,
             retry_handlers=[],  # retries are ours, paced, and never on a 429
         )
-        self.channels = ChannelDirectory(
-            self._list_channels, self.options.bot_name, pages=self._pacer.listings, clock=self._clock
-        )
-        self._refresh_tried = self._clock()  # the sender lists them as it starts
+        self._channels.start()
         self._sender = asyncio.create_task(self._run(), name="slack-sender")
 
     async def close(self) -> None:
@@ -280,14 +287,14 @@ class SlackNotifier:
                 await self._sender
             self._sender = None
         tasks = [*self._in_flight.values(), *self._side_tasks]
-        if self._refreshing is not None:
-            tasks.append(self._refreshing)
+        if self._channels.refreshing is not None:
+            tasks.append(self._channels.refreshing)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._refreshing = None
+        self._channels.refreshing = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -303,15 +310,8 @@ class SlackNotifier:
             await asyncio.sleep(0.05)
 
     async def problems(self) -> list[str]:
-        """What an operator must fix about the channels (for ``/readyz``): empty when all is well.
-
-        From the last listing: this never lists channels itself (but the very first time)."""
-        if self.channels is None:
-            return ["the Slack notifier is not started"]
-        try:
-            return await self.channels.problems(self._watched)
-        except (TransientError, RateLimited) as exc:
-            return [f"Slack cannot be reached to check the channels: {exc}"]
+        """What an operator must fix about the channels (for ``/readyz``): empty when all is well."""
+        return await self._channels.problems(self._watched)
 
     # -- the sender --------------------------------------------------------------------------------
 
@@ -319,65 +319,32 @@ class SlackNotifier:
         with contextlib.suppress(Exception):
             for problem in await self.problems():
                 log.error("Slack: %s", problem)
-            await self._rearm_fixed_channels()
+            await self._channels.rearm_fixed()
         while not self._stopping:
             self._wakeup.clear()
-            self._refresh_channels_when_due()
+            self._channels.refresh_when_due()
             try:
                 delay = await self._round()
             except Exception:
                 log.exception("the Slack sender failed a round; trying again")
                 delay = 1.0
-            refresh_in = self._refresh_due_in()
+            refresh_in = self._channels.refresh_due_in()
             delay = refresh_in if delay is None else min(delay, refresh_in)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.0))
 
-    def _refresh_due_in(self) -> float:
-        last = max(self._refresh_tried, (self.channels.listed_at if self.channels else None) or 0.0)
-        return max(0.01, last + self.options.channels_refresh_s - self._clock())
-
-    def _refresh_channels_when_due(self) -> None:
-        """Relist the channels on the timer, off the sender's path (a listing takes several calls)."""
-        if self.channels is None or (self._refreshing is not None and not self._refreshing.done()):
-            return
-        if self._refresh_due_in() > 0.01:
-            return
-        self._refresh_tried = self._clock()
-        self._refreshing = asyncio.create_task(self._refresh_channels(), name="slack-channels")
-
-    async def _refresh_channels(self) -> None:
-        assert self.channels is not None
-        try:
-            await self.channels.refresh()
-            await self._rearm_fixed_channels()
-        except Exception as exc:  # the next timer tries again; sends go on meanwhile
-            log.warning("Slack: relisting the channels failed: %s", exc)
-        finally:
-            self._wakeup.set()
-
-    async def _rearm_fixed_channels(self) -> None:
-        """Messages parked on a channel problem go pending again once the bot is in the channel."""
-        assert self.channels is not None
-        errors = (*CHANNEL_ERRORS, CHANNEL_MISSING)
-        for ref in await self.store.parked_channels(errors):
-            if self.channels.member_of(ref):
-                self._resolved.pop(ref, None)  # it may be a new channel of the same name
-                count = await self.store.rearm(ref, errors, self._now())
-                log.info("Slack: %s is fixed; %d message(s) to send again", label(ref), count)
-
     async def _round(self) -> float | None:
         """Start what may go now; returns how long until something else may (None: until woken)."""
         now = self._clock()
-        if now < self._down_until:
-            return self._down_until - now
+        if now < self._delivery.down_until:
+            return self._delivery.down_until - now
         if len(self._in_flight) >= self.options.max_in_flight:
             return None
         snapshot = self._completions
         # Older completions can no longer make a row read from now on stale: forget them.
         self._finished = {t: n for t, n in self._finished.items() if n >= snapshot}
         pending = await self.store.pending()
-        self._forget_settled(pending, now)
+        self._delivery.forget_settled(pending, now)
         candidates = self._candidates(pending)
         wait: float | None = None
         for message in candidates:
@@ -388,11 +355,11 @@ class SlackNotifier:
                 # row may be stale (a post now done would be posted again). The next round sees it.
                 continue
             now = self._clock()
-            hold = self._not_before.get(message.id, 0.0) - now
+            hold = self._delivery.not_before.get(message.id, 0.0) - now
             if hold > 0:
                 wait = hold if wait is None else min(wait, hold)
                 continue
-            channel = await self._channel_id(message)
+            channel = await self._channels.channel_id(message)
             if channel is None:
                 continue
             gate = (
@@ -406,15 +373,6 @@ class SlackNotifier:
             task = asyncio.create_task(self._deliver(message, channel), name=f"slack-{message.thread_id}")
             self._in_flight[message.thread_id] = task
         return wait
-
-    def _forget_settled(self, pending: list[OutMessage], now: float) -> None:
-        """Per-message memory only for messages still pending (it would grow per deployment)."""
-        if len(pending) >= 1000:  # a partial view: keep what may still matter, drop only what expired
-            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
-            return
-        ids = {m.id for m in pending}  # a message under way is still pending until it is sent
-        self._not_before = {k: t for k, t in self._not_before.items() if k in ids and t > now}
-        self._attempted &= ids
 
     @staticmethod
     def _candidates(pending: list[OutMessage]) -> list[OutMessage]:
@@ -436,122 +394,20 @@ class SlackNotifier:
         never = datetime.max.replace(tzinfo=UTC)
         return sorted(out, key=lambda m: (m.priority, m.pending_since or never, m.seq))
 
-    async def _channel_id(self, message: OutMessage) -> str | None:
-        ref = message.channel
-        if ref in self._resolved:
-            return self._resolved[ref]
-        assert self.channels is not None
-        try:
-            channel = await self.channels.resolve(ref)
-        except PermanentError as exc:
-            log.error("Slack: %s; %s %s not posted", exc, message.thread_id, message.key)
-            # Slack's error name kept in the row: ``rearm`` finds it once the channel exists.
-            await self.store.failed(message.id, message.revision, f"{exc} ({CHANNEL_MISSING})", self._now())
-            return None
-        except (TransientError, RateLimited) as exc:
-            log.warning("Slack: cannot resolve %s yet: %s", label(ref), exc)
-            self._backoff(exc)
-            return None
-        self._resolved[ref] = channel
-        return channel
-
     async def _deliver(self, message: OutMessage, channel: str) -> None:
-        # One call per turn: a failure leaves the message pending, and the next round takes a new
-        # token or post slot for it (a retry in place would spend Slack's allowance unpaced).
         try:
-            if message.ts is None:
-                await self._post(message, channel)
-            else:
-                await self._edit(message, channel)
-            self._failures = 0
-            self._not_before.pop(message.id, None)
-        except RateLimited as exc:
-            now = self._clock()
-            if exc.method == "chat.update":
-                self._pacer.updates_rate_limited(exc.retry_after, now)
-            elif exc.method == "chat.postMessage":
-                self._pacer.posts_rate_limited(channel, exc.retry_after, now)
-            elif exc.method.startswith("conversations."):
-                self._pacer.lookups.blocked(exc.retry_after, now)
-            self._not_before[message.id] = now + exc.retry_after
-            log.warning("Slack: %s", exc)
-        except PermanentError as exc:
-            log.error("Slack: %s %s not delivered: %s", message.thread_id, message.key, exc)
-            await self.store.failed(message.id, message.revision, str(exc), self._now())
-        except WorkspaceRefused as exc:
-            log.error("Slack: %s; %s %s still pending", exc, message.thread_id, message.key)
-            self._backoff(exc)
-        except TransientError as exc:
-            log.warning("Slack: %s %s still pending: %s", message.thread_id, message.key, exc)
-            self._not_before[message.id] = self._backoff(exc)
-        except Exception:
-            log.exception("Slack: delivering %s %s failed", message.thread_id, message.key)
-            self._not_before[message.id] = self._clock() + self.options.outage_backoff_cap_s
+            await self._delivery.deliver(message, channel)
         finally:
             self._finished[message.thread_id] = self._completions
             self._completions += 1
             self._in_flight.pop(message.thread_id, None)
             self._wakeup.set()
 
-    def _backoff(self, exc: Exception | None = None) -> float:
-        """Slack is failing: wait before the next call, doubling up to the cap, until one succeeds
-        (at least as long as a refused token asks for). Returns when calls may start again."""
-        self._failures += 1
-        delay = min(
-            self.options.outage_backoff_cap_s, self.options.outage_backoff_s * 2 ** (self._failures - 1)
-        )
-        if isinstance(exc, WorkspaceRefused):
-            delay = max(delay, min(exc.retry_in, self.options.outage_backoff_cap_s * 3))
-        self._down_until = max(self._down_until, self._clock() + delay)
-        return self._down_until
-
-    async def _post(self, message: OutMessage, channel: str) -> None:
-        if message.attempted_at is not None or message.id in self._attempted:
-            # An earlier post may have reached Slack without its answer reaching us: adopt it.
-            found = await find_posted(
-                self._api,
-                message,
-                channel,
-                pages=self.options.lookup_pages,
-                bucket=self._pacer.lookups,
-                clock=self._clock,
-            )
-            if found is not None:
-                ts, revision = found
-                log.info("Slack: adopted %s %s posted earlier (ts %s)", message.thread_id, message.key, ts)
-                await self._sent(message, revision, ts, channel)
-                return
-        await self.store.attempting(message.id, self._now())
-        self._attempted.add(message.id)
-        args: dict[str, Any] = {
-            "channel": channel,
-            "text": message.text,
-            "blocks": list(message.blocks),
-            "metadata": metadata(message),
-            "unfurl_links": False,
-            "unfurl_media": False,
-        }
-        if not message.top_level:
-            args["thread_ts"] = message.parent_ts
-        answer = await self._api("chat.postMessage", args)
-        await self._sent(message, message.revision, str(answer["ts"]), channel)
-
-    async def _edit(self, message: OutMessage, channel: str) -> None:
-        args = {"channel": channel, "ts": message.ts, "text": message.text, "blocks": list(message.blocks)}
-        await self._api("chat.update", args)
-        assert message.ts is not None
-        await self._sent(message, message.revision, message.ts, channel)
-
-    async def _sent(self, message: OutMessage, revision: int, ts: str, channel: str) -> None:
-        await self.store.sent(message.id, revision, ts, self._now(), channel if message.top_level else None)
-        self._attempted.discard(message.id)
-        if self._on_delivered is not None:
-            self._on_delivered(message, revision, self._clock())
-
     async def _send_ephemeral(self, ephemeral: Ephemeral) -> None:
         try:
-            assert self.channels is not None, "the notifier is not started"
-            channel = await self.channels.resolve(ephemeral.channel)
+            directory = self._channels.directory
+            assert directory is not None, "the notifier is not started"
+            channel = await directory.resolve(ephemeral.channel)
             args = {
                 "channel": channel,
                 "user": ephemeral.user,

@@ -122,86 +122,19 @@ class ThreadStore:
         """
         revisions: dict[str, int] = {}
         async with self._writing, self._sessions.begin() as session:
-            # Write first: on SQLite a transaction that read before writing cannot wait for the
-            # write lock (it fails "database is locked" at once); one that starts writing can.
-            await session.execute(
-                sql.insert(session, SlackThreadRow)
-                .values(thread_id=thread_id, channel=channel, card_state=None, next_seq=0, created_at=at)
-                .on_conflict_do_nothing(index_elements=["thread_id"])
-            )
-            thread = await session.get(
-                SlackThreadRow, thread_id, with_for_update=True, populate_existing=True
-            )
-            assert thread is not None
-            if channel != NO_CHANNEL and thread.channel == NO_CHANNEL:
-                thread.channel = channel
-            if card_state is not None:
-                thread.card_state = dict(card_state)
-            existing = {
-                row.key: row
-                for row in await session.scalars(
-                    select(SlackMessageRow).where(
-                        SlackMessageRow.thread_id == thread_id,
-                        SlackMessageRow.key.in_([m.key for m in messages]),
-                    )
-                )
-            }
+            thread = await _open_thread(session, thread_id, channel, card_state, at)
+            existing = await _existing(session, thread_id, [m.key for m in messages])
             for message in messages:
                 blocks = [dict(b) for b in message.blocks]
                 row = existing.get(message.key)
                 if row is None:
-                    row = SlackMessageRow(
-                        thread_id=thread_id,
-                        key=message.key,
-                        seq=thread.next_seq,
-                        top_level=message.top_level,
-                        priority=message.priority,
-                        text=message.text,
-                        blocks=blocks,
-                        revision=1,
-                        sent_revision=0,
-                        ts=None,
-                        attempted_at=None,
-                        pending=True,
-                        pending_since=at,
-                        error=None,
-                        updated_at=at,
-                    )
-                    thread.next_seq += 1
-                    session.add(row)
-                    existing[message.key] = row
+                    existing[message.key] = _add_message(session, thread, message, blocks, at)
+                    revisions[message.key] = 1
                 elif row.text != message.text or row.blocks != blocks:
-                    # One statement, not read-modify-write: the sender may be marking this row
-                    # sent at the same moment, and its change must not hide this one.
-                    await session.execute(
-                        update(SlackMessageRow)
-                        .where(SlackMessageRow.id == row.id)
-                        .values(
-                            text=message.text,
-                            blocks=blocks,
-                            revision=SlackMessageRow.revision + 1,
-                            priority=case(
-                                (
-                                    and_(
-                                        SlackMessageRow.pending.is_(True),
-                                        SlackMessageRow.priority < message.priority,
-                                    ),
-                                    SlackMessageRow.priority,
-                                ),
-                                else_=message.priority,
-                            ),
-                            error=None,  # new content deserves a new try
-                            pending=True,
-                            pending_since=case(
-                                (SlackMessageRow.pending.is_(True), SlackMessageRow.pending_since), else_=at
-                            ),
-                            updated_at=at,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+                    await _revise(session, row, message, blocks, at)
                     revisions[message.key] = row.revision + 1
-                    continue
-                revisions[message.key] = row.revision
+                else:
+                    revisions[message.key] = row.revision
         return revisions
 
     async def pending(self, limit: int = 1000) -> list[OutMessage]:
@@ -357,4 +290,93 @@ def _refused_for(errors: Iterable[str]) -> Any:
         SlackMessageRow.pending.is_(False),
         SlackMessageRow.revision > SlackMessageRow.sent_revision,
         or_(*(SlackMessageRow.error.contains(error, autoescape=True) for error in errors)),
+    )
+
+
+# -- the steps of ``record`` ---------------------------------------------------------------------
+
+
+async def _open_thread(
+    session: AsyncSession, thread_id: str, channel: str, card_state: Mapping[str, Any] | None, at: datetime
+) -> SlackThreadRow:
+    """The thread's row, created if new and locked for this transaction, with the card's new state."""
+    # Write first: on SQLite a transaction that read before writing cannot wait for the
+    # write lock (it fails "database is locked" at once); one that starts writing can.
+    await session.execute(
+        sql.insert(session, SlackThreadRow)
+        .values(thread_id=thread_id, channel=channel, card_state=None, next_seq=0, created_at=at)
+        .on_conflict_do_nothing(index_elements=["thread_id"])
+    )
+    thread = await session.get(SlackThreadRow, thread_id, with_for_update=True, populate_existing=True)
+    assert thread is not None
+    if channel != NO_CHANNEL and thread.channel == NO_CHANNEL:
+        thread.channel = channel
+    if card_state is not None:
+        thread.card_state = dict(card_state)
+    return thread
+
+
+async def _existing(session: AsyncSession, thread_id: str, keys: list[str]) -> dict[str, SlackMessageRow]:
+    rows = await session.scalars(
+        select(SlackMessageRow).where(SlackMessageRow.thread_id == thread_id, SlackMessageRow.key.in_(keys))
+    )
+    return {row.key: row for row in rows}
+
+
+def _add_message(
+    session: AsyncSession,
+    thread: SlackThreadRow,
+    message: Desired,
+    blocks: list[dict[str, Any]],
+    at: datetime,
+) -> SlackMessageRow:
+    """A new key: revision 1, pending, with the thread's next sequence number."""
+    row = SlackMessageRow(
+        thread_id=thread.thread_id,
+        key=message.key,
+        seq=thread.next_seq,
+        top_level=message.top_level,
+        priority=message.priority,
+        text=message.text,
+        blocks=blocks,
+        revision=1,
+        sent_revision=0,
+        ts=None,
+        attempted_at=None,
+        pending=True,
+        pending_since=at,
+        error=None,
+        updated_at=at,
+    )
+    thread.next_seq += 1
+    session.add(row)
+    return row
+
+
+async def _revise(
+    session: AsyncSession, row: SlackMessageRow, message: Desired, blocks: list[dict[str, Any]], at: datetime
+) -> None:
+    """New content for a stored message: the next revision, pending, keeping the more urgent priority."""
+    # One statement, not read-modify-write: the sender may be marking this row
+    # sent at the same moment, and its change must not hide this one.
+    await session.execute(
+        update(SlackMessageRow)
+        .where(SlackMessageRow.id == row.id)
+        .values(
+            text=message.text,
+            blocks=blocks,
+            revision=SlackMessageRow.revision + 1,
+            priority=case(
+                (
+                    and_(SlackMessageRow.pending.is_(True), SlackMessageRow.priority < message.priority),
+                    SlackMessageRow.priority,
+                ),
+                else_=message.priority,
+            ),
+            error=None,  # new content deserves a new try
+            pending=True,
+            pending_since=case((SlackMessageRow.pending.is_(True), SlackMessageRow.pending_since), else_=at),
+            updated_at=at,
+        )
+        .execution_options(synchronize_session=False)
     )
