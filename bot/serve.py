@@ -186,7 +186,7 @@ class Server:
             return web.json_response({"error": "shutting down"}, status=503)
         with background.answering():  # from the first byte: work waits while this request does
             bolt_request = await to_bolt_request(request)
-            response = await acks.answer(self.app, bolt_request, self.metrics, background, started)
+            response = await acks.answer(self.app, bolt_request, self.metrics, started)
         return await to_aiohttp_response(response)
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -42,12 +42,12 @@ def kind_of(body: Mapping[str, Any]) -> str:
     return _KINDS.get(str(body.get("type")), "other")
 
 
-async def answer(
-    app: AsyncApp, request: AsyncBoltRequest, metrics: Metrics, background: Background, started: float
-) -> BoltResponse:
-    """Dispatch ``request`` to the app (its listeners ack), timed from ``started`` and counted."""
-    with background.answering():
-        response = await app.async_dispatch(request)
+async def answer(app: AsyncApp, request: AsyncBoltRequest, metrics: Metrics, started: float) -> BoltResponse:
+    """Dispatch ``request`` to the app (its listeners ack), timed from ``started`` and counted.
+
+    The caller holds ``background.answering()`` around it, from the moment the request arrived.
+    """
+    response = await app.async_dispatch(request)
     kind = kind_of(request.body)
     metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
     metrics.acks.labels(kind, str(response.status)).inc()
@@ -72,6 +72,7 @@ class CountingSocketModeHandler(AsyncSocketModeHandler):
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         started, wall = time.perf_counter(), time.time()
-        request = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=build_headers(req))
-        response = await answer(self.app, request, self._metrics, self._background, started)
+        with self._background.answering():
+            request = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=build_headers(req))
+            response = await answer(self.app, request, self._metrics, started)
         await send_async_response(client, req, response, wall)
