@@ -90,9 +90,9 @@ async def _click(s: Services, body: dict[str, Any], action: Mapping[str, Any], r
     ran = await s.once.run(keys.click_key(body, action), lambda: _decide(s, action_id, value, user, channel))
     if ran.answer is not None:
         await _tell(s, body, respond, ran.answer)
-    if ran.repeat:  # counted after the answer: a test waiting on the count sees every answer sent
-        s.metrics.duplicates.labels("click").inc()
+    if ran.repeat:  # counted last: whoever waits on the count sees the answer sent and the audit row
         await audit_click(s, user, action_id, channel, value.deployment_id, "ignored: repeated click")
+        s.metrics.duplicates.labels("click").inc()
     if not ran.repeat and (body.get("container") or {}).get("type") == "view":
         from bot.slack.listeners_events import publish_home  # the Home tab shows the change at once
 
