@@ -60,19 +60,28 @@ def sandbox(
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
 
+# Stages that are a line of the message the stage before them found, not a later message: they are
+# looked for from where that message starts, so they cannot be matched in a later thread.
+PART_OF_THE_STAGE_BEFORE = frozenset({"buttons rendered", "with its reason"})
+
+
 def in_order(text: str, stages: tuple[tuple[str, str], ...]) -> None:
     """Every stage in order, allowing two neighbours to swap.
 
     The notifier sends a phase change on the card before a stage's reply when Slack's allowance is
     short (that is its priority rule), so under load the card's "Succeeded" may be printed before
-    the guard's "Guard passed" that caused it. Each stage is therefore looked for after the stage
-    two back, and must still come after the one before it unless those two swapped.
+    the guard's "Guard passed" that caused it — or a reply posted while the card's edit still waits
+    for its allowance. Each stage is therefore looked for after the stage two back, and must still
+    come after the one before it unless those two swapped. A line of the same message as the stage
+    before it (`PART_OF_THE_STAGE_BEFORE`) is looked for from that message on.
     """
     ends = [0, 0]
+    starts = [0]
     for name, words in stages:
-        at = ends[-2]
+        at = starts[-1] if name in PART_OF_THE_STAGE_BEFORE else ends[-2]
         found = text.find(words, at)
         assert found >= 0, f"stage {name!r} ({words!r}) missing after offset {at}:\n{text[at : at + 3000]}"
+        starts.append(found)
         ends.append(max(found + len(words), ends[-1]) if found < ends[-1] else found + len(words))
 
 
