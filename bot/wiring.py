@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
@@ -60,18 +61,24 @@ class Wired:
 def load_checked(environ: Mapping[str, str]) -> tuple[Settings, dict[str, Playbook]]:
     """Settings and playbooks, validated as ``playbook validate`` does; ``ConfigProblems`` otherwise."""
     settings = load_settings(None, environ)
+    return settings, checked_playbooks(settings, environ)
+
+
+def checked_playbooks(settings: Settings, environ: Mapping[str, str]) -> dict[str, Playbook]:
+    """The playbooks, validated against ``settings`` as ``playbook validate`` does (``ConfigProblems``)."""
     playbooks = load_playbooks(environ.get("SHIPTHREAD_PLAYBOOKS") or settings.playbooks_dir)
     problems = cross_validate(playbooks, settings)
     if problems:
         raise ConfigProblems(problems)
-    return settings, playbooks
+    return playbooks
 
 
-async def check_schema(url: str, upgrade: bool) -> str:
+async def check_schema(url: str, upgrade: bool, current: str | None = None) -> str:
     """The database must be at the newest migration (or be migrated now, with ``upgrade``); returns
-    that revision (read from the packaged scripts in a thread: Alembic reads them synchronously)."""
-    head = await asyncio.to_thread(migrate.head_revision)
-    current = await migrate.current_revision(url)
+    that revision. ``current``: the database's revision when the caller has read it already."""
+    head = migrate.head_revision()
+    if current is None:
+        current = await migrate.current_revision(url)
     if current == head:
         return head
     if upgrade:
@@ -114,22 +121,27 @@ async def wire(
 ) -> Wired:
     """Validate everything, then wire the app; raises ``ConfigError`` (with its message) on a problem.
 
-    The two slow synchronous steps (reading and validating the YAML, ~0.3 s; Bolt inspecting every
-    listener as it registers it, ~0.4 s) run in a thread, so the event loop never stalls at start.
+    The slow synchronous steps (reading and validating the YAML; Bolt inspecting every listener as
+    it registers it) run in a thread, so the event loop never stalls at start. The steps that wait
+    on the network, reading the database's revision and Slack's ``auth.test``, run meanwhile; their
+    answers are judged after the playbooks', in the order an operator fixes things (config and
+    playbooks, the schema, the secrets, Slack), and the first problem stops the rest.
     """
-    settings, playbooks = await asyncio.to_thread(load_checked, environ)
-    head = await check_schema(settings.database_url, upgrade)
-    bot_token = secret(settings, "SLACK_BOT_TOKEN")
-    signing_secret = "" if socket_mode else secret(settings, "SLACK_SIGNING_SECRET")
-    app_token = secret(settings, "SLACK_APP_TOKEN") if socket_mode else None
+    settings = await asyncio.to_thread(load_settings, None, environ)
     metrics = metrics or Metrics()
-    client = CountingWebClient(
-        metrics,
-        token=bot_token,
-        base_url=str(settings.slack.api_url),
-        timeout=max(1, round(settings.slack.timeout.total_seconds())),
-    )
-    identity = await identify(client)
+    client = _web_client(settings, metrics)
+    revision = asyncio.create_task(migrate.current_revision(settings.database_url), name="read revision")
+    answer = asyncio.create_task(identify(client), name="auth.test") if client is not None else None
+    try:
+        playbooks = await asyncio.to_thread(checked_playbooks, settings, environ)
+        head = await check_schema(settings.database_url, upgrade, await revision)
+        bot_token = secret(settings, "SLACK_BOT_TOKEN")
+        signing_secret = "" if socket_mode else secret(settings, "SLACK_SIGNING_SECRET")
+        app_token = secret(settings, "SLACK_APP_TOKEN") if socket_mode else None
+        assert client is not None and answer is not None  # the bot token is set (just checked)
+        identity = await answer
+    finally:
+        await _settle(revision, answer)
     runtime = _runtime(settings, playbooks, metrics, client, poll_interval_s)
     services = Services(
         engine=runtime.engine,
@@ -148,6 +160,27 @@ async def wire(
     )
     unobserve = retrying.observe(metrics)
     return Wired(settings, playbooks, runtime, services, app, metrics, unobserve, head, app_token)
+
+
+def _web_client(settings: Settings, metrics: Metrics) -> CountingWebClient | None:
+    """The bot's Slack client (None without ``SLACK_BOT_TOKEN``: ``wire`` says so in its turn)."""
+    token = settings.secrets.slack_bot_token
+    if token is None:
+        return None
+    return CountingWebClient(
+        metrics,
+        token=token.get_secret_value(),
+        base_url=str(settings.slack.api_url),
+        timeout=max(1, round(settings.slack.timeout.total_seconds())),
+    )
+
+
+async def _settle(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel what a failed start no longer needs, and collect every outcome (none left unretrieved)."""
+    pending = [task for task in tasks if task is not None]
+    for task in pending:
+        task.cancel()  # no effect on a finished task
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _runtime(

@@ -2,10 +2,13 @@
 
 The kubernetes client is synchronous and slow to import, so it is imported here once, and every
 call runs on the adapter's bounded thread pool with a timeout. Objects travel as the plain JSON the
-API server sent (``_preload_content=False``): a rollback must copy a pod template back exactly as
-``kubectl rollout undo`` does, and a round trip through the client's typed models could drop or
-reshape fields it does not know. Every ``ApiException`` and transport error is translated here
-into ``bot.errors``, with a message that names the object, the namespace and the cluster.
+API server sent: a rollback must copy a pod template back exactly as ``kubectl rollout undo`` does,
+and a round trip through the client's typed models could drop or reshape fields it does not know.
+So the few requests are made through the client's own plumbing (``ApiClient.param_serialize`` and
+``call_api``: its auth, TLS, host and REST layer), never through its generated API classes, whose
+pydantic models are ~0.6 s of imports (a third of a cold start) for typing we throw away. Every
+``ApiException`` and transport error is translated here into ``bot.errors``, with a message that
+names the object, the namespace and the cluster.
 """
 
 from __future__ import annotations
@@ -84,10 +87,16 @@ class Ref:
 
 
 def load_api_classes() -> None:
-    """Import the API classes the adapter uses. Blocking (~0.8 s): the client loads them lazily on
-    first use, which must not be on the event loop, so the serve process calls this in a thread."""
-    for api in (k8s.AppsV1Api, k8s.CoreV1Api):
-        api.__name__  # noqa: B018 -- the attribute access is the import
+    """Import what the client loads lazily on first use (its ``ApiClient`` and REST layer; not its
+    API classes, see the module docstring), off the event loop: the adapter calls this in a thread."""
+    k8s.ApiClient.__name__  # noqa: B018 -- the attribute access is the import
+
+
+_DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
+_PATHS = {"Deployment": _DEPLOYMENTS + "/{name}", "Service": "/api/v1/namespaces/{namespace}/services/{name}"}
+_REPLICA_SETS = "/apis/apps/v1/namespaces/{namespace}/replicasets"
+_STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 
 
 def build_client(name: str, access: ClusterAccess) -> k8s.ApiClient:
@@ -136,11 +145,10 @@ class ClusterApi:
         self._client: k8s.ApiClient | None = None
         self._lock = asyncio.Lock()
 
-    async def _apis(self) -> tuple[k8s.AppsV1Api, k8s.CoreV1Api]:
+    async def _connect(self) -> None:
         async with self._lock:
             if self._client is None:
                 self._client = await self._runner.run(build_client, self.name, self.access)
-        return k8s.AppsV1Api(self._client), k8s.CoreV1Api(self._client)
 
     def close(self) -> None:
         if self._client is not None:
@@ -148,9 +156,8 @@ class ClusterApi:
             self._client = None
 
     async def get(self, ref: Ref) -> Json:
-        apps, core = await self._apis()
-        read = apps.read_namespaced_deployment if ref.kind == "Deployment" else core.read_namespaced_service
-        return await self._call(ref, read, ref.name, ref.namespace)
+        await self._connect()
+        return await self._call(ref, self._request, "GET", _PATHS[ref.kind], _where(ref))
 
     async def find(self, ref: Ref) -> Json | None:
         """The object, or None when it does not exist."""
@@ -161,27 +168,41 @@ class ClusterApi:
 
     async def patch(self, ref: Ref, body: Json | list[Json]) -> Json:
         """A dict body is a strategic merge patch, a list body a JSON patch (the client's own rule)."""
-        apps, core = await self._apis()
-        patch = (
-            apps.patch_namespaced_deployment if ref.kind == "Deployment" else core.patch_namespaced_service
-        )
-        return await self._call(ref, patch, ref.name, ref.namespace, body)
+        await self._connect()
+        kind = _JSON_PATCH if isinstance(body, list) else _STRATEGIC_MERGE
+        return await self._call(ref, self._request, "PATCH", _PATHS[ref.kind], _where(ref), body, kind)
 
     async def create_deployment(self, ref: Ref, body: Json) -> Json:
         """Create ``body`` exactly as given. The client's ``create_namespaced_deployment`` only takes
         its typed model, which drops (or, given a dict, refuses) every field it does not know, so a
         copy of a pod template from a cluster newer than the client would lose fields on the way."""
-        await self._apis()
-        path = f"/apis/apps/v1/namespaces/{ref.namespace}/deployments"
-        return await self._call(ref, self._post, path, body)
+        await self._connect()
+        return await self._call(ref, self._request, "POST", _DEPLOYMENTS, {"namespace": ref.namespace}, body)
 
-    def _post(self, path: str, body: Json, *, _request_timeout: float, _preload_content: bool) -> Any:
-        """POST plain JSON through the client's own plumbing (auth, TLS, host), as its API methods do."""
+    def _request(
+        self,
+        method: str,
+        path: str,
+        path_params: dict[str, str],
+        body: Json | list[Json] | None = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+        *,
+        _request_timeout: float,
+        _preload_content: bool,
+    ) -> Any:
+        """One request through the client's own plumbing (auth, TLS, host), as its API methods make it
+        with ``_preload_content=False``: the raw response, or ``ApiException`` for a non-2xx status."""
         assert self._client is not None
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
         request = self._client.param_serialize(
-            "POST",
+            method,
             path,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            path_params=path_params,
+            query_params=query,
+            header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -193,9 +214,10 @@ class ClusterApi:
 
     async def replica_sets(self, ref: Ref, selector: str) -> list[Json]:
         """The ReplicaSets of ``ref``'s namespace matching the label ``selector``."""
-        apps, _ = await self._apis()
+        await self._connect()
+        query = [("labelSelector", selector)]
         listed = await self._call(
-            ref, apps.list_namespaced_replica_set, ref.namespace, label_selector=selector
+            ref, self._request, "GET", _REPLICA_SETS, {"namespace": ref.namespace}, query=query
         )
         return list(listed.get("items") or [])
 
@@ -231,6 +253,10 @@ class ClusterApi:
         finally:
             response.release_conn()
         return cast(Json, json.loads(data))
+
+
+def _where(ref: Ref) -> dict[str, str]:
+    return {"namespace": ref.namespace, "name": ref.name}
 
 
 def translate(exc: ApiException, ref: Ref) -> ShipthreadError:

@@ -12,17 +12,14 @@ migration leaves nothing half-done.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import make_url, text
+from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,10 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.domain.redact import masked_url
 from bot.errors import PermanentError, ShipthreadError, TransientError
 from bot.store import db
-from bot.store.models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (~0.3 s of imports with Mako and Pygments) is imported only where a migration runs or a
+# schema is compared: a start on a database already at head reads one row and never loads it.
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 URL_ENV = "SHIPTHREAD_DATABASE_URL"
+VERSION_TABLE = "alembic_version"
+"""Where Alembic keeps the revision a database is at (its default, one row, column ``version_num``)."""
+_REVISION_NAMES = ("revision", "down_revision")
 _UPGRADE_LOCK_KEY = 0x5348_4950  # "SHIP": any constant other tools on the same database do not use
 
 
@@ -44,6 +49,8 @@ def resolve_url(url: str | None = None) -> str:
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic ``Config`` for the packaged migrations (for tests and for ``alembic`` commands)."""
+    from alembic.config import Config
+
     config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if url is not None:
@@ -51,11 +58,42 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision this version of Shipthread knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the packaged migrations have no head revision"
-    return head
+    """The newest revision this version of Shipthread knows: the one no packaged script revises.
+
+    Read from the scripts' ``revision`` and ``down_revision`` assignments as text (Alembic's own
+    ``ScriptDirectory`` imports Alembic and every script; a test checks that the two agree).
+    """
+    revised: set[str] = set()
+    revisions: set[str] = set()
+    for script in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        names = _revision_names(script)
+        if "revision" in names:
+            revisions.add(str(names["revision"]))
+            down = names.get("down_revision")
+            revised.update([down] if isinstance(down, str) else down or ())
+    heads = revisions - revised
+    assert len(heads) == 1, f"the packaged migrations must have one head revision, not {sorted(heads)}"
+    return heads.pop()
+
+
+def _revision_names(script: Path) -> dict[str, Any]:
+    """The literals a migration script assigns to ``revision`` and ``down_revision`` at module level
+    (``revision: str = "0007"``)."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(script.read_text(encoding="utf-8"), str(script)).body:
+        target: ast.expr
+        value: ast.expr | None
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in _REVISION_NAMES and value is not None:
+            found[target.id] = ast.literal_eval(value)
+    return found
 
 
 async def upgrade(url: str | None = None) -> str:
@@ -67,11 +105,15 @@ async def upgrade(url: str | None = None) -> str:
     """
     resolved = resolve_url(url)
     _ensure_sqlite_folder(resolved)
-    config = alembic_config(resolved)
     engine = db.create_engine(resolved)
     try:
         connection = await _connect(engine, resolved)
         try:
+            head = head_revision()
+            if await connection.run_sync(_revision_of) == head:
+                return head  # nothing to do: no lock taken, Alembic not loaded
+            await connection.rollback()  # the check's read ends here; the migration's own transaction follows
+            config = alembic_config(resolved)
             async with connection.begin():
                 return await connection.run_sync(_upgrade_on, config)
         except DBAPIError as exc:
@@ -121,6 +163,8 @@ def upgrade_command(url: str | None) -> int:
 
 
 def _upgrade_on(connection: Connection, config: Config) -> str:
+    from alembic import command
+
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
     config.attributes["connection"] = connection
@@ -131,10 +175,22 @@ def _upgrade_on(connection: Connection, config: Config) -> str:
 
 
 def _revision_of(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The database's revision with one SELECT (what Alembic's ``get_current_revision`` reads);
+    None when the version table does not exist yet or is empty."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()  # noqa: S608
+    if len(rows) > 1:
+        raise PermanentError(f"the database is at several revisions at once ({', '.join(rows)}): merge them")
+    return str(rows[0]) if rows else None
 
 
 def _compare(connection: Connection) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from bot.store.models import Base
+
     context = MigrationContext.configure(connection, opts={"compare_type": True})
     return list(compare_metadata(context, Base.metadata))
 
