@@ -147,3 +147,40 @@ def test_the_control_api_freezes_the_clock_and_refuses_a_negative_scale(server: 
         assert sandbox(server).clock.time_scale == 0
     finally:
         control(server, "time-scale", {"time_scale": STILL})
+
+
+# the resources' times
+
+
+def _age_column(server: ServerThread, name: str) -> str:
+    """The AGE cell kubectl prints for a Deployment (the server renders tables)."""
+    request = urllib.request.Request(
+        f"{server.url}/apis/apps/v1/namespaces/{NS}/deployments/{name}",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        table = json.load(response)
+    names = [c["name"] for c in table["columnDefinitions"]]
+    return str(table["rows"][0]["cells"][names.index("Age")])
+
+
+def test_resource_times_are_read_from_the_emulated_clock(
+    server: ServerThread, apps: client.AppsV1Api
+) -> None:
+    # The cluster's timestamps must agree with its own clock: a test that jumps an hour must see
+    # objects an hour old and conditions stamped when the controller acted, not at the wall time.
+    apps.create_namespaced_deployment(NS, deployment("shop/web:1"))
+    before = apps.read_namespaced_deployment("web", NS)
+    sandbox(server).clock.advance(3600)
+    body = deployment_body("api", "shop/api:1", replicas=1, deadline_s=30)
+    apps.create_namespaced_deployment(NS, client.V1Deployment.model_validate(body))
+    created = k8s.meta(before).creation_timestamp
+    later = k8s.meta(apps.read_namespaced_deployment("api", NS)).creation_timestamp
+    assert created is not None and later is not None
+    assert abs((later - created).total_seconds() - 3600) <= 1
+    # the rollout finished a pod startup after the creation, replayed at that instant by the jump
+    web = apps.read_namespaced_deployment("web", NS)
+    available = next(c for c in k8s.conditions(web) if c.type == "Available" and c.status == "True")
+    assert available.last_update_time is not None
+    assert abs((available.last_update_time - created).total_seconds()) <= 1
+    assert _age_column(server, "web") == "60m"

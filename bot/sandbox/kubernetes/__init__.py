@@ -6,13 +6,11 @@ each module holds: ``vocabulary`` (the resources served and the errors answered)
 ``admission_rules`` (defaults and validation), ``patch`` (the three patch formats), ``rollout`` (the
 reconcile loop) over ``rollout_base``, ``rollout_pods`` and ``rollout_deployments`` (the Deployment
 → ReplicaSet → Pod controllers on a scaled clock), ``config_kinds`` (ServiceAccounts, ConfigMaps,
-Secrets, RBAC), ``discovery``, ``openapi`` and ``tables`` (what kubectl reads before and after),
+Secrets, RBAC), ``discovery``, ``openapi`` over ``openapi_schemas`` (whose field table is the data
+file ``openapi_fields.json``) and ``tables`` (what kubectl reads before and after),
 ``state`` (the emulator's whole state), ``addressing`` (what a request points at), ``resources`` (the
 resource API), ``watch``, ``control`` (the ``/_sandbox/`` API) and ``api_server``, which serves all
 of it over HTTP (see its docstring for the control API).
-
-``openapi`` stays over 400 lines on purpose: most of it is the field table of the emulated kinds,
-data that reads best in one place.
 """
 
 from __future__ import annotations

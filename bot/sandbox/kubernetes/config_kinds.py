@@ -8,7 +8,7 @@ defaults and validates them with the real registry's rules and messages (a Secre
 ``stringData`` folded into base64 ``data``, config keys, a Role rule without verbs, a
 RoleBinding without a ``roleRef``, a ``roleRef`` changed after creation).
 
-The field tables use ``openapi``'s little language; ``openapi`` merges them into its own.
+The field tables use ``openapi_schemas``' little language; ``openapi_schemas`` merges them into its own.
 """
 
 from __future__ import annotations

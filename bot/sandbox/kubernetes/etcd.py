@@ -15,6 +15,7 @@ import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bot.sandbox.kubernetes.selector import FieldSelector, Selector, fields_match, labels_match
@@ -57,8 +58,10 @@ def _without_meta_and_status(obj: JsonDict) -> JsonDict:
 class Store:
     """All objects of the emulated cluster."""
 
-    def __init__(self, wall_clock: Callable[[], float]):
-        self._wall = wall_clock
+    def __init__(self, clock: Callable[[], float]):
+        """``clock``: the emulator's epoch seconds (its ``ScaledClock``), never the wall clock."""
+        self._clock = clock
+        self._stepping_at: float | None = None
         self._objects: dict[ResourceType, dict[tuple[str, str], JsonDict]] = {}
         self._counter = itertools.count(_FIRST_RESOURCE_VERSION)
         self._resource_version = next(self._counter)
@@ -81,8 +84,22 @@ class Store:
             else _FIRST_RESOURCE_VERSION
         )
 
+    def instant(self) -> float:
+        """The time a write is stamped with: the controller step's instant while one runs, else now."""
+        return self._clock() if self._stepping_at is None else self._stepping_at
+
     def now(self) -> str:
-        return rfc3339(self._wall())
+        return rfc3339(self.instant())
+
+    @contextmanager
+    def stepping_at(self, at: float) -> Iterator[None]:
+        """Stamp the writes made inside with ``at``: a jump of the clock replays each controller
+        step at its own instant, so what it writes must carry that instant too."""
+        self._stepping_at = at
+        try:
+            yield
+        finally:
+            self._stepping_at = None
 
     # reads
 

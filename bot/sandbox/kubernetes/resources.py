@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bot.sandbox.kubernetes import openapi, tables
+from bot.sandbox.kubernetes import openapi, openapi_schemas, tables
 from bot.sandbox.kubernetes.addressing import Target, dry_run, wants_table
 from bot.sandbox.kubernetes.admission import check_name_matches
 from bot.sandbox.kubernetes.patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -82,7 +82,9 @@ class ResourceApi:
         obj = self.current()
         if wants_table(self.request) and self.target.subresource is None:
             return web.json_response(
-                tables.table(self.rt, [obj], self.store.resource_version, self.request.query)
+                tables.table(
+                    self.rt, [obj], self.store.resource_version, self.request.query, now=self.store.instant()
+                )
             )
         return web.json_response(obj)
 
@@ -111,7 +113,7 @@ class ResourceApi:
         else:
             items = items[start:]
         if wants_table(self.request):
-            table = tables.table(self.rt, items, self.store.resource_version, query)
+            table = tables.table(self.rt, items, self.store.resource_version, query, now=self.store.instant())
             table["metadata"] = meta
             return web.json_response(table)
         return web.json_response(
@@ -190,7 +192,7 @@ class ResourceApi:
         """The stored object, with a ``Warning`` header per field the schema does not know."""
         response = web.json_response(obj, status=status)
         if self.target.subresource is None and self.request.query.get("fieldValidation") != "Ignore":
-            for field in openapi.unknown_fields(self.rt, written):
+            for field in openapi_schemas.unknown_fields(self.rt, written):
                 response.headers.add("Warning", f'299 - "unknown field \\"{field}\\""')
         return response
 
@@ -226,7 +228,7 @@ class ResourceApi:
             elif content_type == "application/merge-patch+json":
                 result = merge_patch(document, body)
             elif content_type in ("application/strategic-merge-patch+json", "application/apply-patch+yaml"):
-                result = strategic_merge(document, body, openapi.patch_meta(self.rt, subresource))
+                result = strategic_merge(document, body, openapi_schemas.patch_meta(self.rt, subresource))
             else:
                 accepted = ", ".join(openapi.PATCH_TYPES)
                 raise unsupported_media_type(

@@ -65,7 +65,8 @@ class RolloutController(DeploymentSync):
                     return
                 at = max(at, due)
                 roots = self._due_roots(at)
-            self._step(at, roots)
+            with self._store.stepping_at(at):
+                self._step(at, roots)
             self._reconciled_to = at
         log.error("kubernetes emulator: the controllers did not settle after %d steps", _MAX_STEPS)
 

@@ -42,14 +42,24 @@ NODE_IP = "172.18.0.2"
 
 
 class ScaledClock(EmulatedClock):
-    """Emulated seconds from 0: wall time divided by ``time_scale`` (0.01 makes a minute pass in 0.6 s).
+    """Epoch seconds from the emulator's start, running ``1 / time_scale`` times as fast as real time
+    (0.01 makes a minute pass in 0.6 s).
 
-    ``time_scale`` 0 freezes it until ``advance`` (the shared clock's rule, validated there); the
-    controller's ticker then polls at its own pace, as nothing falls due by itself.
+    Epoch seconds because the cluster's timestamps (``creationTimestamp``, conditions, a pod's
+    ``startTime``, kubectl's AGE) are read from it too, so they agree with the controllers' time
+    when a test runs the clock fast or jumps it. ``time_scale`` 0 freezes it until ``advance``
+    (the shared clock's rule, validated there); the controller's ticker then polls at its own pace,
+    as nothing falls due by itself.
     """
 
-    def __init__(self, time_scale: float, monotonic: Callable[[], float] = time.monotonic):
-        super().__init__(time_scale, start=0.0, source=monotonic)
+    def __init__(
+        self,
+        time_scale: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        start: float | None = None,
+    ):
+        super().__init__(time_scale, start=start, source=monotonic)
 
 
 def annotations_of(obj: JsonDict) -> dict[str, str]:

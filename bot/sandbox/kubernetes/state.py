@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -68,7 +67,7 @@ class KubernetesSandbox:
     def __post_init__(self) -> None:
         self.shutdown = asyncio.Event()  # set when the server stops: delayed answers and watches end
         self.clock = ScaledClock(self.initial_time_scale)
-        self.store = Store(time.time)
+        self.store = Store(self.clock.now)
         self.admission = Admission()
         self.controller = RolloutController(
             self.store, self.clock, self.admission, pod_startup_seconds=self.pod_startup_seconds

@@ -57,12 +57,12 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _age(obj: JsonDict) -> str:
+def _age(obj: JsonDict, now: float) -> str:
     stamp = (obj.get("metadata") or {}).get("creationTimestamp")
     if not stamp:
         return "<unknown>"
     created = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
-    return human_duration(time.time() - created)
+    return human_duration(now - created)
 
 
 def _containers(obj: JsonDict) -> list[JsonDict]:
@@ -75,33 +75,33 @@ def _status(obj: JsonDict, key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _deployment(obj: JsonDict) -> list[Any]:
+def _deployment(obj: JsonDict, now: float) -> list[Any]:
     containers = _containers(obj)
     return [
         f"{_status(obj, 'readyReplicas')}/{(obj.get('spec') or {}).get('replicas', 0)}",
         _status(obj, "updatedReplicas"),
         _status(obj, "availableReplicas"),
-        _age(obj),
+        _age(obj, now),
         ",".join(str(c.get("name")) for c in containers),
         ",".join(str(c.get("image")) for c in containers),
         format_selector((obj.get("spec") or {}).get("selector")),
     ]
 
 
-def _replicaset(obj: JsonDict) -> list[Any]:
+def _replicaset(obj: JsonDict, now: float) -> list[Any]:
     containers = _containers(obj)
     return [
         (obj.get("spec") or {}).get("replicas", 0),
         _status(obj, "replicas"),
         _status(obj, "readyReplicas"),
-        _age(obj),
+        _age(obj, now),
         ",".join(str(c.get("name")) for c in containers),
         ",".join(str(c.get("image")) for c in containers),
         format_selector((obj.get("spec") or {}).get("selector")),
     ]
 
 
-def _pod(obj: JsonDict) -> list[Any]:
+def _pod(obj: JsonDict, now: float) -> list[Any]:
     status = obj.get("status") or {}
     statuses = [s for s in status.get("containerStatuses") or [] if isinstance(s, dict)]
     total = len((obj.get("spec") or {}).get("containers") or [])
@@ -116,7 +116,7 @@ def _pod(obj: JsonDict) -> list[Any]:
         f"{sum(1 for s in statuses if s.get('ready'))}/{total}",
         reason,
         str(sum(int(s.get("restartCount") or 0) for s in statuses)),
-        _age(obj),
+        _age(obj, now),
         status.get("podIP") or "<none>",
         (obj.get("spec") or {}).get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
@@ -124,7 +124,7 @@ def _pod(obj: JsonDict) -> list[Any]:
     ]
 
 
-def _service(obj: JsonDict) -> list[Any]:
+def _service(obj: JsonDict, now: float) -> list[Any]:
     spec = obj.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     ports = []
@@ -143,16 +143,16 @@ def _service(obj: JsonDict) -> list[Any]:
         spec.get("clusterIP") or "<none>",
         external,
         ",".join(ports) or "<none>",
-        _age(obj),
+        _age(obj, now),
         ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
     ]
 
 
-def _namespace(obj: JsonDict) -> list[Any]:
-    return [(obj.get("status") or {}).get("phase", ""), _age(obj)]
+def _namespace(obj: JsonDict, now: float) -> list[Any]:
+    return [(obj.get("status") or {}).get("phase", ""), _age(obj, now)]
 
 
-_PRINTERS: dict[ResourceType, tuple[list[Column], Callable[[JsonDict], list[Any]]]] = {
+_PRINTERS: dict[ResourceType, tuple[list[Column], Callable[[JsonDict, float], list[Any]]]] = {
     DEPLOYMENTS: (
         [
             _NAME,
@@ -246,14 +246,14 @@ def _row_object(obj: JsonDict, include: str) -> JsonDict | None:
 
 
 def table(
-    rt: ResourceType, objs: list[JsonDict], resource_version: int, query: Mapping[str, str]
+    rt: ResourceType, objs: list[JsonDict], resource_version: int, query: Mapping[str, str], *, now: float
 ) -> JsonDict:
-    """The ``meta.k8s.io/v1`` Table of ``objs``."""
-    columns, cells = _PRINTERS.get(rt, ([_NAME, _AGE], lambda obj: [_age(obj)]))
+    """The ``meta.k8s.io/v1`` Table of ``objs``; ``now`` (the emulator's clock) for their AGE."""
+    columns, cells = _PRINTERS.get(rt, ([_NAME, _AGE], lambda obj, now: [_age(obj, now)]))
     include = query.get("includeObject", "Metadata")
     rows = []
     for obj in objs:
-        row: JsonDict = {"cells": [obj["metadata"]["name"], *cells(obj)]}
+        row: JsonDict = {"cells": [obj["metadata"]["name"], *cells(obj, now)]}
         partial = _row_object(obj, include)
         if partial is not None:
             row["object"] = partial

@@ -87,7 +87,13 @@ class Watch:
     async def _send(self, response: web.StreamResponse, kind: str, obj: JsonDict) -> None:
         if self.as_table and kind in ("ADDED", "MODIFIED", "DELETED"):
             # kubectl get -w asks for Tables: one row per event, the columns with the first one only
-            obj = tables.table(self.target.rt, [obj], self.store.resource_version, self.request.query)
+            obj = tables.table(
+                self.target.rt,
+                [obj],
+                self.store.resource_version,
+                self.request.query,
+                now=self.store.instant(),
+            )
             if self.headers_sent:
                 obj["columnDefinitions"] = []
             self.headers_sent = True
