@@ -25,11 +25,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters import slack_wire
 from bot.adapters.blocking import BlockingRunner
 from bot.adapters.http_errors import is_transient
 from bot.adapters.retrying import RetryPolicy, retry, retry_after
 from bot.adapters.slack_notifier import TRANSIENT_ERRORS, SlackRefused
-from bot.adapters.slack_wire import CallObserver, ObservedWebClient
+from bot.adapters.slack_wire import CallObserver
 from bot.domain.chart import VerdictChart
 from bot.errors import PermanentError, TransientError
 from bot.store.threads import ThreadStore
@@ -93,14 +94,8 @@ class SlackChartPoster:
         """How long each chart took to draw (the last few), for operators and benchmarks."""
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
-        self._client = ObservedWebClient(
-            self._on_call,
-            token=self._token,
-            base_url=self._base_url,
-            timeout=max(1, round(self.options.timeout_s)),
-            session=self._session,
-            retry_handlers=[],  # retries are ours, bounded
+        self._session, self._client = slack_wire.open_client(
+            self._on_call, token=self._token, base_url=self._base_url, timeout_s=self.options.timeout_s
         )
 
     async def close(self) -> None:

@@ -1,11 +1,8 @@
 """The Slack notifier: the engine's ``Chat`` port, restart-safe and paced under Slack's limits.
 
-``notify`` never touches Slack. It redacts the notification (every text a person or CI wrote,
-before anything is rendered or escaped), renders it (``plan``) against the card's stored state
-and, in one transaction, stores the card's new state and each message's desired content by
-(deployment, key) (``bot.store.threads``); then it wakes the sender. The same notification twice
-— the outbox retrying a ``Notify`` after a crash — therefore lands on the same rows: an edit,
-never a second post. Ephemerals are sent best-effort and never stored.
+``notify`` never touches Slack. It redacts, renders and stores what the notification changes in
+its thread, the same rows for the same notification twice (``bot.adapters.slack_staging``); then
+it wakes the sender. Ephemerals are sent best-effort and never stored.
 
 One sender task brings Slack up to date: new messages are posted in thread order (the card
 first: replies need its ``ts``), edits send only the latest content (coalesced), urgent messages
@@ -32,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,35 +44,18 @@ from bot.adapters.slack_channels import PAGE_SIZE
 from bot.adapters.slack_delivery import Delivered, Delivery
 from bot.adapters.slack_lookup import EVENT_TYPE as EVENT_TYPE
 from bot.adapters.slack_pacing import Pacer, Pacing
+from bot.adapters.slack_staging import ChannelFor as ChannelFor
+from bot.adapters.slack_staging import Planner as Planner
+from bot.adapters.slack_staging import Redact, Rendering, ThreadStaging
 from bot.adapters.slack_wire import TRANSIENT_ERRORS as TRANSIENT_ERRORS
-from bot.adapters.slack_wire import CallObserver, ObservedWebClient
+from bot.adapters.slack_wire import CallObserver
 from bot.adapters.slack_wire import SlackRefused as SlackRefused
-from bot.domain.deployment import Deployment
-from bot.domain.notifications import DeploymentOpened, EnvLocked, EnvUnlocked, Notification
+from bot.domain.notifications import Notification
 from bot.domain.redact import Redactor
-from bot.slack.outgoing import CARD, Ephemeral, Plan, RenderContext
-from bot.store.threads import NO_CHANNEL, Desired, OutMessage, ThreadStore
+from bot.slack.outgoing import Ephemeral
+from bot.store.threads import OutMessage, ThreadStore
 
 log = logging.getLogger("shipthread.slack")
-
-Planner = Callable[[Mapping[str, Any] | None, Notification, RenderContext], Plan]
-"""``bot.slack.thread.plan``: what one notification changes in its thread."""
-ChannelFor = Callable[[Deployment], str | None]
-"""Where a deployment's thread goes when it opens without a ``DeploymentOpened`` delivered."""
-Redact = Callable[[Any], Any]
-"""Secrets out of a text or a JSON-like value or a notification (``Redactor.redact_data``)."""
-
-
-def _thread_named(notification: Notification) -> str | None:
-    """The deployment thread a notification without a ``deployment`` belongs to, if any.
-
-    A guard's lock (``EnvLocked`` / ``EnvUnlocked``) names its deployment by id: the planner tells
-    it in that thread (with the card's lock line) only when handed that thread's card state, and
-    posts it top-level in the channel when there is none (a manual lock, or a thread never opened).
-    """
-    if isinstance(notification, EnvLocked | EnvUnlocked):
-        return notification.deployment_id or None
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,22 +102,19 @@ class SlackNotifier:
     ) -> None:
         self.store = store
         self.options = options or NotifierOptions()
-        self._plan = planner
         self._token = token
         self._base_url = base_url
-        self._channel_for = channel_for
         # Without the process's secrets, the credential shapes are still masked.
         self._redact: Redact = redact or Redactor().redact_data
+        self._staging = ThreadStaging(
+            store, planner, channel_for, self._redact, Rendering(prometheus_url, grafana_url, now)
+        )
         self._watched = tuple(channels)
-        self._prometheus_url = prometheus_url
-        self._grafana_url = grafana_url
         self._now = now
         self._clock = monotonic
         self._on_call = on_call
         self._pacer = Pacer(self.options.pacing, started_at=monotonic())
         self._delivery = self._new_delivery(on_delivered)
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        """Per thread, its lock and how many hold or wait for it (dropped at zero)."""
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -184,79 +161,11 @@ class SlackNotifier:
 
     async def stage(self, notification: Notification) -> dict[str, int]:
         """``notify``, returning each thread message's revision now (for measuring delivery)."""
-        # Redacted before rendering: after mrkdwn escaping a secret with ``&<>`` no longer reads
-        # as itself, and a mask put in after ``limits.fit_*`` could grow text past Slack's limits.
-        notification = self._redact(notification)
-        dep: Deployment | None = getattr(notification, "deployment", None)
-        thread_id = dep.id if dep is not None else _thread_named(notification)
-        ctx = RenderContext(self._now(), self._prometheus_url, self._grafana_url)
-        revisions: dict[str, int] = {}
-        if thread_id is None:
-            plan = self._plan(None, notification, ctx)
-        else:
-            async with self._lock(thread_id):
-                thread = await self.store.thread(thread_id)
-                plan = self._plan(thread.card_state if thread else None, notification, ctx)
-                channel = self._channel_of(dep, notification) if not thread or not thread.channel else None
-                if thread is None and channel is None and plan.thread:
-                    # Kept, card fold and messages, under no channel: a later notification that
-                    # knows the channel sends them all (``ThreadStore.record``).
-                    log.warning("%s: no channel for its thread yet; %s kept", thread_id, type(notification))
-                if plan.thread or plan.card_state is not None:
-                    revisions = await self.store.record(
-                        thread_id,
-                        channel or (thread.channel if thread else NO_CHANNEL),
-                        self._redact(plan.card_state),
-                        [
-                            self._desired(o.key, o.text, o.blocks, int(o.priority), o.key == CARD)
-                            for o in plan.thread
-                        ],
-                        self._now(),
-                    )
-        for post in plan.channel:
-            thread_id = f"channel:{post.channel}"
-            async with self._lock(thread_id):
-                m = post.message
-                await self.store.record(
-                    thread_id,
-                    post.channel,
-                    None,
-                    [self._desired(m.key, m.text, m.blocks, int(m.priority), True)],
-                    self._now(),
-                )
-        for ephemeral in plan.ephemeral:
+        staged = await self._staging.stage(notification)
+        for ephemeral in staged.ephemeral:
             self._spawn(self._send_ephemeral(ephemeral))
         self._wakeup.set()
-        return revisions
-
-    def _channel_of(self, dep: Deployment | None, notification: Notification) -> str | None:
-        if isinstance(notification, DeploymentOpened):
-            return notification.channel
-        if dep is None:  # a lock told in a deployment's thread names its channel itself
-            return getattr(notification, "channel", None)
-        return self._channel_for(dep)
-
-    def _desired(
-        self, key: str, text: str, blocks: tuple[dict[str, Any], ...], priority: int, top_level: bool
-    ) -> Desired:
-        # A backstop: the notification was redacted already, so this changes nothing unless a
-        # secret only appears once rendered (then a refusal for size beats a leak).
-        return Desired(key, self._redact(text), tuple(self._redact(list(blocks))), priority, top_level)
-
-    @contextlib.asynccontextmanager
-    async def _lock(self, thread_id: str) -> AsyncIterator[None]:
-        """The thread's lock; forgotten once nobody holds or waits for it (one per live thread)."""
-        lock, users = self._locks.get(thread_id, (asyncio.Lock(), 0))
-        self._locks[thread_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[thread_id]
-            if users <= 1:
-                del self._locks[thread_id]
-            else:
-                self._locks[thread_id] = (lock, users - 1)
+        return staged.revisions
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -264,14 +173,8 @@ class SlackNotifier:
         if self._sender is not None:
             return
         self._stopping = False
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_s))
-        self._client = ObservedWebClient(
-            self._on_call,
-            token=self._token,
-            base_url=self._base_url,
-            timeout=max(1, round(self.options.timeout_s)),
-            session=self._session,
-            retry_handlers=[],  # retries are ours, paced, and never on a 429
+        self._session, self._client = slack_wire.open_client(
+            self._on_call, token=self._token, base_url=self._base_url, timeout_s=self.options.timeout_s
         )
         self._channels.start()
         self._sender = asyncio.create_task(self._run(), name="slack-sender")

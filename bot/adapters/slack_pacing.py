@@ -51,13 +51,16 @@ class Pacing:
 
 
 class Bucket:
-    """A token bucket: ``rate`` tokens a second, up to ``burst``; a 429 empties it for a while."""
+    """A token bucket: ``rate`` tokens a second, up to ``burst``; a 429 empties it for a while.
 
-    def __init__(self, rate: float, burst: int) -> None:
+    ``spent_at``: the bucket starts empty at that instant instead of full (see ``Pacer``).
+    """
+
+    def __init__(self, rate: float, burst: int, *, spent_at: float | None = None) -> None:
         self.rate = rate
         self.burst = float(burst)
-        self._tokens = float(burst)
-        self._at: float | None = None
+        self._tokens = float(burst) if spent_at is None else 0.0
+        self._at: float | None = spent_at
         self._blocked = 0.0
 
     def wait(self, now: float, needed: float = 1.0) -> float:
@@ -65,8 +68,8 @@ class Bucket:
         if now < self._blocked:
             return self._blocked - now
         if self._at is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
+            self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+        self._at = now if self._at is None else max(self._at, now)
         needed = min(needed, self.burst)
         if self._tokens >= needed:
             self._tokens -= 1.0
@@ -83,31 +86,39 @@ class Pacer:
     """Gates per channel and the workspace's edit bucket, on a monotonic clock given per call."""
 
     def __init__(self, pacing: Pacing, *, started_at: float | None = None) -> None:
-        """``started_at``: this process's start, when a post is taken to have just gone out.
+        """``started_at``: this process's start, when its predecessor is taken to have just spent
+        all it may send.
 
-        A process cannot know what the one before it posted just before it died (a crash loop
-        restarts in a fraction of a second): with ``started_at`` every channel's first post waits
-        one post interval from the start, so restarts together never post to a channel faster
-        than one process may. (The edit bucket starts full: Slack's edit limit is a minute's
-        window per workspace, which a crash loop is far from filling with 5-edit bursts.)
+        A process cannot know what the one before it sent just before it died (a crash loop
+        restarts in a fraction of a second): with ``started_at`` each channel's posts and the
+        workspace's edits start with an empty allowance that refills from the start (the first post
+        to a channel, and the first edit, wait one interval), so restarts together never send
+        faster than one process may. The reads start full: they are the restart's own (finding lost
+        posts, listing channels for ``/readyz``), and a crash loop does not repeat them in bursts.
         """
         self.pacing = pacing
-        self._post_floor = 0.0 if started_at is None else started_at + 1.0 / pacing.posts_per_second
-        self._post_next: dict[str, float] = {}
-        self._post_blocked: dict[str, float] = {}
-        self._updates = Bucket(pacing.updates_per_minute / 60.0, pacing.update_burst)
+        self._started_at = started_at
+        self._posts: dict[str, Bucket] = {}
+        """Per channel: a bucket of one post (``chat.postMessage`` has no burst to speak of)."""
+        self._updates = self._spent(pacing.updates_per_minute / 60.0, pacing.update_burst)
         self.lookups = Bucket(pacing.lookups_per_minute / 60.0, pacing.read_burst)
         """``conversations.history`` / ``replies`` pages."""
         self.listings = Bucket(pacing.listings_per_minute / 60.0, pacing.read_burst)
         """``conversations.list`` pages."""
 
+    def _spent(self, rate: float, burst: int) -> Bucket:
+        """A bucket of what this process sends, taken to be spent at its start (the restart rule)."""
+        return Bucket(rate, burst, spent_at=self._started_at)
+
+    def _post_gate(self, channel: str) -> Bucket:
+        gate = self._posts.get(channel)
+        if gate is None:
+            gate = self._posts[channel] = self._spent(self.pacing.posts_per_second, 1)
+        return gate
+
     def post_wait(self, channel: str, now: float) -> float:
         """Seconds until a post to ``channel`` may go (0: it may, and the slot is taken)."""
-        ready = max(self._post_next.get(channel, self._post_floor), self._post_blocked.get(channel, 0.0))
-        if now < ready:
-            return ready - now
-        self._post_next[channel] = now + 1.0 / self.pacing.posts_per_second
-        return 0.0
+        return self._post_gate(channel).wait(now)
 
     def update_wait(self, priority: int, now: float) -> float:
         """Seconds until an edit of ``priority`` may go (0: it may, and a token is taken)."""
@@ -115,7 +126,7 @@ class Pacer:
         return self._updates.wait(now, needed)
 
     def posts_rate_limited(self, channel: str, retry_after: float, now: float) -> None:
-        self._post_blocked[channel] = max(self._post_blocked.get(channel, 0.0), now + retry_after)
+        self._post_gate(channel).blocked(retry_after, now)
 
     def updates_rate_limited(self, retry_after: float, now: float) -> None:
         self._updates.blocked(retry_after, now)

@@ -89,6 +89,23 @@ class ObservedWebClient(AsyncWebClient):
         return response
 
 
+def open_client(
+    observe: CallObserver | None, *, token: str, base_url: str, timeout_s: float
+) -> tuple[aiohttp.ClientSession, ObservedWebClient]:
+    """A client on an HTTP session of its own (close the session when done), with no retry handler:
+    retries are the caller's, paced and bounded, and never on a 429; ``timeout_s`` bounds each call."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+    client = ObservedWebClient(
+        observe,
+        token=token,
+        base_url=base_url,
+        timeout=max(1, round(timeout_s)),
+        session=session,
+        retry_handlers=[],
+    )
+    return session, client
+
+
 class RateLimited(ShipthreadError):
     """Slack answered 429: the pacer blocks the method (or channel) for ``retry_after`` seconds.
 

@@ -8,9 +8,7 @@ import io
 import struct
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from slack_sdk.errors import SlackApiError
@@ -23,28 +21,12 @@ from bot.domain.notifications import DeploymentOpened
 from bot.domain.phases import Phase
 from bot.errors import PermanentError
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator
-from bot.store.db import create_engine
-from bot.store.migrate import upgrade
 from bot.store.threads import ThreadStore
 from tests.adapters.test_slack_notifier import TOKEN, control, dep, emulator, notifier
+from tests.support.slack_fixtures import slack as slack  # the fixtures
+from tests.support.slack_fixtures import store as store
 
 T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def slack() -> Iterator[ServerThread]:
-    with ServerThread(SlackEmulator().app, name="slack") as server:
-        yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ThreadStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    yield ThreadStore(engine)
-    await engine.dispose()
 
 
 def fetch(request: urllib.request.Request | str) -> tuple[int, bytes]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,10 +38,10 @@ from bot.metrics import Metrics
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import SlackEmulator
 from bot.slack.outgoing import Plan, Priority, RenderContext
-from bot.store.db import create_engine
-from bot.store.migrate import upgrade
 from bot.store.threads import ThreadStore
 from tests.adapters.slack_support import Thread, card_text, plan, read_thread, read_whole_thread
+from tests.support.slack_fixtures import slack as slack  # the fixtures
+from tests.support.slack_fixtures import store as store
 
 TOKEN = "xoxb-sandbox"
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
@@ -52,12 +51,6 @@ QUICK = NotifierOptions(
     outage_backoff_s=0.1,
     outage_backoff_cap_s=0.5,
 )
-
-
-@pytest.fixture
-def slack() -> Iterator[ServerThread]:
-    with ServerThread(SlackEmulator().app, name="slack") as server:
-        yield server
 
 
 def emulator(server: ServerThread) -> SlackEmulator:
@@ -73,15 +66,6 @@ def control(server: ServerThread, verb: str, path: str, payload: dict[str, Any] 
     )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.load(resp)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ThreadStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    yield ThreadStore(engine)
-    await engine.dispose()
 
 
 def notifier(
@@ -366,7 +350,8 @@ async def test_every_slack_call_and_429_of_the_notifier_is_counted_for_metrics(
 ) -> None:
     control(slack, "POST", "config", {"rate_limits": {"methods": {"chat.update": 1}}})
     metrics = Metrics()
-    chat = notifier(slack, store, on_call=metrics.slack_call)
+    # Paced 4x: a started notifier's first edit waits an edit interval, and both edits must go in time.
+    chat = notifier(slack, store, replace(QUICK, pacing=Pacing().scaled(4)), on_call=metrics.slack_call)
     await chat.start()
     try:
         await chat.notify(DeploymentOpened(dep(phase=Phase.REQUESTED), "#deploys"))
@@ -395,3 +380,14 @@ def test_a_restarted_pacer_assumes_its_predecessor_just_posted() -> None:
     assert pacer.post_wait("C1", 10.2) == pytest.approx(0.8)  # one interval from the start
     assert pacer.post_wait("C2", 11.0) == 0.0
     assert pacer.post_wait("C1", 11.0) == 0.0 and pacer.post_wait("C1", 11.0) == pytest.approx(1.0)
+
+
+def test_a_restarted_pacer_assumes_its_predecessor_just_spent_its_edits() -> None:
+    # The same for edits: a process restarted right after a burst of edits must not send a burst
+    # of its own at once, or successive processes together exceed Slack's chat.update rate.
+    pacer = Pacer(Pacing(updates_per_minute=60.0, update_burst=5), started_at=10.0)
+    assert pacer.update_wait(Priority.URGENT, 10.2) == pytest.approx(0.8)  # one edit interval from the start
+    assert pacer.update_wait(Priority.URGENT, 11.0) == 0.0
+    assert pacer.update_wait(Priority.URGENT, 11.0) == pytest.approx(1.0)  # then one a second
+    fresh = Pacer(Pacing(updates_per_minute=60.0, update_burst=5))  # no start given: the full burst
+    assert [fresh.update_wait(Priority.URGENT, 0.0) for _ in range(5)] == [0.0] * 5

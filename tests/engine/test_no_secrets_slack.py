@@ -10,12 +10,9 @@ blocks) is searched for the secret, as written and as escaped; and every message
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.adapters.slack_notifier import NotifierOptions, SlackNotifier
@@ -26,30 +23,15 @@ from bot.domain.notifications import BuildProgress, DeploymentOpened, PhaseChang
 from bot.domain.phases import Phase
 from bot.domain.redact import Redactor
 from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator, check_message_blocks, emulator_of
-from bot.store.db import create_engine
-from bot.store.migrate import upgrade
+from bot.sandbox.slack import check_message_blocks, emulator_of
 from bot.store.models import SlackMessageRow, SlackThreadRow
 from bot.store.threads import ThreadStore
 from tests.support.renderer import planner
+from tests.support.slack_fixtures import slack as slack  # the fixtures
+from tests.support.slack_fixtures import store as store
 
 SECRET = "Pa&ss<w0rd>99"
 AT = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def slack() -> Iterator[ServerThread]:
-    with ServerThread(SlackEmulator().app, name="slack") as server:
-        yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ThreadStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    yield ThreadStore(engine)
-    await engine.dispose()
 
 
 def dep(did: str, phase: Phase) -> Deployment:
