@@ -22,43 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import FORM, Clock, SlackDriver, SlackEmulator, view_state
+from tests.sandbox.slack_requests import SLASH_FIELDS, TOKEN, reject_modal
 
-TOKEN = "xoxb-sandbox"
 SECRET = "sandbox-signing-secret"
-
-SLASH_FIELDS = {
-    "token",
-    "team_id",
-    "team_domain",
-    "channel_id",
-    "channel_name",
-    "user_id",
-    "user_name",
-    "command",
-    "text",
-    "api_app_id",
-    "is_enterprise_install",
-    "response_url",
-    "trigger_id",
-}
-
-
-def reject_modal(private_metadata: str = "") -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": "reject",
-        "private_metadata": private_metadata,
-        "title": {"type": "plain_text", "text": "Reject"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "reason",
-                "label": {"type": "plain_text", "text": "Why?"},
-                "element": {"type": "plain_text_input", "action_id": "text"},
-            }
-        ],
-    }
 
 
 @dataclass

@@ -294,14 +294,14 @@ async def _click_home(driver: SlackDriver, serve: ServeProcess, home: dict[str, 
         for b in home["blocks"]
         if (b.get("accessory") or {}).get("action_id") == actions.UNLOCK
     )
-    workspace = await driver._workspace_info()
+    workspace = await driver.emulator.workspace()
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user, "team_id": workspace["team_id"]},
         "api_app_id": workspace["app_id"],
         "token": "sandbox-verification-token",
         "container": {"type": "view", "view_id": home["id"]},
-        "trigger_id": await driver._trigger(user),
+        "trigger_id": await driver.emulator.trigger(user),
         "team": {"id": workspace["team_id"], "domain": workspace["team_domain"]},
         "view": home,
         "actions": [

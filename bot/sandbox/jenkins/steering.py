@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.sandbox.jenkins.config import Json
+from bot.sandbox.jenkins_results import check_result
 
-RESULTS = frozenset({"SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT"})
 INFINITY = math.inf
 
 
@@ -32,8 +32,7 @@ class BuildScript:
     queue_wait: float | None = None
 
     def __post_init__(self) -> None:
-        if self.result not in RESULTS:
-            raise ValueError(f"result must be one of {sorted(RESULTS)}, not {self.result!r}")
+        check_result(self.result)
         for name in ("duration", "queue_wait"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | float) or value < 0):

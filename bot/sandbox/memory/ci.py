@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 
 from bot.errors import NotFound, PermanentError
 from bot.ports import BuildRef, BuildState, BuildStatus, Clock
+from bot.sandbox.jenkins_results import ABORTED, SUCCESS, check_result
 
 __all__ = ["KEY_PARAM", "BuildPlan", "MemoryBuild", "MemoryCI"]
 
 KEY_PARAM = "SHIPTHREAD_KEY"
 
-_STATES = {
-    "SUCCESS": BuildState.SUCCEEDED,
-    "FAILURE": BuildState.FAILED,
-    "UNSTABLE": BuildState.FAILED,
-    "NOT_BUILT": BuildState.FAILED,
-    "ABORTED": BuildState.ABORTED,
-}
+
+def _state_of(result: str) -> BuildState:
+    """What a finished build's word means, by the Jenkins adapter's rule: only SUCCESS releases a
+    version, ABORTED was stopped, any other word is a failure."""
+    if result == SUCCESS:
+        return BuildState.SUCCEEDED
+    return BuildState.ABORTED if result == ABORTED else BuildState.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,7 @@ class BuildPlan:
     queue_wait: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.result not in _STATES:
-            raise ValueError(f"result must be one of {sorted(_STATES)}, not {self.result!r}")
+        check_result(self.result)
 
 
 @dataclass(slots=True)
@@ -144,7 +144,7 @@ class MemoryCI:
         )
         elapsed = item.ends_at - item.started_at
         return BuildStatus(
-            ref, _STATES[result], url=url, result=result, elapsed_s=elapsed, estimated_s=estimated
+            ref, _state_of(result), url=url, result=result, elapsed_s=elapsed, estimated_s=estimated
         )
 
     async def console_tail(self, ref: BuildRef, lines: int = 20) -> str:

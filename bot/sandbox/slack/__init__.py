@@ -34,7 +34,8 @@ of the Web API and its dispatch), ``response_urls``, ``control`` (the control AP
 over ``socket_records`` and ``socket_links``: ``apps.connections.open``, the ``/link/`` WebSocket,
 envelopes and acks). ``blocks`` is the Block Kit checker; ``driver``, ``socket_driver`` and
 ``view_state`` go the other direction: a Slack that sends slash commands, clicks and view
-submissions to an app, over HTTP or Socket Mode.
+submissions to an app, over HTTP or Socket Mode (``driver_emulator``: what they read and mint in
+the emulator).
 """
 
 from __future__ import annotations

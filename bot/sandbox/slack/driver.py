@@ -27,11 +27,10 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from bot.sandbox.slack import blocks as slack_blocks
+from bot.sandbox.slack.driver_emulator import EmulatorCalls, json_object
+from bot.sandbox.slack.records import JSONDict
 from bot.sandbox.slack.socket_records import EVENTS_API, INTERACTIVE, SLASH_COMMANDS
 from bot.sandbox.slack.view_state import view_state
-
-JSONDict = dict[str, Any]
-
 
 FORM: Final = "application/x-www-form-urlencoded"
 JSON_TYPE: Final = "application/json"
@@ -77,7 +76,8 @@ class SlackDriver:
         self._verification_token = verification_token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._wall_clock = wall_clock
-        self._workspace: JSONDict | None = None
+        self.emulator = EmulatorCalls(self.emulator_url, self._timeout)
+        """What the driver reads from the emulator, and what it has it mint."""
 
     # -- what a person does --------------------------------------------------------------------
 
@@ -92,22 +92,22 @@ class SlackDriver:
         retry_reason: str | None = None,
     ) -> DriverResponse:
         """Type ``command text`` in ``channel_id`` as ``user_id``."""
-        workspace = await self._workspace_info()
-        user = await self._user(user_id)
+        workspace = await self.emulator.workspace()
+        user = await self.emulator.user(user_id)
         fields = {
             "token": self._verification_token,
             "team_id": workspace["team_id"],
             "team_domain": workspace["team_domain"],
             "channel_id": channel_id,
-            "channel_name": self._channel_name(workspace, channel_id),
+            "channel_name": self.emulator.channel_name(workspace, channel_id),
             "user_id": user_id,
             "user_name": user.get("name", user_id),
             "command": command if command.startswith("/") else f"/{command}",
             "text": text,
             "api_app_id": workspace["app_id"],
             "is_enterprise_install": "false",
-            "response_url": await self._response_url(channel_id=channel_id, user_id=user_id),
-            "trigger_id": await self._trigger(user_id),
+            "response_url": await self.emulator.response_url(channel_id=channel_id, user_id=user_id),
+            "trigger_id": await self.emulator.trigger(user_id),
         }
         return await self._deliver(SLASH_COMMANDS, fields, retry_num, retry_reason)
 
@@ -127,14 +127,14 @@ class SlackDriver:
         Raises ``LookupError`` when the message or the button is not there (a test mistake, or a
         message the app never posted).
         """
-        workspace = await self._workspace_info()
-        found = await self._get("/_sandbox/message", channel=channel, ts=ts)
+        workspace = await self.emulator.workspace()
+        found = await self.emulator.get("/_sandbox/message", channel=channel, ts=ts)
         if not found.get("ok"):
             raise LookupError(f"no message {ts} in {channel}")
         message: JSONDict = found["message"]
         is_ephemeral = bool(found.get("is_ephemeral"))
         button_block, button = self._find_button(message.get("blocks") or [], action_id, block_id)
-        user = await self._user(user_id)
+        user = await self.emulator.user(user_id)
         thread_ts = message.get("thread_ts") if message.get("thread_ts") != message.get("ts") else None
         container: JSONDict = {
             "type": "message",
@@ -151,13 +151,13 @@ class SlackDriver:
             "api_app_id": workspace["app_id"],
             "token": self._verification_token,
             "container": container,
-            "trigger_id": await self._trigger(user_id),
+            "trigger_id": await self.emulator.trigger(user_id),
             "team": {"id": workspace["team_id"], "domain": workspace["team_domain"]},
             "enterprise": None,
             "is_enterprise_install": False,
-            "channel": {"id": channel, "name": self._channel_name(workspace, channel)},
+            "channel": {"id": channel, "name": self.emulator.channel_name(workspace, channel)},
             "state": {"values": {}},
-            "response_url": await self._response_url(
+            "response_url": await self.emulator.response_url(
                 channel_id=channel,
                 user_id=user_id,
                 message_ts=ts,
@@ -188,13 +188,13 @@ class SlackDriver:
         empty, as Slack does. The app's answer (close, clear, update, push, errors) is applied to
         the emulator's view stack.
         """
-        workspace = await self._workspace_info()
-        found = await self._get(f"/_sandbox/views/{view_id}")
+        workspace = await self.emulator.workspace()
+        found = await self.emulator.get(f"/_sandbox/views/{view_id}")
         if not found.get("ok"):
             raise LookupError(f"no view {view_id} in the emulator")
         view: JSONDict = found["view"]
         state = view_state(view.get("blocks") or [], values)
-        user = await self._user(user_id)
+        user = await self.emulator.user(user_id)
         payload: JSONDict = {
             "type": "view_submission",
             "team": {"id": workspace["team_id"], "domain": workspace["team_domain"]},
@@ -206,7 +206,7 @@ class SlackDriver:
             },
             "api_app_id": workspace["app_id"],
             "token": self._verification_token,
-            "trigger_id": await self._trigger(user_id, view_id=view_id),
+            "trigger_id": await self.emulator.trigger(user_id, view_id=view_id),
             "view": {**view, "state": {"values": state}},
             "response_urls": [],
             "is_enterprise_install": False,
@@ -215,7 +215,7 @@ class SlackDriver:
         response = await self._deliver(INTERACTIVE, payload, retry_num, retry_reason)
         if response.status == 200:
             answer = json_object(response.body)
-            await self._post(f"/_sandbox/views/{view_id}/response", {**answer, "state": state})
+            await self.emulator.post(f"/_sandbox/views/{view_id}/response", {**answer, "state": state})
         return response
 
     async def app_home_opened(
@@ -228,7 +228,7 @@ class SlackDriver:
         retry_reason: str | None = None,
     ) -> DriverResponse:
         """The Events API ``app_home_opened`` callback; pass the same ``event_id`` to redeliver."""
-        workspace = await self._workspace_info()
+        workspace = await self.emulator.workspace()
         now = self._wall_clock()
         event: JSONDict = {
             "type": "app_home_opened",
@@ -237,7 +237,7 @@ class SlackDriver:
             "tab": tab,
             "event_ts": f"{now:.6f}",
         }
-        views = await self._get("/_sandbox/views", user=user_id)
+        views = await self.emulator.get("/_sandbox/views", user=user_id)
         home = [v for v in views.get("views", []) if v.get("type") == "home"]
         if home:
             event["view"] = {k: v for k, v in home[-1].items() if k not in ("user_id", "closed")}
@@ -322,56 +322,6 @@ class SlackDriver:
             body, content_type, sent=dict(sent), retry_num=retry_num, retry_reason=retry_reason
         )
 
-    async def _get(self, path: str, **query: str) -> JSONDict:
-        async with (
-            aiohttp.ClientSession(timeout=self._timeout) as session,
-            session.get(f"{self.emulator_url}{path}", params=query) as response,
-        ):
-            answer = await response.json()
-            return answer if isinstance(answer, dict) else {}
-
-    async def _post(self, path: str, payload: JSONDict) -> JSONDict:
-        async with (
-            aiohttp.ClientSession(timeout=self._timeout) as session,
-            session.post(f"{self.emulator_url}{path}", json=payload) as response,
-        ):
-            answer = await response.json()
-            if response.status >= 400 or not isinstance(answer, dict):
-                raise RuntimeError(f"the Slack emulator refused {path}: {answer}")
-            return answer
-
-    async def _workspace_info(self) -> JSONDict:
-        if self._workspace is None:
-            self._workspace = await self._get("/_sandbox/workspace")
-        return self._workspace
-
-    async def _user(self, user_id: str) -> JSONDict:
-        for refresh in (False, True):
-            if refresh:
-                self._workspace = None
-            workspace = await self._workspace_info()
-            for user in workspace.get("users", []):
-                if user.get("id") == user_id:
-                    return dict(user)
-        return {"id": user_id, "name": user_id}
-
-    @staticmethod
-    def _channel_name(workspace: JSONDict, channel_id: str) -> str:
-        for channel in workspace.get("channels", []):
-            if channel.get("id") == channel_id:
-                return str(channel.get("name", channel_id))
-        return channel_id
-
-    async def _trigger(self, user_id: str, view_id: str | None = None) -> str:
-        request: JSONDict = {"user_id": user_id}
-        if view_id:
-            request["view_id"] = view_id
-        return str((await self._post("/_sandbox/triggers", request))["trigger_id"])
-
-    async def _response_url(self, **context: Any) -> str:
-        request = {k: v for k, v in context.items() if v is not None}
-        return str((await self._post("/_sandbox/response_urls", request))["response_url"])
-
     @staticmethod
     def _find_button(blocks: list[Any], action_id: str, block_id: str | None) -> tuple[str, JSONDict]:
         for found_block, element in slack_blocks.interactive_elements(blocks):
@@ -395,11 +345,3 @@ def _button_action(button: JSONDict, block_id: str, action_ts: str) -> JSONDict:
         if optional in button:
             action[optional] = button[optional]
     return action
-
-
-def json_object(text: str) -> JSONDict:
-    try:
-        answer = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}

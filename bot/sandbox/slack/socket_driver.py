@@ -69,7 +69,7 @@ class SocketModeDriver(SlackDriver):
         accepts = kind == SLASH_COMMANDS or (
             kind == INTERACTIVE and sent.get("type") in self.RESPONSE_PAYLOAD_INTERACTIONS
         )
-        answer = await self._post(
+        answer = await self.emulator.post(
             "/_sandbox/socket/envelopes",
             {
                 "type": kind,
@@ -105,17 +105,17 @@ class SocketModeDriver(SlackDriver):
         request: JSONDict = {"reason": reason, "close": close, "notify": notify}
         if connection_id is not None:
             request["connection_id"] = connection_id
-        answer = await self._post("/_sandbox/socket/disconnect", request)
+        answer = await self.emulator.post("/_sandbox/socket/disconnect", request)
         return [str(c) for c in answer["connections"]]
 
     async def connections(self, *, open_count: int | None = None, wait: float = 0.0) -> list[JSONDict]:
         """The app's connections; with ``open_count``, first wait up to ``wait`` s for that many open."""
         query = {} if open_count is None else {"open": str(open_count), "wait": str(wait)}
-        return list((await self._get("/_sandbox/socket/connections", **query))["connections"])
+        return list((await self.emulator.get("/_sandbox/socket/connections", **query))["connections"])
 
     async def envelopes(self) -> list[JSONDict]:
-        return list((await self._get("/_sandbox/socket/envelopes"))["envelopes"])
+        return list((await self.emulator.get("/_sandbox/socket/envelopes"))["envelopes"])
 
     async def log(self) -> list[JSONDict]:
         """Every ticket, connection, delivery, redelivery, ack, drop and disconnect, in order."""
-        return list((await self._get("/_sandbox/socket/log"))["log"])
+        return list((await self.emulator.get("/_sandbox/socket/log"))["log"])

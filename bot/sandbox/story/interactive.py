@@ -17,8 +17,9 @@ import threading
 from typing import Final, TextIO
 
 from bot.sandbox.slack import SlackDriver
-from bot.sandbox.story.play import CHANNEL, prometheus_binary
+from bot.sandbox.story.play import CHANNEL
 from bot.sandbox.story.processes import StackError
+from bot.sandbox.story.prometheus_choice import prometheus_binary
 from bot.sandbox.story.screen import Screen, text_input
 from bot.sandbox.story.stack import INSTALL_PROMETHEUS, SandboxStack
 from bot.sandbox.story.transcript import render_thread

@@ -14,32 +14,29 @@ while locked, then unlocked by the clean post-rollback window; ``/deploy history
 
 Each step waits, with a deadline and a progress bar, for what it expects; if it does not happen
 the story stops with ``expected …, saw …`` and exit code 1. Without Prometheus it says so, plays
-the steps that need no guard (its playbook then has none; a person's ``--playbooks`` keep theirs,
-and it says those will end inconclusive and hold) and says which it left out: a guard verdict is
-never invented.
+the steps that need no guard (``prometheus_choice``) and says which it left out: a guard verdict
+is never invented.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
 from bot.sandbox.slack import SlackDriver
 from bot.sandbox.story import files as story_files
 from bot.sandbox.story.mrkdwn import Style
-from bot.sandbox.story.processes import StackError, find_prometheus
+from bot.sandbox.story.processes import StackError
+from bot.sandbox.story.prometheus_choice import GUARDED_STEPS, prometheus_binary, without_prometheus
 from bot.sandbox.story.screen import Screen, Waiting, text_input
-from bot.sandbox.story.stack import INSTALL_PROMETHEUS, SandboxStack, read_playbooks
+from bot.sandbox.story.stack import INSTALL_PROMETHEUS, SandboxStack
 from bot.sandbox.story.transcript import Thread
 
-PROMETHEUS_VARIABLE: Final = "SHIPTHREAD_SANDBOX_PROMETHEUS"
-"""The Prometheus binary to run (default: ``prometheus`` on PATH, else ``/usr/bin/prometheus``)."""
 POLL_S: Final = 0.2
 SETTLE_S: Final = 3.0
 """How long a wait goes on once what it awaits can no longer come: a reply the bot sent just before a
@@ -51,10 +48,6 @@ ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 CHANNEL: Final = story_files.CHANNELS["deploys"]
 GOOD, BAD, NEXT = "1.4.2", "1.5.0-bad", "1.5.1"
 REASON: Final = "The migration note is missing from the release notes"
-GUARDED_STEPS: Final = (
-    "a bad release caught by the guard and rolled back",
-    "the guard lock, a deploy refused while locked, the unlock",
-)
 
 
 class StoryFailed(Exception):
@@ -320,45 +313,6 @@ class Story:
         await self.command(ALICE, "history checkout")
         words = (GOOD, "succeeded", BAD) if self.guarded else (GOOD, "succeeded")
         await self.told(ALICE, *words)
-
-
-def prometheus_binary() -> str | None:
-    chosen = os.environ.get(PROMETHEUS_VARIABLE)
-    if chosen is not None:
-        return chosen if os.access(chosen, os.X_OK) else None
-    return find_prometheus()
-
-
-def guarded_places(books: list[dict[str, Any]]) -> list[str]:
-    """``service/env`` for each environment of ``books`` that a guard watches (its own or a canary step's).
-
-    Read from the plain documents, as the sandbox reads them: ``serve`` validates them fully.
-    """
-    places = []
-    for book in books:
-        for env, spec in (book.get("environments") or {}).items():
-            spec = spec if isinstance(spec, dict) else {}
-            canary = spec.get("canary")
-            steps = canary.get("steps") if isinstance(canary, dict) else None
-            stepped = any(isinstance(step, dict) and step.get("guard") for step in steps or ())
-            if spec.get("guard") or stepped:
-                places.append(f"{book.get('service')}/{env}")
-    return places
-
-
-def without_prometheus(playbooks: Path | None) -> str:
-    """What a run without Prometheus judges: the sandbox's playbook then has no guard; a person's keeps its
-    guards as written, and with nothing to ask each of their ticks is inconclusive."""
-    if playbooks is None:
-        return "Playing the steps that need no QoS guard: the playbook has none, so nothing is judged.\n"
-    places = guarded_places(read_playbooks(playbooks)) if playbooks.is_dir() else []
-    if not places:
-        return "Playing the steps that need no QoS guard: your playbooks have none, so nothing is judged.\n"
-    return (
-        f"Your playbooks' guards are kept as written ({', '.join(places)}), but without Prometheus their "
-        "queries reach nothing: every tick is inconclusive, and past the guard's inconclusive_limit "
-        "(0 unless set) the deployment is held for a person.\n"
-    )
 
 
 def story_command(playbooks: str | None = None, config: str | None = None, out: TextIO | None = None) -> int:
