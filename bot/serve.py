@@ -62,6 +62,15 @@ PRUNE_EVERY = timedelta(hours=6)
 """How often old Slack delivery keys are pruned (at start, then this often)."""
 
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel holds for us before we accept them (aiohttp's default is 128).
+
+Slack delivers a burst of slash commands and clicks as simultaneous connections; past the backlog
+the kernel drops the handshake's last ACK and the client sends it again after a second, so each
+request over 128 waited over 1 s for its ack (seen at 200 concurrent, ``bench/ack.py``). Linux caps
+the value at ``net.core.somaxconn`` (4096 on current kernels)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     host: str = "0.0.0.0"  # noqa: S104 -- a server in a container listens on every interface
@@ -119,7 +128,7 @@ class Server:
         await self.runtime.engine.start()
         self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.options.host, self.options.port)
+        site = web.TCPSite(self._runner, self.options.host, self.options.port, backlog=LISTEN_BACKLOG)
         await site.start()
         addresses = self._runner.addresses
         if addresses:
@@ -302,8 +311,10 @@ def serve_command(options: ServeOptions) -> int:
 
     # The modules just imported live as long as the process: collected and frozen now, before the
     # loop runs, no later collection walks them (``Server.start`` freezes what start-up built).
+    # The command line imported them with the collector off (``bot.cli``): on again from here.
     gc.collect()
     gc.freeze()
+    gc.enable()
     return asyncio.run(serve(options))
 
 
