@@ -14,16 +14,22 @@ A lag is known to the histogram's bucket, so it is printed as "under <bucket bou
 
 Latency is measured by the client, from just before the POST to the last byte of the answer; the
 bodies (with trigger ids and response URLs the Slack emulator minted) are built beforehand, and each
-app gets a warm-up burst first. ``--rounds`` repeats each burst and keeps every sample. The
+app gets a warm-up burst first. ``--rounds`` repeats each burst and keeps every sample; each burst
+waits until the work the previous one left (Shipthread's) is done (``settle``). The
 emulators run in a process of their own (``--emulators``, driven over its stdin and stdout): in
 the measuring process, the Slack emulator answering Shipthread's own posts during a burst would
 take the GIL from the client and bill that to Shipthread, which the bare app never pays.
+
+``--profile``, ``--loop-debug`` and ``--gc-timing`` start Shipthread through ``bench/ack_probe.py``
+(cProfile during the bursts, asyncio's slow-callback warnings, the collector's pauses) and print
+what they saw by phase: start, warm-up, burst, work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -35,6 +41,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -47,19 +54,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _support import create_workloads, kubernetes_target, stack_environ  # noqa: E402 -- bench/ is on sys.path: this runs as a script
+from ack_probe import ProbeLines  # noqa: E402
+
+PROBE = Path(__file__).resolve().parent / "ack_probe.py"
 
 from bot.sandbox.jenkins import create_jenkins_app, parameterized_job_xml  # noqa: E402
 from bot.sandbox.jenkins import emulator_of as jenkins_of  # noqa: E402
 from bot.sandbox.kubernetes import create_kubernetes_app  # noqa: E402
 from bot.sandbox.server import ServerThread  # noqa: E402
 from bot.sandbox.slack import SlackEmulator, create_slack_app, emulator_of  # noqa: E402
+from bot.serve import LISTEN_BACKLOG  # noqa: E402
 from bot.store.migrate import upgrade  # noqa: E402
 
 TOKEN = "xoxb-sandbox"
 SECRET = "bench-signing-secret-0123456789abcdef"
 SERVICES = 20
 SETTLE_S = 5.0
-"""Pause after each burst, for the background work it started to finish."""
+"""Pause after the warm-up, for the background work it started to finish."""
+QUIET_CPU = 0.05
+"""A process is done with a burst's work when it uses less than this share of a core..."""
+QUIET_FOR_S = 0.5
+"""... for this long (the lag monitor and timers cost ~1 %)."""
+SETTLE_MIN_S, SETTLE_MAX_S = 1.0, 60.0
 
 BARE_APP = textwrap.dedent(
     """
@@ -78,7 +94,7 @@ BARE_APP = textwrap.dedent(
     async def main():
         runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=int(os.environ["BARE_BACKLOG"]))
         await site.start()
         print(f"serving on 127.0.0.1:{runner.addresses[0][1]}", file=sys.stderr, flush=True)
         await asyncio.Event().wait()
@@ -138,8 +154,40 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+async def settle(pids: list[int]) -> float:
+    """Wait until the burst's work is done, i.e. ``pids`` (the app, the emulators) are quiet; seconds.
+
+    Like with like: each burst meets an idle app on an idle machine. A fixed pause is not enough:
+    the work 200 ``/deploy`` leave behind (the engine's answers, Slack posts through the emulator)
+    can run longer than it, and then whichever burst comes next (the bare app's or Shipthread's)
+    shares the cores with it — which measured that work, not the ack.
+    """
+    started = time.monotonic()
+    quiet_since: float | None = None
+    step = QUIET_FOR_S / 2
+    while time.monotonic() - started < SETTLE_MAX_S:
+        used = sum(cpu_seconds(pid) for pid in pids)
+        await asyncio.sleep(step)
+        busy = (sum(cpu_seconds(pid) for pid in pids) - used) / step
+        now = time.monotonic()
+        quiet_since = (quiet_since or now - step) if busy < QUIET_CPU * len(pids) else None
+        if quiet_since is not None and now - quiet_since >= QUIET_FOR_S and now - started >= SETTLE_MIN_S:
+            break
+    return round(time.monotonic() - started, 2)
+
+
+def spread(taken: list[float]) -> dict[str, float]:
+    """One burst's latencies, in ms: the first answer, the median, p99 and the last."""
+    return {
+        "first_ms": round(min(taken) * 1000, 1),
+        "p50_ms": round(statistics.median(taken) * 1000, 1),
+        "p99_ms": round(percentile(taken, 99) * 1000, 1),
+        "last_ms": round(max(taken) * 1000, 1),
+    }
+
+
 def start(
-    argv: list[str], env: dict[str, str], cwd: Path, log: Path | None = None
+    argv: list[str], env: dict[str, str], cwd: Path, log: Path | None = None, probe: ProbeLines | None = None
 ) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -154,6 +202,8 @@ def start(
             if kept:
                 kept.write(line)
                 kept.flush()
+            if probe is not None:
+                probe.feed(line)
             found = re.search(r"serving on [^:]+:(\d+)", line)
             if found and not port:
                 port.append(int(found[1]))
@@ -191,6 +241,23 @@ def bodies(emulator: SlackEmulator, base_url: str, count: int, offset: int) -> l
 
 
 async def burst(url: str, payloads: list[str]) -> list[float]:
+    """Each request's latency as the client saw it, with the client's own collector held off.
+
+    The client is a Python process too: a generation-2 collection over its heap (the minted bodies,
+    the samples of earlier rounds) once stopped it for 110 ms in the middle of a burst, and every
+    request in flight then looked 110 ms slower, whichever app was being measured (it was the
+    tail of the round-3 bursts). So the heap is collected before a burst and the collector is off
+    while it runs: the figures are the server's.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        return await _timed(url, payloads)
+    finally:
+        gc.enable()
+
+
+async def _timed(url: str, payloads: list[str]) -> list[float]:
     verifier = SignatureVerifier(SECRET)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -300,23 +367,79 @@ class Emulators:
             self.process.kill()
 
 
+@dataclass(frozen=True)
+class Instruments:
+    """What ``bench/ack_probe.py`` attaches to the serve process (nothing: plain ``python -m bot``)."""
+
+    profile: Path | None = None
+    """cProfile of the loop's thread during the bursts of ``profile_count``, written here."""
+    profile_count: int = 200
+    loop_debug: bool = False
+    """asyncio debug mode, warning about every callback over 50 ms."""
+    gc_timing: bool = False
+
+    def argv(self) -> list[str]:
+        flags = [*(["--profile", str(self.profile)] if self.profile else [])]
+        flags += [*(["--loop-debug", str(LAG_TARGET_S)] if self.loop_debug else [])]
+        flags += [*(["--gc-timing"] if self.gc_timing else [])]
+        serve = ["serve", "--host", "127.0.0.1", "--port", "0"]
+        return (
+            [sys.executable, str(PROBE), *flags, *serve] if flags else [sys.executable, "-m", "bot", *serve]
+        )
+
+    def profiling(self, count: int) -> bool:
+        return self.profile is not None and count == self.profile_count
+
+
+def describe_probe(probe: ProbeLines, instruments: Instruments) -> list[str]:
+    """What asyncio's debug mode and the collector's timing saw, by phase (empty: neither ran)."""
+    lines = []
+    for phase in ("start", "warm-up", "burst", "work"):
+        if instruments.loop_debug:
+            slow = sorted(probe.slow.get(phase, []), reverse=True)
+            worst = "; ".join(f"{took * 1000:.0f} ms {name}" for took, name in slow[:3])
+            lines.append(
+                f"callbacks over 50 ms (asyncio debug mode) during {phase}: {len(slow)}"
+                + (f" — {worst}" if worst else "")
+                + " (target: none)"
+            )
+            lines += [
+                f"  {ms} ms: {where}" for ms, where in sorted(probe.steps.get(phase, []), reverse=True)[:5]
+            ]
+        if instruments.gc_timing:
+            pauses = probe.pauses.get(phase, [])
+            longest = max(pauses, key=lambda p: p[1], default=None)
+            by_gen = {g: sum(ms for gen, ms in pauses if gen == g) for g in (0, 1, 2)}
+            lines.append(
+                f"collections during {phase} (gen 1-2, and gen 0 over 1 ms): {len(pauses)}, "
+                f"{sum(by_gen.values()):.0f} ms in all (gen 0/1/2: "
+                + "/".join(f"{by_gen[g]:.0f}" for g in (0, 1, 2))
+                + " ms)"
+                + (f", longest {longest[1]:.1f} ms (gen {longest[0]})" if longest else "")
+            )
+    return lines
+
+
 async def measure(
-    counts: list[int], rounds: int, out: Path, serve_log: Path | None = None
+    counts: list[int],
+    rounds: int,
+    out: Path,
+    serve_log: Path | None = None,
+    instruments: Instruments = Instruments(),
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
+    probe = ProbeLines()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         emulators = Emulators(folder)
         env = {**os.environ, **emulators.env}
         await upgrade(env["SHIPTHREAD_DATABASE_URL"])
         apps = {
-            "shipthread": start(
-                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"],
-                env,
-                folder,
-                serve_log,
+            "shipthread": start(instruments.argv(), env, folder, serve_log, probe),
+            # The same listen backlog as ``shipthread serve``: the two differ in the app, not the socket.
+            "bare bolt": start(
+                [sys.executable, "-c", BARE_APP], {**env, "BARE_BACKLOG": str(LISTEN_BACKLOG)}, folder
             ),
-            "bare bolt": start([sys.executable, "-c", BARE_APP], env, folder),
         }
         offset = 0
         ship_port = apps["shipthread"][1]
@@ -329,6 +452,7 @@ async def measure(
                 flush=True,
             )
             results.append({"loop_lag_start": start_lag, "loop_lag_cpu_start": start_cpu})
+            probe.phase("warm-up")
             for _, port in apps.values():  # warm-up: imports, first auth.test, connection pools
                 await burst(f"http://127.0.0.1:{port}/slack/events", emulators.bodies(20, offset))
                 offset += 20
@@ -337,6 +461,8 @@ async def measure(
             for count in counts:
                 row: dict[str, Any] = {"concurrent": count}
                 samples: dict[str, list[float]] = {name: [] for name in apps}
+                per_round: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
+                settled: dict[str, list[float]] = {name: [] for name in apps}
                 cpu: dict[str, float] = dict.fromkeys(apps, 0.0)
                 lag_reads: dict[str, list[dict[str, dict[float, float]]]] = {"burst": [], "work": []}
                 for round_no in range(rounds):
@@ -347,14 +473,25 @@ async def measure(
                         url = f"http://127.0.0.1:{port}/slack/events"
                         payloads = emulators.bodies(count, offset)
                         before = await lag_reads_now(ship_port) if name == "shipthread" else {}
+                        profiled = name == "shipthread" and instruments.profiling(count)
+                        if name == "shipthread":
+                            probe.phase("burst")
+                        if profiled:
+                            process.send_signal(signal.SIGUSR1)
                         used = cpu_seconds(process.pid)
-                        samples[name] += await burst(url, payloads)
+                        taken = await burst(url, payloads)
+                        samples[name] += taken
+                        per_round[name].append(spread(taken))
                         cpu[name] += cpu_seconds(process.pid) - used
+                        if profiled:
+                            process.send_signal(signal.SIGUSR2)
+                        if name == "shipthread":
+                            probe.phase("work")
                         offset += count
                         if name == "shipthread":
                             acked = await lag_reads_now(ship_port)
                             lag_reads["burst"] += [before, acked]
-                        await asyncio.sleep(SETTLE_S)
+                        settled[name].append(await settle([process.pid, emulators.process.pid]))
                         if name == "shipthread":
                             lag_reads["work"] += [acked, await lag_reads_now(ship_port)]
                 for name, taken in samples.items():
@@ -364,6 +501,8 @@ async def measure(
                         "samples": len(taken),
                         # The server's CPU per request during the bursts (the machine's load aside).
                         "cpu_ms_per_request": round(cpu[name] * 1000 / len(taken), 2),
+                        "rounds": per_round[name],
+                        "settle_s": settled[name],
                     }
                 row["p99_ratio"] = round(
                     row["shipthread"]["p99_ms"] / max(row["bare bolt"]["p99_ms"], 0.1), 2
@@ -390,7 +529,9 @@ async def measure(
                 print(
                     f"{count:4d} concurrent: server CPU per request during the bursts: shipthread "
                     f"{row['shipthread']['cpu_ms_per_request']:.2f} ms, bare bolt "
-                    f"{row['bare bolt']['cpu_ms_per_request']:.2f} ms",
+                    f"{row['bare bolt']['cpu_ms_per_request']:.2f} ms; Shipthread's work after each burst "
+                    f"done in {', '.join(f'{t:g}' for t in row['shipthread']['settle_s'])} s "
+                    "(each burst waits for it)",
                     flush=True,
                 )
                 print(
@@ -405,6 +546,11 @@ async def measure(
                     f"{describe_lag(row['loop_lag_cpu_work'])} (target: none over 50 ms)",
                     flush=True,
                 )
+            for line in describe_probe(probe, instruments):
+                print(line, flush=True)
+            results.append(
+                {"slow_callbacks": probe.slow, "slow_steps": probe.steps, "gc_pauses": probe.pauses}
+            )
         finally:
             for process, _ in apps.values():
                 process.send_signal(signal.SIGTERM)
@@ -423,6 +569,16 @@ def main() -> None:
     parser.add_argument("--counts", default="50,200", help="concurrent requests per burst (comma-separated)")
     parser.add_argument("--rounds", type=int, default=3, help="bursts per count and app")
     parser.add_argument("--serve-log", type=Path, help="keep shipthread's log lines in this file")
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile shipthread's event loop during the bursts, pstats to this file"
+    )
+    parser.add_argument("--profile-count", type=int, default=200, help="the burst size that --profile covers")
+    parser.add_argument(
+        "--loop-debug",
+        action="store_true",
+        help="asyncio debug mode in shipthread: count callbacks over 50 ms",
+    )
+    parser.add_argument("--gc-timing", action="store_true", help="time shipthread's garbage collections")
     parser.add_argument("--emulators", type=Path, help=argparse.SUPPRESS)  # the emulators' own process
     args = parser.parse_args()
     if args.emulators:
@@ -431,7 +587,8 @@ def main() -> None:
     results_dir = Path(__file__).resolve().parent / "results"
     results_dir.mkdir(exist_ok=True)
     counts = [int(c) for c in args.counts.split(",")]
-    asyncio.run(measure(counts, args.rounds, results_dir / "ack.json", args.serve_log))
+    instruments = Instruments(args.profile, args.profile_count, args.loop_debug, args.gc_timing)
+    asyncio.run(measure(counts, args.rounds, results_dir / "ack.json", args.serve_log, instruments))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ async def serve_of(
         args: tuple[str, ...] = ("--upgrade", "--poll-interval", "0.1"),
         create: bool = True,
         environ: dict[str, str] | None = None,
+        program: tuple[str, ...] = ("-m", "bot"),
     ) -> ServeProcess:
         environ = {
             **serve_environ(
@@ -76,7 +77,9 @@ async def serve_of(
                     IMAGE.format(book["service"], "1.0.0"),
                     track=book["environments"]["production"].get("strategy") == "canary",
                 )
-        process = start_serve(tmp_path, environ, args=args, slack=slack_server, prometheus_url=prometheus.url)
+        process = start_serve(
+            tmp_path, environ, args=args, slack=slack_server, prometheus_url=prometheus.url, program=program
+        )
         started.append(process)
         return process
 

@@ -157,11 +157,15 @@ def start_serve(
     timeout: float = 30.0,
     slack: ServerThread,
     prometheus_url: str,
+    program: tuple[str, ...] = ("-m", "bot"),
 ) -> ServeProcess:
-    """Start ``python -m bot serve`` on a free port and wait until it says where it listens."""
+    """Start ``python -m bot serve`` on a free port and wait until it says where it listens.
+
+    ``program``: what runs instead of ``-m bot`` (a bench's wrapper of the ``shipthread`` command).
+    """
     env = {**os.environ, **environ}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, *program, "serve", "--host", "127.0.0.1", "--port", "0", *args],
         env=env,
         cwd=folder,
         stdout=subprocess.DEVNULL,
