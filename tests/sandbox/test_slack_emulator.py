@@ -27,6 +27,7 @@ from bot.sandbox.slack import (
     emulator_of,
     with_ids,
 )
+from tests.sandbox.slack_requests import reject_modal
 
 TOKEN = "xoxb-sandbox"
 
@@ -77,21 +78,10 @@ def blocks(n: int) -> list[dict[str, Any]]:
 
 
 def modal(title: str = "Reject", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": "reject",
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "reason",
-                "label": {"type": "plain_text", "text": "Why?"},
-                "element": {"type": "plain_text_input", "action_id": "text"},
-            }
-        ],
-        **extra,
-    }
+    """The test apps' Reject modal with another title, without metadata unless ``extra`` has some."""
+    view = reject_modal()
+    del view["private_metadata"]
+    return {**view, "title": {"type": "plain_text", "text": title}, **extra}
 
 
 # -- messages and threads ---------------------------------------------------------------------
