@@ -33,6 +33,7 @@ from bot.engine import due_times
 from bot.engine.context import Context
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.ticks import Ticks
+from bot.engine.turns import in_turns
 from bot.ports import DeploymentDue, DueWork, WatchDue
 
 log = logging.getLogger("shipthread.timer")
@@ -74,7 +75,10 @@ class DueRound:
         polled = [d for d in work.deployments if d.phase is not Phase.VERIFYING]
         if polled:  # stored before any poll starts, so none of them can overwrite a poll's own
             later = now + due_times.poll_interval(self.ctx)
-            await self.ctx.store.reschedule([DeploymentDue(d.id, d.version_no, later) for d in polled], [])
+            # Its earliest is not read: each poll wakes the timer with its own due time when it ends.
+            await self.ctx.store.reschedule(
+                [DeploymentDue(d.id, d.version_no, later) for d in polled], [], earliest=False
+            )
         started = [self._start_poll(dep) for dep in polled if dep.id not in self._polling]
         if verifying or work.watches:
             await self._safely(self.ticks.guard_tick(list(verifying), work.watches), "guard tick")
@@ -103,7 +107,7 @@ class DueRound:
         now = self.ctx.clock.now()
         try:
             at = self._not_past(await due_times.deployment_due(self.ctx, dep, now, fresh=False), now)
-            await self.ctx.store.reschedule([DeploymentDue(dep.id, dep.version_no, at)], [])
+            await self.ctx.store.reschedule([DeploymentDue(dep.id, dep.version_no, at)], [], earliest=False)
         except Exception:  # its provisional due time stands: it is polled again a poll interval on
             log.exception("storing the next due time of %s failed", dep.id)
             return
@@ -131,7 +135,7 @@ class DueRound:
                 d.version_no,
                 self._not_past(await due_times.deployment_due(self.ctx, d, now, fresh=False), now),
             )
-            for d in work.deployments
+            async for d in in_turns(work.deployments)  # in turns: a loop over 1,000 held the loop
         ]
         watches = [
             WatchDue(

@@ -34,6 +34,7 @@ from bot.domain.phases import Phase
 from bot.domain.transitions import apply
 from bot.engine import due_times
 from bot.engine.context import Context
+from bot.engine.turns import in_turns
 from bot.errors import DuplicateDeployment, InvalidTransition, TransientError, UnknownDeployment
 from bot.ports import PendingEffect, Transition
 
@@ -135,7 +136,7 @@ class Handler:
             if self._on_transition is not None:
                 self._on_transition("after", new, event)
         self.timer.wake(due_at)
-        await self.run_effects(new.id)
+        await self.run_effects(new.id, current=_as_stored(new, dep.version_no))
         if new.phase.terminal:
             await self.start_next(new.service, new.env)
         return new
@@ -153,11 +154,11 @@ class Handler:
         ctx = self.ctx
         results: dict[str, tuple[Deployment, Transition]] = {}
         async with contextlib.AsyncExitStack() as locks:
-            for deployment_id in sorted(ids):  # one order for every caller: no two wait on each other
+            async for deployment_id in in_turns(sorted(ids)):  # one order for every caller: no two wait
                 await locks.enter_async_context(self.lock_for(deployment_id))
             loaded = {dep.id: dep for dep in await ctx.store.get_deployments(ids)}
             now = ctx.clock.now()
-            for deployment_id, event in events:
+            async for deployment_id, event in in_turns(events):  # 1,000 of them: no one long callback
                 dep = loaded.get(deployment_id)
                 try:
                     decision = apply(dep, event, now) if dep is not None else None
@@ -181,7 +182,7 @@ class Handler:
                 results.clear()
         if not results and events:
             return [await self.try_handle(deployment_id, event) for deployment_id, event in events]
-        for deployment_id, event in events:
+        async for deployment_id, event in in_turns(events):
             if deployment_id in results:
                 await self._handled(*results[deployment_id], event)
         return [results[i][1].deployment if i in results else None for i in ids]
@@ -208,23 +209,33 @@ class Handler:
             log.info("ignored stale event: %s", exc)
             return None
 
-    async def run_effects(self, deployment_id: str | None = None) -> list[PendingEffect]:
+    async def run_effects(
+        self, deployment_id: str | None = None, current: Deployment | None = None
+    ) -> list[PendingEffect]:
         """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each.
+
+        ``current``: the deployment as its caller just stored or read it, so the effects are
+        performed on it without reading it again (an effect without a result leaves the row as it
+        was; one whose result was handled may have moved it on, so the next effect reads it).
 
         Returns the effects that were pending (empty: there was nothing to do, so a caller that read
         the deployment before needs not read it again)."""
         pending = await self.ctx.store.pending_effects(deployment_id)
+        known = {current.id: current} if current is not None else {}
         for item in pending:
             if item.key in self._running:
                 continue
             self._running.add(item.key)
             try:
-                dep = await self._load(item.deployment_id)
+                dep = known.pop(item.deployment_id, None) or await self._load(item.deployment_id)
                 effect = effect_from_payload(item.effect_type, item.payload)
                 result = await self._perform(dep, effect)
                 # What the effect learnt is stored with the effect marked done, in one transaction;
                 # only an effect without a result (or whose result came too late) is marked on its own.
-                if result is None or await self.try_handle(dep.id, result, item.key) is None:
+                if result is None:
+                    await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
+                    known[dep.id] = dep  # performing it changed nothing stored of the deployment
+                elif await self.try_handle(dep.id, result, item.key) is None:
                     await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
             except TransientError as exc:
                 log.warning("effect %s will be retried: %s", item.key, exc)
@@ -322,6 +333,15 @@ class Handler:
 def request_target(service: str, env: str | None) -> str:
     """The audit target of a request: ``service/env``, or the service alone before env is known."""
     return f"{service}/{env}" if env else service
+
+
+def _as_stored(new: Deployment, expected_version_no: int) -> Deployment | None:
+    """``new`` as ``save_transition`` just stored it, to perform its effects on without reading it
+    back; None when the row may differ: free text is redacted on its way into the store, so a
+    deployment carrying some (a failure's reason, an emergency's) is read back instead."""
+    if new.reason is not None or new.emergency_reason is not None:
+        return None
+    return replace(new, version_no=expected_version_no + 1)
 
 
 def _pending(effect: Effect, now: datetime) -> PendingEffect:

@@ -80,11 +80,13 @@ class Polls:
         # The deployment first, then its outbox: when the outbox held nothing, the deployment read
         # before it is current and nothing is pending, so neither is read twice (the usual poll).
         dep = await self.ctx.store.get_deployment(deployment_id)
-        if await self.orch.run_effects(deployment_id):
+        if await self.orch.run_effects(deployment_id, current=dep):
             # Effects ran: they may have moved it on, failed (still pending) or queued more.
             dep = await self.ctx.store.get_deployment(deployment_id)
-            if dep is not None and not dep.phase.terminal and _step_pending(
-                await self.ctx.store.pending_effects(deployment_id)
+            if (
+                dep is not None
+                and not dep.phase.terminal
+                and _step_pending(await self.ctx.store.pending_effects(deployment_id))
             ):
                 return  # a CI or cluster change is still being retried: its result decides what comes next
         if dep is None or dep.phase.terminal:

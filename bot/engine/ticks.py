@@ -37,6 +37,7 @@ from bot.engine.charts import VerdictCharts, Window, settled_at, watch_owner
 from bot.engine.context import Context, GuardPlan
 from bot.engine.orchestrator import BOT, Orchestrator
 from bot.engine.polls import SAID_MEMORY, Notices, Polls
+from bot.engine.turns import in_turns
 from bot.errors import ShipthreadError
 from bot.ports import GuardQuery
 
@@ -99,7 +100,7 @@ class Ticks:
     async def _windows_due(self, deployments: Sequence[Deployment], now: datetime) -> list[_Due]:
         """The deployments' windows whose tick is due; the others are concluded or told they settle."""
         due: list[_Due] = []
-        for dep in deployments:
+        async for dep in in_turns(deployments):  # in turns: 1,000 of them were one 100 ms+ callback
             if dep.phase is not Phase.VERIFYING or dep.paused or dep.guard_started_at is None:
                 continue
             spec = self.ctx.guard(dep)
@@ -119,7 +120,7 @@ class Ticks:
     async def _watches_due(self, watches: Sequence[GuardWatch], now: datetime) -> list[_Due]:
         """The post-rollback watches whose tick is due; the others are told they settle."""
         due: list[_Due] = []
-        for watch in watches:
+        async for watch in in_turns(watches):
             spec = self._watch_spec(watch)
             if (
                 spec is not None
@@ -142,7 +143,7 @@ class Ticks:
 
     async def _act(self, due: list[_Due], results: Mapping[GuardQuery, Measurement], now: datetime) -> None:
         """Judge each window from the batch's answers, store the ticks, tell, and act on verdicts."""
-        judged = [(item, _verdict(item, results)) for item in due]
+        judged = [(item, _verdict(item, results)) async for item in in_turns(due)]
         # Every deployment's tick is stored in one transaction, then each is told and concluded.
         ticked = [(item, verdict) for item, verdict in judged if item.deployment is not None]
         stored = await self.orch.handle_all(
@@ -152,12 +153,12 @@ class Ticks:
                 if item.deployment
             ]
         )
-        for (item, verdict), new in zip(ticked, stored, strict=True):
+        async for (item, verdict), new in in_turns(zip(ticked, stored, strict=True)):
             if new is not None:
                 await self._deployment_ticked(
                     new, item.spec, verdict, now, _results(item.spec, item.plan.queries, verdict)
                 )
-        for item, verdict in judged:
+        async for item, verdict in in_turns(judged):
             if item.watch is not None:
                 checked = _results(item.spec, item.plan.queries, verdict)
                 await self._watch_tick(item.watch, item.spec, verdict, now, checked)
