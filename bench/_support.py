@@ -313,8 +313,12 @@ def cpu_seconds(pid: int) -> float:
 class EngineProcess:
     """``_support_engine.py`` in a child process: the engine as ``bot.container`` builds it."""
 
-    def __init__(self, env: dict[str, str], *, deploy: int = 0, log: Path | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], *, deploy: int = 0, log: Path | None = None, profile: Path | None = None
+    ) -> None:
         argv = [sys.executable, str(BENCH / "_support_engine.py"), "--deploy", str(deploy)]
+        if profile is not None:  # cProfile in every thread, dumped with statement counts on SIGTERM
+            argv += ["--profile", str(profile)]
         self.log_path = log
         self._log: IO[bytes] | None = open(log, "ab") if log else None  # noqa: SIM115 -- closed in stop()
         self.spawned = time.monotonic()
@@ -384,9 +388,9 @@ class EngineProcess:
 
 @contextlib.contextmanager
 def engine_process(
-    env: dict[str, str], *, deploy: int = 0, log: Path | None = None
+    env: dict[str, str], *, deploy: int = 0, log: Path | None = None, profile: Path | None = None
 ) -> Iterator[EngineProcess]:
-    process = EngineProcess(env, deploy=deploy, log=log)
+    process = EngineProcess(env, deploy=deploy, log=log, profile=profile)
     try:
         yield process
     finally:

@@ -35,11 +35,14 @@ from typing import Any
 sys.path.append(str(Path(__file__).resolve().parent))
 
 import _support as s
+import _support_lag as lag
 
 INTERVAL_S = 10.0
 WINDOW_S = 3600.0
 SHAPES = len(s.METRICS)
 STALL_S = 10.0
+LAG_TAIL_S = 1.0
+"""How long after the all-due tick's last stored tick its loop-lag phase goes on (the round's end)."""
 SEEDED = 20
 """Deployments requested through the engine when the rest are copies (``--clone-above``)."""
 
@@ -103,15 +106,25 @@ def quiet(store: s.StoreReader, for_s: float = 0.5, timeout: float = 15.0) -> bo
     return False
 
 
-def all_due_tick(engine: s.EngineProcess, store: s.StoreReader, prom: str, count: int) -> dict[str, Any]:
+def all_due_tick(
+    engine: s.EngineProcess, store: s.StoreReader, prom: str, count: int, marks: lag.LagMarks
+) -> dict[str, Any]:
     calm = quiet(store)
+    marks.mark(engine, "pause")  # the steady phase's lag report, read before the child stops
     engine.pause()
     time.sleep(INTERVAL_S + 1.0)
     ticks, cpu, queries = store.guard_ticks(), engine.cpu_s(), s.prometheus_queries(prom)
+    # Handled after SIGCONT, after the sample that spans the stop (it stays in "pause").
+    marks.mark(engine, "all_due", wait=False)
     resumed = time.monotonic()
     engine.resume()
     done = s.wait_until(lambda: store.guard_ticks() - ticks >= count, 60.0, step=0.05)
     wall = time.monotonic() - resumed
+    # The round goes on after the last tick is stored (due times, verdicts): its end in the phase too.
+    time.sleep(LAG_TAIL_S)
+    marks.mark(engine, "after", wait=False)
+    marks.collect(engine, "pause")
+    marks.collect(engine, "all_due")
     return {
         "all_stored": done,
         "paused_between_ticks": calm,
@@ -123,7 +136,9 @@ def all_due_tick(engine: s.EngineProcess, store: s.StoreReader, prom: str, count
     }
 
 
-def one_case(prom: Any, count: int, intervals: int, folder: Path, clone_above: int | None) -> dict[str, Any]:
+def one_case(
+    prom: Any, count: int, intervals: int, folder: Path, clone_above: int | None, instruments: dict[str, bool]
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:10]
     names = [s.service(i) for i in range(count)]
     books = [s.guarded_playbook(n, run, interval=INTERVAL_S, window=WINDOW_S, jenkins=False) for n in names]
@@ -141,16 +156,19 @@ def one_case(prom: Any, count: int, intervals: int, folder: Path, clone_above: i
             url = env["SHIPTHREAD_DATABASE_URL"]
             copied = s.clone_deployments(url, template, names[SEEDED:], INTERVAL_S)
             requests = 0
+        marks = lag.LagMarks(folder, **instruments)
         with (
-            s.engine_process(env, deploy=requests, log=folder / "engine.log") as engine,
+            s.engine_process(env | marks.env(), deploy=requests, log=folder / "engine.log") as engine,
             s.tail_on_error(engine),
         ):
             seeded = seed(engine, store, count, timeout=max(60.0, count * 0.4))
+            marks.collect(engine, "start")
             s.feed_healthy(prom.url, run, names)  # samples well inside Prometheus's 5 min look-back
             time.sleep(INTERVAL_S)  # let the last-seeded reach their first tick
             verifying = store.count("verifying")
+            marks.mark(engine, "steady")
             rows = steady(engine, store, prom.url, intervals)
-            tick = all_due_tick(engine, store, prom.url, verifying)
+            tick = all_due_tick(engine, store, prom.url, verifying, marks)
             rss = engine.rss_mb()
         return {
             "deployments": count,
@@ -161,6 +179,7 @@ def one_case(prom: Any, count: int, intervals: int, folder: Path, clone_above: i
             "steady": rows,
             "one_tick_all_due": tick,
             "rss_mb": round(rss, 1),
+            "loop_lag": marks.reports,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in s.load()],
             "phases_at_end": store.phases(),
@@ -194,6 +213,12 @@ def report(case: dict[str, Any]) -> None:
         f"      Prometheus requests per interval {reqs} (target {SHAPES}); engine RSS {case['rss_mb']} MB",
         flush=True,
     )
+    phases = case["loop_lag"]
+    for phase in ("start", "running", "steady", "all_due"):
+        if phase in phases:
+            print(f"      loop, {phase}: {lag.summary(phases[phase])} (target: no callback > 50 ms)")
+    if "pause" in phases:
+        print(f"      loop, pause (SIGSTOP, not judged): {lag.summary(phases['pause'])}", flush=True)
 
 
 def main() -> int:
@@ -209,17 +234,31 @@ def main() -> int:
         help=f"above this many, request only {SEEDED} through the engine and copy one's stored rows "
         "for the rest (the old engine needs minutes to request 1,000); -1: request every one",
     )
+    parser.add_argument(
+        "--asyncio-debug",
+        action="store_true",
+        help="run the engine in asyncio's debug mode (slow_callback_duration 50 ms) and count its "
+        "'Executing ... took' warnings per phase; debug mode makes every callback dearer",
+    )
+    parser.add_argument(
+        "--callback-cpu",
+        action="store_true",
+        help="time every callback's own CPU in the engine (asyncio's Handle._run wrapped) and name "
+        "the heaviest per phase",
+    )
     args = parser.parse_args()
     if args.clone_above < 0:
         args.clone_above = None
     s.exit_on_sigterm()
     doc: dict[str, Any] = {"machine": s.machine(), "interval_s": INTERVAL_S, "checks": SHAPES, "cases": []}
+    doc["asyncio_debug"], doc["callback_cpu"] = args.asyncio_debug, args.callback_cpu
     print(f"tree under test: {doc['machine']['tree']}; load {doc['machine']['load_at_start']}")
     prom = s.start_prometheus()
     try:
         for count in (int(c) for c in args.counts.split(",")):
             with tempfile.TemporaryDirectory(prefix="shipthread-bench-") as tmp:
-                case = one_case(prom, count, args.intervals, Path(tmp), args.clone_above)
+                instruments = {"debug": args.asyncio_debug, "callbacks": args.callback_cpu}
+                case = one_case(prom, count, args.intervals, Path(tmp), args.clone_above, instruments)
             doc["cases"].append(case)
             report(case)
     finally:
