@@ -191,6 +191,10 @@ class Store(Protocol):
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None: ...
 
+    async def deployment_owing(self, deployment_id: str) -> tuple[Deployment | None, bool]:
+        """The deployment and whether its outbox holds effects not yet done, in one query (a poll's read)."""
+        ...
+
     async def save_transition(
         self,
         new_dep: Deployment,
@@ -207,9 +211,21 @@ class Store(Protocol):
         the event is, in one transaction; raises a TransientError subclass when stale."""
         ...
 
+    async def save_transition_owed(
+        self, transition: Transition, completes: Sequence[str] = ()
+    ) -> Sequence[PendingEffect] | None:
+        """``save_transition``, returning what the deployment's outbox now owes when that is known
+        without reading it: the effects just queued, when it owed nothing else; None when it did
+        (ask ``pending_effects``)."""
+        ...
+
     async def pending_effects(self, deployment_id: str | None = None) -> list[PendingEffect]: ...
 
     async def effect_done(self, key: str, at: datetime) -> None: ...
+
+    async def effects_done(self, keys: Sequence[str], at: datetime) -> None:
+        """``effect_done`` for several effects, in one statement."""
+        ...
 
     async def effect_failed(self, key: str, error: str, at: datetime) -> None:
         """Count a failed attempt of a pending effect (it stays pending) and keep why."""
@@ -282,10 +298,11 @@ class Store(Protocol):
         ...
 
     async def reschedule(
-        self, deployments: Sequence[DeploymentDue], watches: Sequence[WatchDue]
+        self, deployments: Sequence[DeploymentDue], watches: Sequence[WatchDue], *, earliest: bool = True
     ) -> datetime | None:
         """Store the next due times of work that did not change, in one transaction; returns the
-        earliest due time now stored (None: nothing is due ever, until an event)."""
+        earliest due time now stored (None: nothing is due ever, until an event). ``earliest=False``:
+        the caller tells the timer itself, so that read is left out (and None returned)."""
         ...
 
 

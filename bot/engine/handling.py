@@ -35,7 +35,13 @@ from bot.domain.transitions import apply
 from bot.engine import due_times
 from bot.engine.context import Context
 from bot.engine.turns import in_turns
-from bot.errors import DuplicateDeployment, InvalidTransition, TransientError, UnknownDeployment
+from bot.errors import (
+    DuplicateDeployment,
+    InvalidTransition,
+    StaleDeployment,
+    TransientError,
+    UnknownDeployment,
+)
 from bot.ports import PendingEffect, Transition
 
 __all__ = ["BOT", "Handler", "IdSource", "Outcome", "Perform", "Timer", "TransitionHook", "request_target"]
@@ -105,41 +111,69 @@ class Handler:
             self._locks[key] = lock
         return lock
 
-    async def handle(self, deployment_id: str, event: Event, completes: str | None = None) -> Deployment:
+    async def handle(
+        self,
+        deployment_id: str,
+        event: Event,
+        completes: Sequence[str] = (),
+        current: Deployment | None = None,
+    ) -> Deployment:
         """Apply ``event`` to the stored deployment, store the result with its effects, run them.
 
-        ``completes`` is the key of the effect whose result ``event`` is: it is marked done in the
-        same transaction, so a restart never performs it again after its result was stored.
+        ``completes`` are the keys of the effects whose result ``event`` is (and of effects done
+        before it without one): marked done in the same transaction, so a restart never performs
+        them again after the result was stored. ``current``: the deployment as its caller just read
+        or stored it, decided on without reading it again; if the row moved on meanwhile (the
+        UPDATE finds another version, or the event is refused), it is read and decided again.
         Raises ``InvalidTransition`` (nothing changed) when the deployment's phase refuses it.
         """
-        ctx = self.ctx
         async with self.lock_for(deployment_id):
-            dep = await self._load(deployment_id)
-            now = ctx.clock.now()
-            decision = apply(dep, event, now)
-            pending = [_pending(effect, now) for effect in decision.effects]
-            due_at = await due_times.deployment_due(ctx, decision.deployment, now, fresh=True, event=event)
-            if self._on_transition is not None:
-                self._on_transition("before", decision.deployment, event)
-            await ctx.store.save_transition(
+            try:
+                dep, new, due_at, owed = await self._store_event(
+                    current or await self._load(deployment_id), event, completes
+                )
+            except (StaleDeployment, InvalidTransition):
+                if current is None:
+                    raise
+                fresh = await self._load(deployment_id)
+                if fresh.version_no == current.version_no:  # what it decided on was current
+                    raise
+                dep, new, due_at, owed = await self._store_event(fresh, event, completes)
+        self.timer.wake(due_at)
+        await self.run_effects(new.id, current=_as_stored(new, dep.version_no), pending=owed)
+        if new.phase.terminal:
+            await self.start_next(new.service, new.env)
+        return new
+
+    async def _store_event(
+        self, dep: Deployment, event: Event, completes: Sequence[str]
+    ) -> tuple[Deployment, Deployment, datetime | None, Sequence[PendingEffect] | None]:
+        """``handle``'s transition of ``dep`` (held under its lock): the old, the new, its due time,
+        and what its outbox owes now if the store knew it without reading (``save_transition``)."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        decision = apply(dep, event, now)
+        pending = [_pending(effect, now) for effect in decision.effects]
+        due_at = await due_times.deployment_due(ctx, decision.deployment, now, fresh=True, event=event)
+        if self._on_transition is not None:
+            self._on_transition("before", decision.deployment, event)
+        owed = await ctx.store.save_transition_owed(
+            Transition(
                 decision.deployment,
                 dep.version_no,
                 event_type_name(event),
                 event_to_payload(event),
                 now,
                 pending,
-                (completes,) if completes else (),
-                due_at=due_at,
-            )
-            new = decision.deployment
-            log.info("%s %s: %s -> %s", new.id, event_type_name(event), dep.phase, new.phase)
-            if self._on_transition is not None:
-                self._on_transition("after", new, event)
-        self.timer.wake(due_at)
-        await self.run_effects(new.id, current=_as_stored(new, dep.version_no))
-        if new.phase.terminal:
-            await self.start_next(new.service, new.env)
-        return new
+                due_at,
+            ),
+            completes,
+        )
+        new = decision.deployment
+        log.info("%s %s: %s -> %s", new.id, event_type_name(event), dep.phase, new.phase)
+        if self._on_transition is not None:
+            self._on_transition("after", new, event)
+        return dep, new, due_at, owed
 
     async def handle_all(self, events: Sequence[tuple[str, Event]]) -> list[Deployment | None]:
         """``try_handle`` for one event each of many deployments, all stored in one transaction.
@@ -195,58 +229,101 @@ class Handler:
             self._on_transition("after", new, event)
         self.timer.wake(transition.due_at)
         if transition.effects:
-            await self.run_effects(new.id)
+            await self.run_effects(new.id, current=_as_stored(new, old.version_no))
         if new.phase.terminal:
             await self.start_next(new.service, new.env)
 
     async def try_handle(
-        self, deployment_id: str, event: Event, completes: str | None = None
+        self,
+        deployment_id: str,
+        event: Event,
+        completes: Sequence[str] = (),
+        current: Deployment | None = None,
     ) -> Deployment | None:
         """``handle``, treating a refused (stale) event as nothing to do: ticks and late callbacks."""
         try:
-            return await self.handle(deployment_id, event, completes)
+            return await self.handle(deployment_id, event, completes, current)
         except InvalidTransition as exc:
             log.info("ignored stale event: %s", exc)
             return None
 
     async def run_effects(
-        self, deployment_id: str | None = None, current: Deployment | None = None
-    ) -> list[PendingEffect]:
+        self,
+        deployment_id: str | None = None,
+        current: Deployment | None = None,
+        pending: Sequence[PendingEffect] | None = None,
+    ) -> Sequence[PendingEffect]:
         """Perform the outbox's pending effects (of one deployment, or all), oldest first, once each.
 
         ``current``: the deployment as its caller just stored or read it, so the effects are
         performed on it without reading it again (an effect without a result leaves the row as it
         was; one whose result was handled may have moved it on, so the next effect reads it).
 
+        Effects without a result are marked done together: with the next effect's result, or in
+        one statement once the run ends or an effect fails (a crash before that performs them
+        again, which their keys make harmless); until then they stay in ``_running``, so no other
+        run performs them meanwhile.
+
         Returns the effects that were pending (empty: there was nothing to do, so a caller that read
-        the deployment before needs not read it again)."""
-        pending = await self.ctx.store.pending_effects(deployment_id)
+        the deployment before needs not read it again). ``pending``: what the outbox owes, when
+        the caller knows it (the transition just stored said so), so it is not read again."""
+        if pending is None:
+            pending = await self.ctx.store.pending_effects(deployment_id)
         known = {current.id: current} if current is not None else {}
-        for item in pending:
-            if item.key in self._running:
-                continue
-            self._running.add(item.key)
-            try:
-                dep = known.pop(item.deployment_id, None) or await self._load(item.deployment_id)
-                effect = effect_from_payload(item.effect_type, item.payload)
-                result = await self._perform(dep, effect)
-                # What the effect learnt is stored with the effect marked done, in one transaction;
-                # only an effect without a result (or whose result came too late) is marked on its own.
-                if result is None:
-                    await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
-                    known[dep.id] = dep  # performing it changed nothing stored of the deployment
-                elif await self.try_handle(dep.id, result, item.key) is None:
-                    await self.ctx.store.effect_done(item.key, self.ctx.clock.now())
-            except TransientError as exc:
-                log.warning("effect %s will be retried: %s", item.key, exc)
-                await self._effect_failed(item.key, str(exc))
-            except Exception as exc:
-                # A bug or an unexpected answer: keep the effect pending (a tick retries it) and say so.
-                log.exception("effect %s failed", item.key)
-                await self._effect_failed(item.key, f"{type(exc).__name__}: {exc}")
-            finally:
-                self._running.discard(item.key)
+        unmarked: list[str] = []
+        try:
+            for item in pending:
+                if item.key not in self._running:
+                    self._running.add(item.key)
+                    await self._run_effect(item, known, unmarked)
+        finally:
+            await self._mark_done(unmarked)
         return pending
+
+    async def _run_effect(
+        self, item: PendingEffect, known: dict[str, Deployment], unmarked: list[str]
+    ) -> None:
+        """Perform one pending effect (its key already in ``_running``) and handle what it learnt."""
+        done = False
+        try:
+            dep = known.pop(item.deployment_id, None) or await self._load(item.deployment_id)
+            effect = effect_from_payload(item.effect_type, item.payload)
+            result = await self._perform(dep, effect)
+            if result is None:
+                known[dep.id] = dep  # performing it changed nothing stored of the deployment
+                unmarked.append(item.key)
+                done = True
+                return
+            # What the effect learnt is stored with it (and those before it) marked done, in one
+            # transaction; an effect whose result came too late is marked with the rest.
+            completes = (*unmarked, item.key)
+            if await self.try_handle(dep.id, result, completes, current=dep) is None:
+                unmarked.append(item.key)
+                done = True
+            else:
+                self._running.difference_update(unmarked)
+                unmarked.clear()
+        except TransientError as exc:
+            log.warning("effect %s will be retried: %s", item.key, exc)
+            await self._mark_done(unmarked)
+            await self._effect_failed(item.key, str(exc))
+        except Exception as exc:
+            # A bug or an unexpected answer: keep the effect pending (a tick retries it) and say so.
+            log.exception("effect %s failed", item.key)
+            await self._mark_done(unmarked)
+            await self._effect_failed(item.key, f"{type(exc).__name__}: {exc}")
+        finally:
+            if not done:
+                self._running.discard(item.key)
+
+    async def _mark_done(self, keys: list[str]) -> None:
+        """Mark ``keys`` done in one statement and let other runs see them again; empties ``keys``."""
+        if keys:
+            try:
+                await self.ctx.store.effects_done(list(keys), self.ctx.clock.now())
+            finally:
+                self._running.difference_update(keys)
+                keys.clear()
 
     async def _effect_failed(self, key: str, error: str) -> None:
         await self.ctx.store.effect_failed(key, error[:2000], self.ctx.clock.now())
@@ -262,7 +339,7 @@ class Handler:
     async def _begin(self, dep: Deployment) -> Deployment:
         """The first event of a deployment that holds its service and environment."""
         event = admission.first_event(dep, needs_approvals=bool(self.ctx.environment(dep).approvals))
-        return await self.handle(dep.id, event)
+        return await self.handle(dep.id, event, current=dep)  # as just stored or read: not read again
 
     async def start_next(self, service: str, env: str) -> None:
         """A deployment ended: start the oldest queued request for the same service and environment."""

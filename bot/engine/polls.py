@@ -77,10 +77,10 @@ class Polls:
 
     async def poll(self, deployment_id: str) -> None:
         """Move one deployment on from what the outside world says now."""
-        # The deployment first, then its outbox: when the outbox held nothing, the deployment read
-        # before it is current and nothing is pending, so neither is read twice (the usual poll).
-        dep = await self.ctx.store.get_deployment(deployment_id)
-        if await self.orch.run_effects(deployment_id, current=dep):
+        # The deployment and whether its outbox owes anything, in one read: when it owes nothing
+        # (the usual poll), that read is current and the outbox is not read at all.
+        dep, owing = await self.ctx.store.deployment_owing(deployment_id)
+        if owing and await self.orch.run_effects(deployment_id, current=dep):
             # Effects ran: they may have moved it on, failed (still pending) or queued more.
             dep = await self.ctx.store.get_deployment(deployment_id)
             if (
@@ -118,12 +118,13 @@ class Polls:
         status = await self.ctx.ci.status(BuildRef(job, dep.build_queue_item, dep.build_number))
         number = status.ref.number
         if number is not None and number != dep.build_number:
-            dep = await self.orch.try_handle(dep.id, BuildStarted(number=number)) or dep
+            # ``current``: the row this poll read, decided on without reading it again.
+            dep = await self.orch.try_handle(dep.id, BuildStarted(number=number), current=dep) or dep
         if status.state is BuildState.SUCCEEDED:
             await self._notices.say(
                 dep, BuildProgress(dep, status.state.value, status.url, 1.0, None, number, status.result)
             )
-            await self.orch.try_handle(dep.id, BuildSucceeded(number=number))
+            await self.orch.try_handle(dep.id, BuildSucceeded(number=number), current=dep)
         elif status.state.finished:
             tail = await self._console_tail(status.ref) if number is not None else None
             what = f"build #{number}" if number is not None else "the queued build"
@@ -158,7 +159,7 @@ class Polls:
         weights = self.ctx.canary_steps(dep)
         weight = weights[dep.step] if dep.strategy is Strategy.CANARY and dep.step < len(weights) else None
         if status.phase is RolloutPhase.DONE:
-            await self.orch.try_handle(dep.id, RolloutCompleted(step=dep.step))
+            await self.orch.try_handle(dep.id, RolloutCompleted(step=dep.step), current=dep)
         elif status.phase is RolloutPhase.FAILED:
             await self.orch.try_handle(dep.id, RolloutFailed(reason=status.message or "the rollout failed"))
         else:

@@ -68,9 +68,16 @@ async def take_due(engine: AsyncEngine, now: datetime, limit: int) -> DueWork:
 
 
 async def reschedule(
-    engine: AsyncEngine, deployments: Sequence[DeploymentDue], watches: Sequence[WatchDue]
+    engine: AsyncEngine,
+    deployments: Sequence[DeploymentDue],
+    watches: Sequence[WatchDue],
+    *,
+    earliest: bool = True,
 ) -> datetime | None:
-    """Store the next due times of work that did not change; the earliest due time stored now."""
+    """Store the next due times of work that did not change; the earliest due time stored now.
+
+    ``earliest=False`` leaves that SELECT out (None is returned): a poll's own due time is told to
+    the timer directly, and the SELECT was a third of what storing it cost."""
     async with engine.begin() as conn:
         if deployments:
             await conn.execute(
@@ -88,7 +95,7 @@ async def reschedule(
                     for w in watches
                 ],
             )
-        return await _earliest(conn)
+        return await _earliest(conn) if earliest else None
 
 
 async def earliest(engine: AsyncEngine) -> datetime | None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain.audit import AuditEntry
@@ -49,7 +49,12 @@ __all__ = [
 
 _DEPLOYMENTS = cast(Table, DeploymentRow.__table__)
 _OUTBOX = cast(Table, OutboxRow.__table__)
+_EVENTS = cast(Table, DeploymentEventRow.__table__)
 _ONE_DEPLOYMENT = select(_DEPLOYMENTS).where(_DEPLOYMENTS.c.id == bindparam("b_id"))
+_OWING = (
+    exists().where(_OUTBOX.c.deployment_id == bindparam("b_id"), _OUTBOX.c.done_at.is_(None)).label("owing")
+)
+_ONE_DEPLOYMENT_OWING = select(_DEPLOYMENTS, _OWING).where(_DEPLOYMENTS.c.id == bindparam("b_id"))
 
 
 def _created_due(dep: Deployment) -> datetime | None:
@@ -81,10 +86,11 @@ class Repository(RecordQueries, OutboxQueries):
         All or nothing. Raises ``DuplicateDeployment`` if the id is taken, ``Busy`` if ``dep`` is
         past ``requested`` while another deployment holds its service and environment.
         """
-        async with self._sessions.begin() as session:
+        # Core on one connection, as a transition's writes: every /deploy stores one.
+        async with self._engine.begin() as conn:
             try:
-                inserted = await session.execute(
-                    sql.insert(session, DeploymentRow)
+                inserted = await conn.execute(
+                    sql.insert(conn, DeploymentRow)
                     .values(**self._masked(convert.deployment_values(dep), "reason", "emergency_reason"))
                     # Stored in flight (not queued, not finished): due at once, the timer takes it from there.
                     .values(due_at=_created_due(dep))
@@ -97,8 +103,8 @@ class Repository(RecordQueries, OutboxQueries):
                 raise
             if inserted.first() is None:
                 raise DuplicateDeployment(f"a deployment with id {dep.id} already exists")
-            session.add(
-                DeploymentEventRow(
+            await conn.execute(
+                insert(_EVENTS).values(
                     deployment_id=dep.id,
                     seq=1,
                     type=event_type,
@@ -106,14 +112,20 @@ class Repository(RecordQueries, OutboxQueries):
                     at=dep.created_at,
                 )
             )
-            await session.flush()
-            await queue_effects(session, effects, self._redactor)
+            await queue_effects(conn, effects, self._redactor)
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None:
         # Core on a bare connection, as the rest of the hot path: every transition and poll reads this.
         async with self._engine.connect() as conn:
             row = (await conn.execute(_ONE_DEPLOYMENT, {"b_id": deployment_id})).first()
             return None if row is None else convert.to_deployment(row)
+
+    async def deployment_owing(self, deployment_id: str) -> tuple[Deployment | None, bool]:
+        """The deployment and whether effects of it are pending, in one SELECT: a poll asks both,
+        and the outbox is nearly always empty, so it is read only when it is not."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_ONE_DEPLOYMENT_OWING, {"b_id": deployment_id})).first()
+            return (None, False) if row is None else (convert.to_deployment(row), bool(row.owing))
 
     async def save_transition(
         self,
@@ -142,27 +154,40 @@ class Repository(RecordQueries, OutboxQueries):
         deployment past ``requested`` of its service and environment. Nothing is written then.
         """
         transition = Transition(new_dep, expected_version_no, event_type, event_payload, at, effects, due_at)
+        await self.save_transition_owed(transition, completes)
+
+    async def save_transition_owed(
+        self, transition: Transition, completes: Sequence[str] = ()
+    ) -> list[PendingEffect] | None:
+        """``save_transition``; returns the effects the deployment's outbox owes now when the UPDATE
+        learnt that it owed nothing else (the usual case: the engine then need not read the outbox
+        back), else None."""
+        new_dep, at = transition.deployment, transition.at
         # Core on one connection: the engine's most frequent write, where the ORM session's cost showed.
         async with self._engine.begin() as conn:
-            # The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite),
-            # so the seq computed in the event's INSERT cannot race with another writer of it.
-            try:
-                await writes.update_one(conn, transition, self._redactor)
-            except IntegrityError as exc:
-                if _violates_one_active(exc):
-                    raise Busy(new_dep.service, new_dep.env, new_dep.id) from exc
-                raise
-            await conn.execute(
-                writes.APPEND_EVENT,
-                writes.event_params(new_dep.id, event_type, event_payload, at, self._redactor),
-            )
-            await queue_effects(conn, effects, self._redactor)
+            # What this event completes is marked first, so the UPDATE's answer (did the outbox owe
+            # anything?) leaves it out. The UPDATE then takes the row lock (PostgreSQL; SQLite's write
+            # lock is already held), so the seq computed in the event's INSERT cannot race another writer.
             if completes:
                 await conn.execute(
                     update(_OUTBOX)
                     .where(_OUTBOX.c.key.in_(list(completes)), _OUTBOX.c.done_at.is_(None))
                     .values(done_at=at)
                 )
+            try:
+                owed = await writes.update_one_owing(conn, transition, self._redactor)
+            except IntegrityError as exc:
+                if _violates_one_active(exc):
+                    raise Busy(new_dep.service, new_dep.env, new_dep.id) from exc
+                raise
+            await conn.execute(
+                writes.APPEND_EVENT,
+                writes.event_params(
+                    new_dep.id, transition.event_type, transition.event_payload, at, self._redactor
+                ),
+            )
+            queued = await queue_effects(conn, transition.effects, self._redactor)
+        return None if owed else queued
 
     async def save_transitions(self, transitions: Sequence[Transition]) -> None:
         """``save_transition`` for many deployments in one transaction, all or nothing: what one
@@ -307,10 +332,15 @@ class Repository(RecordQueries, OutboxQueries):
         return await due_work.take_due(self._engine, now, limit)
 
     async def reschedule(
-        self, deployments: Sequence[DeploymentDue] = (), watches: Sequence[WatchDue] = ()
+        self,
+        deployments: Sequence[DeploymentDue] = (),
+        watches: Sequence[WatchDue] = (),
+        *,
+        earliest: bool = True,
     ) -> datetime | None:
-        """Store next due times of work that did not change meanwhile; the earliest due time now."""
-        return await due_work.reschedule(self._engine, deployments, watches)
+        """Store next due times of work that did not change meanwhile; the earliest due time now
+        (unless ``earliest=False``: the caller wakes the timer itself)."""
+        return await due_work.reschedule(self._engine, deployments, watches, earliest=earliest)
 
     async def next_due_at(self) -> datetime | None:
         """When the timer next has something to do (None: nothing until an event)."""

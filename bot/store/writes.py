@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert, Update
 
@@ -25,10 +25,11 @@ from bot.errors import StaleDeployment
 from bot.ports import Transition
 from bot.store import rows as convert
 from bot.store import sql
-from bot.store.models import DeploymentEventRow, DeploymentRow
+from bot.store.models import DeploymentEventRow, DeploymentRow, OutboxRow
 
 _DEPLOYMENTS = cast(Table, DeploymentRow.__table__)
 _EVENTS = cast(Table, DeploymentEventRow.__table__)
+_OUTBOX = cast(Table, OutboxRow.__table__)
 _MASKED = ("reason", "emergency_reason")
 """Free-text fields of a deployment, redacted on their way into the row."""
 
@@ -59,6 +60,11 @@ def _update_deployment() -> Update:
 
 APPEND_EVENT = _append_event()
 UPDATE_DEPLOYMENT = _update_deployment()
+UPDATE_DEPLOYMENT_OWING = UPDATE_DEPLOYMENT.returning(
+    exists().where(_OUTBOX.c.deployment_id == bindparam("b_id"), _OUTBOX.c.done_at.is_(None)).label("owing")
+)
+"""The guarded UPDATE, answering whether the deployment's outbox owed anything before this
+transition: when not, what it owes after is what the transition queued, and nobody reads it."""
 
 
 def deployment_params(transition: Transition, redactor: Redactor) -> dict[str, Any]:
@@ -90,6 +96,15 @@ async def update_one(session: sql.Executor, transition: Transition, redactor: Re
     result = await session.execute(UPDATE_DEPLOYMENT, deployment_params(transition, redactor))
     if sql.rowcount(result) != 1:
         raise StaleDeployment(transition.deployment.id, transition.expected_version_no)
+
+
+async def update_one_owing(session: sql.Executor, transition: Transition, redactor: Redactor) -> bool:
+    """``update_one``, answering whether the deployment's outbox held effects not yet done."""
+    result = await session.execute(UPDATE_DEPLOYMENT_OWING, deployment_params(transition, redactor))
+    row = result.first()
+    if row is None:
+        raise StaleDeployment(transition.deployment.id, transition.expected_version_no)
+    return bool(row.owing)
 
 
 async def save_many(session: AsyncSession, transitions: Sequence[Transition], redactor: Redactor) -> None:

@@ -151,3 +151,62 @@ async def test_a_transition_with_one_effect_is_three_statements(repo: Repository
     with statements(repo) as sent:
         await repo.save_transition(dep, 0, "BuildStarted", {}, at(1), [effect], due_at=at(2))
     assert len(sent) == 3  # UPDATE, INSERT event (its seq computed inside), INSERT effect
+
+
+async def test_a_transition_with_three_effects_is_three_statements_and_keeps_their_order(
+    repo: Repository,
+) -> None:
+    dep = deployment(phase=Phase.BUILDING)
+    await stored(repo, dep)
+    effects = [PendingEffect(f"d1:{name}:1", "d1", "Notify", {}, at(1)) for name in ("c", "a", "b")]
+    with statements(repo) as sent:
+        owed = await repo.save_transition_owed(Transition(dep, 0, "BuildStarted", {}, at(1), effects, at(2)))
+    if repo.engine.dialect.name == "sqlite":  # one multi-row INSERT keeps the order there
+        assert len(sent) == 3  # UPDATE (saying the outbox owed nothing), INSERT event, INSERT effects
+    else:  # one INSERT per effect, so the sequence is drawn in order
+        assert len(sent) == 5
+    assert owed == effects  # it owed nothing else: these are what it owes, in order
+    assert await repo.pending_effects("d1") == effects
+
+
+async def test_a_transition_says_what_the_outbox_owes_only_when_it_owed_nothing_else(
+    repo: Repository,
+) -> None:
+    dep = deployment(phase=Phase.BUILDING)
+    await stored(repo, dep)
+    first, second, third = (PendingEffect(f"d1:{n}", "d1", "Notify", {}, at(n)) for n in (1, 2, 3))
+
+    def step(version_no: int, *effects: PendingEffect) -> Transition:
+        return Transition(dep, version_no, "BuildStarted", {}, at(version_no + 1), effects, None)
+
+    assert await repo.save_transition_owed(step(0, first)) == [first]
+    # ``first`` is still owed: the outbox must be read to know what is.
+    assert await repo.save_transition_owed(step(1, second)) is None
+    # What the event completes is left out: with both done, only ``third`` is owed.
+    assert await repo.save_transition_owed(step(2, third), (first.key, second.key)) == [third]
+    # A key already queued is not queued again, and not reported as owed twice.
+    assert await repo.save_transition_owed(step(3, third)) is None
+    assert await repo.pending_effects("d1") == [third]
+
+
+async def test_rescheduling_for_a_caller_that_wakes_the_timer_itself_is_one_statement(
+    repo: Repository,
+) -> None:
+    deps = await _due_deployments(repo, N)
+    with statements(repo) as sent:
+        told = await repo.reschedule(
+            [DeploymentDue(d.id, d.version_no, at(9)) for d in deps], [], earliest=False
+        )
+    assert told is None and len(sent) == 1  # the UPDATE; no SELECT of the earliest
+    assert (await repo.take_due(at(8.9))).deployments == ()
+
+
+async def test_effects_done_together_are_one_statement(repo: Repository) -> None:
+    dep = deployment(phase=Phase.BUILDING)
+    await stored(repo, dep)
+    effects = [PendingEffect(f"d1:{n}", "d1", "Notify", {}, at(1)) for n in range(5)]
+    await repo.save_transition(dep, 0, "BuildStarted", {}, at(1), effects)
+    with statements(repo) as sent:
+        await repo.effects_done([e.key for e in effects[:4]] + ["unknown"], at(2))
+    assert len(sent) == 1
+    assert await repo.pending_effects("d1") == effects[4:]
