@@ -20,6 +20,7 @@ nesting by parentheses, which is all that look-back depends on.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -126,6 +127,7 @@ def _offset_after(code: str, pos: int) -> tuple[timedelta, int]:
         return added, pos
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text, asked per check at every guard tick
 def lookback(query: str) -> timedelta:
     """The longest time ``query`` looks back from its evaluation time; ``LookbackError`` if unreadable."""
     code = _blank(query)
