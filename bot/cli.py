@@ -7,7 +7,6 @@ the work. User mistakes end with a one-line message on stderr and exit code 1, n
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from collections.abc import Sequence
 
@@ -101,10 +100,6 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         return upgrade_command(args.url)
     elif args.command == "serve":
-        # Start-up imports build ~350,000 objects that live as long as the process; the collector
-        # would walk them again at every generation-2 pass while they load (~0.2 s of the cold start).
-        # ``serve_command`` collects and freezes them once, then turns the collector back on.
-        gc.disable()
         from bot.serve import ServeOptions, serve_command
 
         return serve_command(

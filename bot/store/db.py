@@ -38,8 +38,12 @@ DEFAULT_URL = "sqlite+aiosqlite:///./shipthread.db"
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 SQLITE_POOL_SIZE = 1
 """Connections to a SQLite file per process: one writer, queueing in the pool (module docstring)."""
-SQLITE_POOL_TIMEOUT_S = 30.0
-"""How long a statement waits for the connection (a wait that long means something holds it)."""
+SQLITE_POOL_TIMEOUT_S = 10.0
+"""How long a statement waits for the connection (a wait that long means something holds it).
+
+Well under the engine lease's TTL less its renewal period (30 s - 10 s, ``bot.domain.lease``): the
+lease's heartbeat queues for this connection like every writer, and a renewal that waited longer
+would fail only after another engine could have taken the lease over."""
 PG_CONNECT_TIMEOUT_S = 10.0
 PG_COMMAND_TIMEOUT_S = 30.0
 

@@ -74,7 +74,8 @@ def head_revision() -> str:
             down = names.get("down_revision")
             revised.update([down] if isinstance(down, str) else down or ())
     heads = revisions - revised
-    assert len(heads) == 1, f"the packaged migrations must have one head revision, not {sorted(heads)}"
+    if len(heads) != 1:
+        raise PermanentError(f"the packaged migrations must have one head revision, not {sorted(heads)}")
     return heads.pop()
 
 
@@ -110,7 +111,7 @@ async def upgrade(url: str | None = None) -> str:
         connection = await _connect(engine, resolved)
         try:
             head = head_revision()
-            if await connection.run_sync(_revision_of) == head:
+            if await connection.run_sync(_revisions) == [head]:
                 return head  # nothing to do: no lock taken, Alembic not loaded
             await connection.rollback()  # the check's read ends here; the migration's own transaction follows
             config = alembic_config(resolved)
@@ -177,12 +178,19 @@ def _upgrade_on(connection: Connection, config: Config) -> str:
 def _revision_of(connection: Connection) -> str | None:
     """The database's revision with one SELECT (what Alembic's ``get_current_revision`` reads);
     None when the version table does not exist yet or is empty."""
-    if not inspect(connection).has_table(VERSION_TABLE):
-        return None
-    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()  # noqa: S608
+    rows = _revisions(connection)
     if len(rows) > 1:
         raise PermanentError(f"the database is at several revisions at once ({', '.join(rows)}): merge them")
     return str(rows[0]) if rows else None
+
+
+def _revisions(connection: Connection) -> list[str]:
+    """Every revision the database's version table holds (two or more: branches not merged yet,
+    which only Alembic's upgrade to a merge revision resolves); empty before the first migration."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return []
+    query = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 -- a constant name
+    return [str(row) for row in connection.execute(query).scalars()]
 
 
 def _compare(connection: Connection) -> list[Any]:

@@ -82,9 +82,7 @@ async def test_a_30s_slack_outage_mid_deployment_stalls_nothing_and_the_thread_c
         labels = {"__name__": RATIO, "service": "checkout", "run": run}
         push(prometheus.url, [Series(labels, [(int(time.time() * 1000), 0.0)])])
         chat = SlackChat()
-        runtime = await build_from_files(
-            environ, chat, use_scheduler=True, poll_interval_s=0.05
-        )
+        runtime = await build_from_files(environ, chat, use_scheduler=True, poll_interval_s=0.05)
         await chat.wire(runtime, load_settings(environ["SHIPTHREAD_CONFIG"], environ))
         assert chat.notifier is not None
         try:
