@@ -8,8 +8,8 @@ adapter finds its own earlier work by that key, nothing runs twice. What an effe
 back from ``perform`` as an event, handled here like every other one: the effects never call back.
 
 The commands people type are mixins over this base (``bot.engine.admit``, ``judgments``,
-``rollbacks``, ``locking``), composed in ``bot.engine.orchestrator``; the small helpers they share
-(refuse with a message, audit, look up groups, store a new deployment) are here too.
+``rollbacks``, ``locking``), composed in ``bot.engine.orchestrator``; the steps they share besides
+(refuse with a message, audit, look up groups, store a new deployment) are ``bot.engine.commands_base``.
 """
 
 from __future__ import annotations
@@ -17,26 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from bot.domain import admission, ids
-from bot.domain.audit import BOT, AuditEntry
+from bot.domain import admission
+from bot.domain.audit import BOT
 from bot.domain.deployment import Deployment
 from bot.domain.effects import Effect, effect_from_payload, effect_to_payload
 from bot.domain.events import Event, event_to_payload, event_type_name
-from bot.domain.message import Message
-from bot.domain.notifications import Refused
 from bot.domain.phases import Phase
 from bot.domain.transitions import apply
 from bot.engine import due_times
+from bot.engine.commands_base import CommandSteps, IdSource, Outcome, request_target
 from bot.engine.context import Context
 from bot.engine.turns import in_turns
 from bot.errors import (
-    DuplicateDeployment,
     InvalidTransition,
     StaleDeployment,
     TransientError,
@@ -49,30 +46,12 @@ __all__ = ["BOT", "Handler", "IdSource", "Outcome", "Perform", "Timer", "Transit
 log = logging.getLogger("shipthread.engine")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to a person's command: what happened, in words they can act on.
-
-    ``message`` is structured (the Slack layer renders it, ``str()`` gives the CLI and logs' form).
-    """
-
-    ok: bool
-    message: Message
-    deployment: Deployment | None = None
-
-
 class Timer:
     """What the orchestrator asks of the scheduler; the default does nothing (tests drive ticks)."""
 
     def wake(self, at: datetime | None) -> None:
         """Something is due at ``at`` (stored with it): look no later than then. None: nothing is."""
 
-
-IdSource = Callable[[], str]
-"""Where new deployment ids come from (the default draws ``bot.domain.ids`` ids; tests inject)."""
-
-_ID_ATTEMPTS = 5
-"""Ids drawn for one new deployment before a taken id is an error (one retry is already unheard of)."""
 
 TransitionHook = Callable[[str, Deployment, Event], None]
 """Called with ``"before"`` just before a transition is stored and ``"after"`` right after it,
@@ -83,7 +62,7 @@ Perform = Callable[[Deployment, Effect], Awaitable[Event | None]]
 """Performs one effect and returns the event it produced, if any (``bot.engine.effects.Effects.perform``)."""
 
 
-class Handler:
+class Handler(CommandSteps):
     def __init__(
         self,
         ctx: Context,
@@ -354,62 +333,6 @@ class Handler:
             except TransientError as exc:
                 # Another replica took the slot first (the store's one-active rule): stay queued.
                 log.info("%s stays queued: %s", queued[0].id, exc)
-
-    # -- small helpers the commands share -----------------------------------------------------------
-
-    async def _members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
-        return {g: await self.ctx.directory.members(g) for g in dict.fromkeys(groups)}
-
-    async def _break_glass_members(self) -> frozenset[str]:
-        group = self.ctx.policy.break_glass_group
-        return await self.ctx.directory.members(group) if group else frozenset()
-
-    async def _refuse(
-        self, user: str, channel: str | None, action: str, target: str, message: Message | str
-    ) -> Outcome:
-        """Say no, record that we did, change nothing else. A bare ``str`` is plain text."""
-        said = message if isinstance(message, Message) else Message.of(message)
-        await self._audit(user, action, channel, target, f"refused: {said}")
-        await self.ctx.tell(Refused(user, channel or "", said, action, target))
-        return Outcome(False, said)
-
-    async def _audit(
-        self, actor: str, action: str, channel: str | None, target: str | None, outcome: str, **detail: object
-    ) -> None:
-        entry = AuditEntry(
-            at=self.ctx.clock.now(),
-            actor=actor,
-            action=action,
-            channel=channel,
-            target=target,
-            outcome=outcome,
-            detail={k: v for k, v in detail.items() if v is not None},
-        )
-        await self.ctx.store.record_audit(entry)
-
-    def _new_id(self) -> str:
-        # Short enough to type in /deploy cancel, wide enough for millions (odds in bot.domain.ids).
-        if self._id_source is not None:
-            return self._id_source()
-        return ids.deployment_id(self.ctx.policy.id_prefix, secrets.randbits(ids.ID_BITS))
-
-    async def _store_new(self, dep: Deployment, event_type: str, payload: dict[str, object]) -> Deployment:
-        """Store a new deployment; a taken id is a retry with a fresh one, not the requester's problem."""
-        for attempt in range(1, _ID_ATTEMPTS + 1):
-            try:
-                await self.ctx.store.create_deployment(dep, event_type, payload)
-                return dep
-            except DuplicateDeployment:
-                if attempt == _ID_ATTEMPTS:
-                    raise
-                log.warning("deployment id %s is taken (attempt %d): drawing another", dep.id, attempt)
-                dep = replace(dep, id=self._new_id())
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def request_target(service: str, env: str | None) -> str:
-    """The audit target of a request: ``service/env``, or the service alone before env is known."""
-    return f"{service}/{env}" if env else service
 
 
 def _as_stored(new: Deployment, expected_version_no: int) -> Deployment | None:
