@@ -13,9 +13,10 @@ still holds its lease, database reachable and migrated, playbooks loaded, Slack 
 channels resolved — each failing part named in the body, 503; ``shutting_down`` once SIGTERM came,
 so load balancers stop sending work), ``GET /metrics`` (``bot.metrics``).
 
-Start-up keeps the event loop free: the heavy imports happen before the loop runs, the kubernetes
-client's API classes load in a thread before serving, and ``bot.looplag`` measures from the first
-moment how late the loop runs its callbacks (``shipthread_event_loop_lag_seconds``).
+Start-up keeps the event loop free: the heavy imports happen before the loop runs, what the
+kubernetes client loads lazily (its ``ApiClient`` and REST layer) loads in a thread before serving,
+and ``bot.looplag`` measures from the first moment how late the loop runs its callbacks
+(``shipthread_event_loop_lag_seconds``).
 
 SIGTERM (or SIGINT): ``/readyz`` answers 503, new Slack requests get 503 (Slack retries them
 elsewhere), the work already acked finishes (bounded by ``--drain``), the engine lets its running
@@ -117,8 +118,8 @@ class Server:
 
     async def start(self) -> None:
         self.lag.start()
-        # The kubernetes client loads its API classes on first use, ~0.8 s of imports: here, in a
-        # thread and before serving, not on the loop in the middle of the first deployment.
+        # The kubernetes client loads its ApiClient and REST layer on first use: here, in a thread
+        # and before serving, not on the loop in the middle of the first deployment.
         await self.runtime.cluster.preload()
         await self._prune_keys()
         if self.runtime.notifier is not None:

@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import urllib3
 from kubernetes import client as k8s
@@ -65,13 +65,16 @@ class ClusterAccess:
         return f"kubeconfig context {self.context or '(current)'}"
 
 
+Kind = Literal["Deployment", "Service"]
+"""The kinds the adapter reads and writes by name (ReplicaSets are only listed)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Ref:
     """One named object in one namespace of one cluster."""
 
     cluster: str
-    kind: str
-    """``Deployment`` or ``Service``."""
+    kind: Kind
     namespace: str
     name: str
 
@@ -82,7 +85,7 @@ class Ref:
         """The object within its cluster, for messages that name the cluster already."""
         return f"{self.kind} {self.name} in namespace {self.namespace}"
 
-    def named(self, name: str, kind: str | None = None) -> Ref:
+    def named(self, name: str, kind: Kind | None = None) -> Ref:
         return Ref(self.cluster, kind or self.kind, self.namespace, name)
 
 

@@ -71,7 +71,8 @@ class KubernetesCluster(CanaryMoves, BlueGreenMoves):
         self._clock = clock
 
     async def preload(self) -> None:
-        """Load the client's API classes in the adapter's thread pool, off the event loop (at start)."""
+        """Load what the client loads lazily (``k8s_access.load_api_classes``) in the adapter's thread
+        pool, off the event loop (at start)."""
         await self._runner.run(load_api_classes)
 
     def close(self) -> None:
