@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from aiohttp import web
 from bot.config import ENV_OVERRIDES, SECRET_VARIABLES, load_settings
 from bot.sandbox.server import ServerThread
 from bot.serve import ServeOptions
+from tests.support.silent_server import silent_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -225,30 +225,8 @@ def test_the_healthcheck_passes_on_a_healthy_bot_and_fails_otherwise(
 
 
 def test_the_healthcheck_gives_up_on_a_bot_that_never_answers() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_and_hold() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept_and_hold, daemon=True)
-    thread.start()
-    try:
-        code, seconds = run_check(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    with silent_server(backlog=4) as port:
+        code, seconds = run_check(port)
 
     [check] = final("HEALTHCHECK")
     docker_timeout = float(check.split("--timeout=")[1].split("s")[0])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 import urllib.request
 import uuid
@@ -19,6 +17,7 @@ from bot.domain.measurements import NoData, QueryFailed, Value
 from bot.ports import GuardQuery
 from tests.support.prometheus import PrometheusServer, free_port
 from tests.support.promwrite import Series, push
+from tests.support.silent_server import silent_server
 
 ERROR_RATIO = (
     'sum(rate(http_requests_total{service="{service}",run="{env}",code=~"5.."}[2m]))'
@@ -135,38 +134,18 @@ async def test_prometheus_down_is_an_error_never_a_pass() -> None:
 
 
 async def test_a_server_that_never_answers_times_out() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    adapter = PrometheusMetrics(
-        f"http://127.0.0.1:{listener.getsockname()[1]}",
-        timeout_s=0.3,
-        policy=RetryPolicy(attempts=2, total_s=2, initial_s=0.05),
-    )
-    try:
-        started = time.monotonic()
-        result = await adapter.query("vector(1)")
-        elapsed = time.monotonic() - started
-    finally:
-        adapter.close()
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    with silent_server() as port:
+        adapter = PrometheusMetrics(
+            f"http://127.0.0.1:{port}",
+            timeout_s=0.3,
+            policy=RetryPolicy(attempts=2, total_s=2, initial_s=0.05),
+        )
+        try:
+            started = time.monotonic()
+            result = await adapter.query("vector(1)")
+            elapsed = time.monotonic() - started
+        finally:
+            adapter.close()
     assert isinstance(result, QueryFailed)
     assert "did not answer" in result.message
     assert elapsed < 5  # bounded by timeout x attempts, not hanging

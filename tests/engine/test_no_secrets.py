@@ -10,7 +10,6 @@ got and every row of every table is searched for the secrets, and none may be fo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from bot.sandbox.server import ServerThread
 from bot.store.models import Base
 from tests.engine.stack import Stack, build_from_files, create_k8s_deployment, playbook, write_stack_files
 from tests.engine.typed import deployment_of
-from tests.support.postgres import PostgresCluster, unavailable_reason
+from tests.support.postgres import PostgresCluster, cluster_or_skip
 from tests.support.prometheus import PrometheusServer
 
 HELD = {
@@ -77,13 +76,7 @@ def jenkins_server() -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    with PostgresCluster() as cluster:
-        yield cluster
+    yield from cluster_or_skip()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -25,19 +25,13 @@ from bot.sandbox.jenkins import emulator_of
 from bot.sandbox.server import ServerThread
 from bot.store.lease import DatabaseLease
 from tests.engine.stack import build_from_files, playbook, write_stack_files
-from tests.support.postgres import PostgresCluster, unavailable_reason
+from tests.support.postgres import PostgresCluster, cluster_or_skip
 from tests.support.prometheus import PrometheusServer
 
 
 @pytest.fixture(scope="module")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    with PostgresCluster() as cluster:
-        yield cluster
+    yield from cluster_or_skip()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,20 +15,14 @@ import pytest
 from bot.store import migrate
 from bot.store.db import create_engine
 from bot.store.repository import Repository
-from tests.support.postgres import PostgresCluster, unavailable_reason
+from tests.support.postgres import PostgresCluster, cluster_or_skip
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    with PostgresCluster() as cluster:
-        yield cluster
+    yield from cluster_or_skip()
 
 
 @pytest.fixture

@@ -21,11 +21,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import asyncpg
+import pytest
 
 SERVER_USER = "postgres"
 
@@ -208,3 +210,15 @@ class PostgresCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def cluster_or_skip() -> Iterator[PostgresCluster]:
+    """The body of a ``postgres_cluster`` fixture: a running cluster, or a skip saying why there is
+    none (a failure under ``CI=true``, where a missing server is never a skip)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    with PostgresCluster() as cluster:
+        yield cluster
