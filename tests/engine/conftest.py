@@ -7,17 +7,14 @@ the in-memory stand-ins only (``tests.engine.stack.MEMORY``, marked ``fast``), o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.sandbox.jenkins import create_jenkins_app
-from bot.sandbox.kubernetes import create_kubernetes_app
-from bot.sandbox.server import ServerThread
 from tests.engine.fast_stack import MemoryStack, make_memory_stack
-from tests.engine.stack import MEMORY, Stack, make_stack, new_run
+from tests.engine.stack import MEMORY, Stack, make_stack
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -26,24 +23,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if any(m.args and m.args[0] == "systems" for m in metafunc.definition.iter_markers("parametrize")):
         return
     metafunc.parametrize("systems", [MEMORY])
-
-
-@pytest.fixture
-def jenkins_server() -> Iterator[ServerThread]:
-    # Builds take 2 emulated seconds by default; at 1/20 of real time that is 0.1 s.
-    with ServerThread(create_jenkins_app(time_scale=0.05), name="jenkins") as server:
-        yield server
-
-
-@pytest.fixture
-def k8s_server() -> Iterator[ServerThread]:
-    with ServerThread(create_kubernetes_app(time_scale=0.05), name="kubernetes") as server:
-        yield server
-
-
-@pytest.fixture
-def run() -> str:
-    return new_run()
 
 
 @pytest.fixture

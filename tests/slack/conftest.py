@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.jenkins import create_jenkins_app
-from bot.sandbox.kubernetes import create_kubernetes_app
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import User, create_slack_app, emulator_of
-from tests.engine.stack import create_k8s_deployment, new_run
+from tests.engine.stack import create_k8s_deployment
 from tests.slack.serve_process import ServeProcess, serve_environ, start_serve
 
 IMAGE = "registry.example.com/{}:{}"
@@ -25,23 +23,6 @@ def slack_server() -> Iterator[ServerThread]:
         for user in EXTRA_USERS:
             emulator_of(server.app).add_user(user)
         yield server
-
-
-@pytest.fixture
-def jenkins_server() -> Iterator[ServerThread]:
-    with ServerThread(create_jenkins_app(time_scale=0.05), name="jenkins") as server:
-        yield server
-
-
-@pytest.fixture
-def k8s_server() -> Iterator[ServerThread]:
-    with ServerThread(create_kubernetes_app(time_scale=0.05), name="kubernetes") as server:
-        yield server
-
-
-@pytest.fixture
-def run() -> str:
-    return new_run()
 
 
 @pytest.fixture
